@@ -1,0 +1,100 @@
+//! Microsoft GUID in wire layout (kms-protocol.md "Conventions"): Data1 u32 LE, Data2 u16 LE,
+//! Data3 u16 LE, Data4 8 raw bytes. Stored as the 16 wire bytes; printed in lower-case canonical form.
+
+use std::fmt;
+
+/// A GUID as it appears on the wire (16 bytes, mixed-endian Microsoft layout).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Guid(pub [u8; 16]);
+
+impl Guid {
+    /// The all-zero GUID.
+    pub const ZERO: Guid = Guid([0; 16]);
+
+    /// Reads a GUID from the first 16 bytes of `b`; `None` when `b` is shorter.
+    pub fn from_wire(b: &[u8]) -> Option<Guid> {
+        b.get(..16)?.try_into().ok().map(Guid)
+    }
+
+    /// True when every byte is zero.
+    pub fn is_zero(&self) -> bool {
+        self.0 == [0; 16]
+    }
+
+    /// Parses the canonical text form `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (either case).
+    pub fn parse(s: &str) -> Option<Guid> {
+        let s = s.as_bytes();
+        if s.len() != 36 || s[8] != b'-' || s[13] != b'-' || s[18] != b'-' || s[23] != b'-' {
+            return None;
+        }
+        let mut hex = [0u8; 16];
+        let mut n = 0;
+        let mut i = 0;
+        while i < 36 {
+            if s[i] == b'-' {
+                i += 1;
+                continue;
+            }
+            let hi = hexval(*s.get(i)?)?;
+            let lo = hexval(*s.get(i + 1)?)?;
+            *hex.get_mut(n)? = hi << 4 | lo;
+            n += 1;
+            i += 2;
+        }
+        if n != 16 {
+            return None;
+        }
+        // Text order is big-endian per field; the wire swaps the first three fields.
+        let mut w = hex;
+        w[0..4].reverse();
+        w[4..6].reverse();
+        w[6..8].reverse();
+        Some(Guid(w))
+    }
+}
+
+fn hexval(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+impl fmt::Display for Guid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = &self.0;
+        write!(
+            f,
+            "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+            b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
+        )
+    }
+}
+
+impl fmt::Debug for Guid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Guid({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_layout_matches_spec_example() {
+        // kms-protocol.md Conventions: 55c92734-d682-4d71-983e-d6ec3f16059f
+        let wire = [
+            0x34, 0x27, 0xc9, 0x55, 0x82, 0xd6, 0x71, 0x4d, 0x98, 0x3e, 0xd6, 0xec, 0x3f, 0x16, 0x05, 0x9f,
+        ];
+        let g = Guid::from_wire(&wire).unwrap();
+        assert_eq!(g.to_string(), "55c92734-d682-4d71-983e-d6ec3f16059f");
+        assert_eq!(Guid::parse("55C92734-D682-4D71-983E-D6EC3F16059F"), Some(g));
+        assert_eq!(Guid::parse("55c92734-d682-4d71-983e-d6ec3f16059"), None);
+        assert_eq!(Guid::parse("55c92734xd682-4d71-983e-d6ec3f16059f"), None);
+        assert!(Guid::ZERO.is_zero());
+        assert!(Guid::from_wire(&wire[..15]).is_none());
+    }
+}

@@ -1,0 +1,124 @@
+//! Packet time and wire timestamps: capture timestamps as nanoseconds since the Unix epoch,
+//! Windows FILETIME (100 ns since 1601-01-01, kms-protocol.md "Conventions"), RFC 3339 text.
+
+use std::fmt;
+
+/// Capture time: nanoseconds since 1970-01-01T00:00:00Z (may be negative for bogus captures).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ts(pub i64);
+
+/// FILETIME ticks between 1601-01-01 and 1970-01-01.
+const FILETIME_UNIX_EPOCH: i64 = 116_444_736_000_000_000;
+
+impl Ts {
+    /// From seconds and a fraction expressed in nanoseconds (saturating).
+    pub fn from_parts(secs: i64, nanos: i64) -> Ts {
+        Ts(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+    }
+
+    /// A Windows FILETIME as a `Ts` (saturating for values beyond the i64 range).
+    pub fn from_filetime(ft: u64) -> Ts {
+        let ticks = i64::try_from(ft).unwrap_or(i64::MAX);
+        Ts(ticks.saturating_sub(FILETIME_UNIX_EPOCH).saturating_mul(100))
+    }
+
+    /// Whole seconds since the Unix epoch (floor).
+    pub fn secs(self) -> i64 {
+        self.0.div_euclid(1_000_000_000)
+    }
+
+    /// Milliseconds from `earlier` to `self`, as a float.
+    pub fn millis_since(self, earlier: Ts) -> f64 {
+        (self.0.saturating_sub(earlier.0)) as f64 / 1e6
+    }
+
+    /// Formats as RFC 3339 UTC with microseconds: `2026-11-23T15:10:04.123456Z`.
+    pub fn rfc3339_micros(self) -> Rfc3339 {
+        Rfc3339 { ts: self, micros: true }
+    }
+
+    /// Formats as RFC 3339 UTC to the second: `2026-11-23T15:10:04Z`.
+    pub fn rfc3339_secs(self) -> Rfc3339 {
+        Rfc3339 { ts: self, micros: false }
+    }
+
+    /// The calendar date `YYYY-MM-DD`.
+    pub fn date(self) -> (i64, u32, u32) {
+        civil_from_days(self.secs().div_euclid(86_400))
+    }
+}
+
+/// Display adaptor returned by [`Ts::rfc3339_micros`] and [`Ts::rfc3339_secs`].
+#[derive(Clone, Copy)]
+pub struct Rfc3339 {
+    ts: Ts,
+    micros: bool,
+}
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.ts.secs();
+        let sub_ns = self.ts.0.rem_euclid(1_000_000_000);
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", sod / 3600, sod / 60 % 60, sod % 60)?;
+        if self.micros {
+            write!(f, ".{:06}", sub_ns / 1000)?;
+        }
+        f.write_str("Z")
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
+/// (H. Hinnant's `civil_from_days`).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// (year, month, day) to days since 1970-01-01 (inverse of [`civil_from_days`]).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filetime_from_spec_vector() {
+        // kms-protocol.md TV-4: 134399202000000000 = 2026-11-23T15:10:00Z
+        let t = Ts::from_filetime(134_399_202_000_000_000);
+        assert_eq!(t.rfc3339_secs().to_string(), "2026-11-23T15:10:00Z");
+        assert_eq!(t.rfc3339_micros().to_string(), "2026-11-23T15:10:00.000000Z");
+        let t = Ts::from_filetime(134_399_202_010_000_000);
+        assert_eq!(t.rfc3339_secs().to_string(), "2026-11-23T15:10:01Z");
+    }
+
+    #[test]
+    fn calendar_round_trip() {
+        for days in [-800_000i64, -1, 0, 1, 59, 60, 365, 10_957, 20_780, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(Ts(-1).rfc3339_micros().to_string(), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(Ts::from_filetime(0).date(), (1601, 1, 1));
+        assert_eq!(Ts::from_filetime(u64::MAX).secs(), i64::MAX / 1_000_000_000);
+    }
+}
