@@ -68,7 +68,22 @@ impl fmt::Display for Guid {
         write!(
             f,
             "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-            b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
+            b[3],
+            b[2],
+            b[1],
+            b[0],
+            b[5],
+            b[4],
+            b[7],
+            b[6],
+            b[8],
+            b[9],
+            b[10],
+            b[11],
+            b[12],
+            b[13],
+            b[14],
+            b[15]
         )
     }
 }
@@ -87,7 +102,8 @@ mod tests {
     fn wire_layout_matches_spec_example() {
         // kms-protocol.md Conventions: 55c92734-d682-4d71-983e-d6ec3f16059f
         let wire = [
-            0x34, 0x27, 0xc9, 0x55, 0x82, 0xd6, 0x71, 0x4d, 0x98, 0x3e, 0xd6, 0xec, 0x3f, 0x16, 0x05, 0x9f,
+            0x34, 0x27, 0xc9, 0x55, 0x82, 0xd6, 0x71, 0x4d, 0x98, 0x3e, 0xd6, 0xec, 0x3f, 0x16,
+            0x05, 0x9f,
         ];
         let g = Guid::from_wire(&wire).unwrap();
         assert_eq!(g.to_string(), "55c92734-d682-4d71-983e-d6ec3f16059f");

@@ -19,7 +19,9 @@ impl Ts {
     /// A Windows FILETIME as a `Ts` (saturating for values beyond the i64 range).
     pub fn from_filetime(ft: u64) -> Ts {
         let ticks = i64::try_from(ft).unwrap_or(i64::MAX);
-        Ts(ticks.saturating_sub(FILETIME_UNIX_EPOCH).saturating_mul(100))
+        Ts(ticks
+            .saturating_sub(FILETIME_UNIX_EPOCH)
+            .saturating_mul(100))
     }
 
     /// Whole seconds since the Unix epoch (floor).
@@ -34,12 +36,20 @@ impl Ts {
 
     /// Formats as RFC 3339 UTC with microseconds: `2026-11-23T15:10:04.123456Z`.
     pub fn rfc3339_micros(self) -> Rfc3339 {
-        Rfc3339 { ts: self, micros: true }
+        Rfc3339 {
+            secs: self.secs(),
+            sub_ns: self.0.rem_euclid(1_000_000_000),
+            micros: true,
+        }
     }
 
     /// Formats as RFC 3339 UTC to the second: `2026-11-23T15:10:04Z`.
     pub fn rfc3339_secs(self) -> Rfc3339 {
-        Rfc3339 { ts: self, micros: false }
+        Rfc3339 {
+            secs: self.secs(),
+            sub_ns: 0,
+            micros: false,
+        }
     }
 
     /// The calendar date `YYYY-MM-DD`.
@@ -51,18 +61,38 @@ impl Ts {
 /// Display adaptor returned by [`Ts::rfc3339_micros`] and [`Ts::rfc3339_secs`].
 #[derive(Clone, Copy)]
 pub struct Rfc3339 {
-    ts: Ts,
+    secs: i64,
+    sub_ns: i64,
     micros: bool,
+}
+
+/// A FILETIME (100 ns ticks since 1601) as seconds since the Unix epoch; exact over the whole u64 range.
+pub fn filetime_unix_secs(ft: u64) -> i64 {
+    (ft / 10_000_000) as i64 - FILETIME_UNIX_EPOCH / 10_000_000
+}
+
+/// Formats a FILETIME as RFC 3339 UTC to the second, over its whole range (1601 to year 60056).
+pub fn filetime_rfc3339(ft: u64) -> Rfc3339 {
+    Rfc3339 {
+        secs: filetime_unix_secs(ft),
+        sub_ns: 0,
+        micros: false,
+    }
 }
 
 impl fmt::Display for Rfc3339 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.ts.secs();
-        let sub_ns = self.ts.0.rem_euclid(1_000_000_000);
+        let (secs, sub_ns) = (self.secs, self.sub_ns);
         let days = secs.div_euclid(86_400);
         let sod = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", sod / 3600, sod / 60 % 60, sod % 60)?;
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+            sod / 3600,
+            sod / 60 % 60,
+            sod % 60
+        )?;
         if self.micros {
             write!(f, ".{:06}", sub_ns / 1000)?;
         }
@@ -105,20 +135,41 @@ mod tests {
         // kms-protocol.md TV-4: 134399202000000000 = 2026-11-23T15:10:00Z
         let t = Ts::from_filetime(134_399_202_000_000_000);
         assert_eq!(t.rfc3339_secs().to_string(), "2026-11-23T15:10:00Z");
-        assert_eq!(t.rfc3339_micros().to_string(), "2026-11-23T15:10:00.000000Z");
+        assert_eq!(
+            t.rfc3339_micros().to_string(),
+            "2026-11-23T15:10:00.000000Z"
+        );
         let t = Ts::from_filetime(134_399_202_010_000_000);
         assert_eq!(t.rfc3339_secs().to_string(), "2026-11-23T15:10:01Z");
     }
 
     #[test]
     fn calendar_round_trip() {
-        for days in [-800_000i64, -1, 0, 1, 59, 60, 365, 10_957, 20_780, 2_932_896] {
+        for days in [
+            -800_000i64,
+            -1,
+            0,
+            1,
+            59,
+            60,
+            365,
+            10_957,
+            20_780,
+            2_932_896,
+        ] {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
         }
         assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(Ts(-1).rfc3339_micros().to_string(), "1969-12-31T23:59:59.999999Z");
-        assert_eq!(Ts::from_filetime(0).date(), (1601, 1, 1));
+        assert_eq!(
+            Ts(-1).rfc3339_micros().to_string(),
+            "1969-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(filetime_rfc3339(0).to_string(), "1601-01-01T00:00:00Z");
+        assert_eq!(
+            filetime_rfc3339(134_399_202_010_000_000).to_string(),
+            "2026-11-23T15:10:01Z"
+        );
         assert_eq!(Ts::from_filetime(u64::MAX).secs(), i64::MAX / 1_000_000_000);
     }
 }
