@@ -1,0 +1,6 @@
+//! Analysis: what the wire tells about hosts and clients, and the checks (docs/checks.md) that turn
+//! it into findings. Knows events, nothing of output.
+
+pub mod state;
+
+pub use state::State;

@@ -1,0 +1,889 @@
+//! Classic pcap and pcapng readers over a [`ByteReader`].
+//!
+//! Formats: classic pcap as in draft-ietf-opsawg-pcap (both byte orders, microsecond and
+//! nanosecond magics, and the "modified" Kuznetsov variant with 24-byte record headers);
+//! pcapng as in draft-ietf-opsawg-pcapng (sections in either byte order, interface description
+//! blocks with `if_tsresol` in both forms and `if_tsoffset`, enhanced, simple and obsolete packet
+//! blocks). Record headers are parsed here, on the hot path, so that lengths are checked against
+//! the limits before anything is buffered and no allocation happens per packet; pcap-parser parses
+//! the interface description blocks and their options.
+
+use pcap_parser::pcapng::{
+    OptionCode, parse_interfacedescriptionblock_be, parse_interfacedescriptionblock_le,
+};
+
+use super::stream::{ByteReader, io_error};
+use super::{
+    CaptureError, CaptureErrorKind, LinkType, MAX_BLOCK_LEN, MAX_INTERFACES, MAX_NOTICES_PER_KIND,
+    MAX_RECORD_LEN, MAX_SKIPPED_BLOCK_LEN, Notice, PacketSource, READ_BUFFER_LEN, RawPacket,
+};
+use crate::time::Ts;
+
+/// Classic pcap flavour identified by the magic number (read as little-endian).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PcapMagic {
+    big_endian: bool,
+    nanos: bool,
+    modified: bool,
+}
+
+/// The classic pcap flavour for the first four bytes of a file, if any.
+pub(crate) fn pcap_magic(m: [u8; 4]) -> Option<PcapMagic> {
+    let (big_endian, nanos, modified) = match u32::from_le_bytes(m) {
+        0xa1b2_c3d4 => (false, false, false),
+        0xd4c3_b2a1 => (true, false, false),
+        0xa1b2_3c4d => (false, true, false),
+        0x4d3c_b2a1 => (true, true, false),
+        0xa1b2_cd34 => (false, false, true),
+        0x34cd_b2a1 => (true, false, true),
+        _ => return None,
+    };
+    Some(PcapMagic {
+        big_endian,
+        nanos,
+        modified,
+    })
+}
+
+#[inline]
+fn rd_u32(b: &[u8], at: usize, big: bool) -> u32 {
+    let mut a = [0u8; 4];
+    if let Some(s) = b.get(at..at + 4) {
+        a.copy_from_slice(s);
+    }
+    if big {
+        u32::from_be_bytes(a)
+    } else {
+        u32::from_le_bytes(a)
+    }
+}
+
+#[inline]
+fn rd_u16(b: &[u8], at: usize, big: bool) -> u16 {
+    let mut a = [0u8; 2];
+    if let Some(s) = b.get(at..at + 2) {
+        a.copy_from_slice(s);
+    }
+    if big {
+        u16::from_be_bytes(a)
+    } else {
+        u16::from_le_bytes(a)
+    }
+}
+
+/// Non-fatal notices of one source, rate-limited per kind.
+#[derive(Default)]
+pub(crate) struct Notices {
+    pending: Vec<Notice>,
+    counts: Vec<(&'static str, u64)>,
+    finished: bool,
+}
+
+impl Notices {
+    /// Records a notice; `detail` is only built when it will be reported.
+    pub fn push(
+        &mut self,
+        source: &str,
+        kind: &'static str,
+        offset: Option<u64>,
+        frame: Option<u64>,
+        detail: impl FnOnce() -> String,
+    ) {
+        let n = match self.counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, c)) => {
+                *c += 1;
+                *c
+            }
+            None => {
+                self.counts.push((kind, 1));
+                1
+            }
+        };
+        if n <= MAX_NOTICES_PER_KIND {
+            self.pending.push(Notice {
+                source: source.to_owned(),
+                kind,
+                offset,
+                frame,
+                detail: detail(),
+            });
+        }
+    }
+
+    /// At the end of the source: one summary notice per kind that went over the limit.
+    pub fn finish(&mut self, source: &str) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        for &(kind, n) in &self.counts {
+            if n > MAX_NOTICES_PER_KIND {
+                self.pending.push(Notice {
+                    source: source.to_owned(),
+                    kind,
+                    offset: None,
+                    frame: None,
+                    detail: format!(
+                        "{} more {kind} notices in this source were not reported individually",
+                        n - MAX_NOTICES_PER_KIND
+                    ),
+                });
+            }
+        }
+    }
+
+    pub fn take(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.pending)
+    }
+}
+
+/// State shared by both readers, apart from the byte reader (kept separate so that a record
+/// borrowed from the reader can be parsed while this state changes).
+struct Meta {
+    name: String,
+    frame: u64,
+    done: bool,
+    decompressed: bool,
+    notices: Notices,
+}
+
+impl Meta {
+    fn new(name: String, decompressed: bool) -> Meta {
+        Meta {
+            name,
+            frame: 0,
+            done: false,
+            decompressed,
+            notices: Notices::default(),
+        }
+    }
+
+    /// Ends the source with an error (the source reports a clean end afterwards).
+    fn fail(&mut self, kind: CaptureErrorKind, offset: u64, frame: Option<u64>) -> CaptureError {
+        self.done = true;
+        self.notices.finish(&self.name);
+        CaptureError::new(&self.name, kind)
+            .at(offset, frame)
+            .compressed(self.decompressed)
+    }
+
+    fn fail_io(&mut self, e: std::io::Error, offset: u64) -> CaptureError {
+        self.done = true;
+        self.notices.finish(&self.name);
+        io_error(&self.name, e, offset, self.decompressed)
+    }
+
+    fn clean_end(&mut self) {
+        self.done = true;
+        self.notices.finish(&self.name);
+    }
+
+    fn notice(
+        &mut self,
+        kind: &'static str,
+        off: u64,
+        frame: Option<u64>,
+        detail: impl FnOnce() -> String,
+    ) {
+        self.notices
+            .push(&self.name, kind, Some(off), frame, detail);
+    }
+}
+
+/// Makes `n` bytes available; `Ok(false)` at the end of the stream.
+fn ensure(rd: &mut ByteReader, m: &mut Meta, n: usize, offset: u64) -> Result<bool, CaptureError> {
+    rd.ensure(n).map_err(|e| m.fail_io(e, offset))
+}
+
+/// A classic pcap file.
+pub struct PcapSource {
+    rd: ByteReader,
+    m: Meta,
+    magic: PcapMagic,
+    link: LinkType,
+    snaplen: u32,
+}
+
+impl PcapSource {
+    /// Reads the 24-byte file header (the reader is positioned at the magic).
+    pub(crate) fn open(
+        name: String,
+        mut rd: ByteReader,
+        decompressed: bool,
+    ) -> Result<PcapSource, CaptureError> {
+        rd.set_target(READ_BUFFER_LEN);
+        let mut m = Meta::new(name, decompressed);
+        if !ensure(&mut rd, &mut m, 24, 0)? {
+            let have = rd.data().len();
+            return Err(m.fail(
+                CaptureErrorKind::Truncated(format!("pcap file header ({have} of 24 bytes)")),
+                0,
+                None,
+            ));
+        }
+        let h = rd.data();
+        let Some(magic) = h
+            .get(..4)
+            .and_then(|x| pcap_magic([x[0], x[1], x[2], x[3]]))
+        else {
+            let p = super::preview(h);
+            return Err(m.fail(CaptureErrorKind::NotCapture(p), 0, None));
+        };
+        let big = magic.big_endian;
+        let (major, minor) = (rd_u16(h, 4, big), rd_u16(h, 6, big));
+        let snaplen = rd_u32(h, 16, big);
+        // The upper 16 bits of the link-type field carry FCS information (pcap draft §4);
+        // decoding does not need it since IP lengths bound the payload.
+        let link = LinkType(rd_u32(h, 20, big) & 0xffff);
+        rd.consume(24);
+        if major != 2 {
+            m.notice("unusual_version", 0, None, || {
+                format!("pcap file version {major}.{minor} (expected 2.4); reading anyway")
+            });
+        }
+        Ok(PcapSource {
+            rd,
+            m,
+            magic,
+            link,
+            snaplen,
+        })
+    }
+
+    /// Link type from the file header.
+    pub fn link_type(&self) -> LinkType {
+        self.link
+    }
+
+    /// Snap length from the file header.
+    pub fn snaplen(&self) -> u32 {
+        self.snaplen
+    }
+}
+
+impl PacketSource for PcapSource {
+    fn name(&self) -> &str {
+        &self.m.name
+    }
+
+    fn take_notices(&mut self) -> Vec<Notice> {
+        self.m.notices.take()
+    }
+
+    fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
+        if self.m.done {
+            return Ok(None);
+        }
+        let big = self.magic.big_endian;
+        let hl: usize = if self.magic.modified { 24 } else { 16 };
+        let off = self.rd.offset();
+        let frame = self.m.frame + 1;
+        if !ensure(&mut self.rd, &mut self.m, hl, off)? {
+            let have = self.rd.data().len();
+            if have == 0 {
+                self.m.clean_end();
+                return Ok(None);
+            }
+            return Err(self.m.fail(
+                CaptureErrorKind::Truncated(format!("pcap record header ({have} of {hl} bytes)")),
+                off,
+                Some(frame),
+            ));
+        }
+        let h = self.rd.data();
+        let ts_sec = rd_u32(h, 0, big);
+        let ts_frac = rd_u32(h, 4, big);
+        let caplen = rd_u32(h, 8, big);
+        let orig_len = rd_u32(h, 12, big);
+        if caplen > MAX_RECORD_LEN {
+            return Err(self.m.fail(
+                CaptureErrorKind::Corrupt(format!(
+                    "pcap record claims {caplen} captured bytes, more than the limit of \
+                     {MAX_RECORD_LEN}"
+                )),
+                off,
+                Some(frame),
+            ));
+        }
+        let total = hl + caplen as usize;
+        if !ensure(&mut self.rd, &mut self.m, total, off)? {
+            let have = self.rd.data().len().saturating_sub(hl);
+            return Err(self.m.fail(
+                CaptureErrorKind::Truncated(format!("pcap record data ({have} of {caplen} bytes)")),
+                off,
+                Some(frame),
+            ));
+        }
+        self.m.frame = frame;
+        if self.snaplen != 0 && caplen > self.snaplen {
+            let snaplen = self.snaplen;
+            self.m
+                .notice("caplen_exceeds_snaplen", off, Some(frame), || {
+                    format!("record of {caplen} bytes exceeds the file's snap length {snaplen}")
+                });
+        }
+        if caplen > orig_len {
+            self.m
+                .notice("caplen_exceeds_orig_len", off, Some(frame), || {
+                    format!("captured length {caplen} exceeds the original length {orig_len}")
+                });
+        }
+        let nanos = if self.magic.nanos {
+            i64::from(ts_frac)
+        } else {
+            i64::from(ts_frac) * 1000
+        };
+        let ts = Ts::from_parts(i64::from(ts_sec), nanos);
+        let link = self.link;
+        let rec = self.rd.take_bytes(total);
+        Ok(Some(RawPacket {
+            frame,
+            ts,
+            link,
+            data: rec.get(hl..).unwrap_or(&[]),
+            orig_len,
+        }))
+    }
+}
+
+const SHB: u32 = 0x0a0d_0d0a;
+const IDB: u32 = 0x0000_0001;
+const PB: u32 = 0x0000_0002;
+const SPB: u32 = 0x0000_0003;
+const NRB: u32 = 0x0000_0004;
+const ISB: u32 = 0x0000_0005;
+const EPB: u32 = 0x0000_0006;
+const SJE: u32 = 0x0000_0009;
+const DSB: u32 = 0x0000_000a;
+const CB: u32 = 0x0000_0bad;
+const DCB: u32 = 0x4000_0bad;
+const BOM: u32 = 0x1a2b_3c4d;
+
+/// Block types that are skipped without a notice: they carry no packets.
+fn known_skipped(t: u32) -> bool {
+    matches!(t, NRB | ISB | SJE | DSB | CB | DCB | 0x8000_0001)
+}
+
+/// One pcapng interface (IDB).
+#[derive(Clone, Copy, Debug)]
+struct Iface {
+    link: LinkType,
+    snaplen: u32,
+    /// Timestamp units per second.
+    units: u64,
+    /// Seconds added to every timestamp (`if_tsoffset`).
+    offset_secs: i64,
+}
+
+/// Timestamp units per second for an `if_tsresol` value: bit 7 clear means 10^-v s, set means
+/// 2^-(v & 0x7f) s.
+pub(crate) fn tsresol_units(v: u8) -> Option<u64> {
+    if v & 0x80 == 0 {
+        10u64.checked_pow(u32::from(v))
+    } else {
+        1u64.checked_shl(u32::from(v & 0x7f))
+            .filter(|_| v & 0x7f < 64)
+    }
+}
+
+fn iface_ts(i: &Iface, hi: u32, lo: u32) -> Ts {
+    let t = (u64::from(hi) << 32) | u64::from(lo);
+    let units = i.units.max(1);
+    let secs = i64::try_from(t / units).unwrap_or(i64::MAX);
+    let frac = u128::from(t % units);
+    let nanos = (frac * 1_000_000_000 / u128::from(units)) as i64;
+    Ts::from_parts(secs.saturating_add(i.offset_secs), nanos)
+}
+
+/// A pcapng file.
+pub struct PcapNgSource {
+    rd: ByteReader,
+    st: NgState,
+}
+
+/// pcapng parsing state apart from the reader.
+struct NgState {
+    m: Meta,
+    big: bool,
+    ifaces: Vec<Iface>,
+    last_ts: Ts,
+    sections: u64,
+}
+
+/// What one parsed block turned out to be.
+enum Block {
+    /// A packet at `start..start + len` of the block, with its metadata.
+    Packet {
+        start: usize,
+        len: usize,
+        ts: Ts,
+        link: LinkType,
+        orig_len: u32,
+    },
+    Other,
+}
+
+impl PcapNgSource {
+    pub(crate) fn open(
+        name: String,
+        mut rd: ByteReader,
+        decompressed: bool,
+    ) -> Result<PcapNgSource, CaptureError> {
+        rd.set_target(READ_BUFFER_LEN);
+        Ok(PcapNgSource {
+            rd,
+            st: NgState {
+                m: Meta::new(name, decompressed),
+                big: false,
+                ifaces: Vec::new(),
+                last_ts: Ts(0),
+                sections: 0,
+            },
+        })
+    }
+}
+
+impl NgState {
+    fn notice(
+        &mut self,
+        kind: &'static str,
+        off: u64,
+        frame: Option<u64>,
+        detail: impl FnOnce() -> String,
+    ) {
+        self.m.notice(kind, off, frame, detail);
+    }
+
+    /// Parses a fully buffered block of a type we read (`b` includes header and trailer).
+    fn parse_block(&mut self, btype: u32, b: &[u8], off: u64) -> Result<Block, CaptureError> {
+        let big = self.big;
+        let blen = b.len();
+        match btype {
+            SHB => {
+                if blen < 28 {
+                    return Err(self.m.fail(
+                        CaptureErrorKind::Corrupt(format!(
+                            "pcapng section header block of {blen} bytes is shorter than 28"
+                        )),
+                        off,
+                        None,
+                    ));
+                }
+                let major = rd_u16(b, 12, big);
+                let minor = rd_u16(b, 14, big);
+                if major != 1 {
+                    return Err(self.m.fail(
+                        CaptureErrorKind::Corrupt(format!(
+                            "unsupported pcapng version {major}.{minor}"
+                        )),
+                        off,
+                        None,
+                    ));
+                }
+                self.sections += 1;
+                self.ifaces.clear();
+                Ok(Block::Other)
+            }
+            IDB => {
+                if blen < 20 {
+                    return Err(self.m.fail(
+                        CaptureErrorKind::Corrupt(format!(
+                            "pcapng interface description block of {blen} bytes is shorter \
+                             than 20"
+                        )),
+                        off,
+                        None,
+                    ));
+                }
+                let mut iface = Iface {
+                    link: LinkType(u32::from(rd_u16(b, 8, big))),
+                    snaplen: rd_u32(b, 12, big),
+                    units: 1_000_000,
+                    offset_secs: 0,
+                };
+                let parsed = if big {
+                    parse_interfacedescriptionblock_be(b)
+                } else {
+                    parse_interfacedescriptionblock_le(b)
+                };
+                let mut tsresol = None;
+                match parsed {
+                    Ok((_, idb)) => {
+                        for opt in &idb.options {
+                            let v = opt.as_bytes().unwrap_or(&[]);
+                            if opt.code == OptionCode::IfTsresol {
+                                if let Some(&r) = v.first() {
+                                    tsresol = Some(r);
+                                }
+                            } else if opt.code == OptionCode::IfTsoffset && v.len() >= 8 {
+                                let mut a = [0u8; 8];
+                                a.copy_from_slice(&v[..8]);
+                                iface.offset_secs = if big {
+                                    i64::from_be_bytes(a)
+                                } else {
+                                    i64::from_le_bytes(a)
+                                };
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        let n = self.ifaces.len();
+                        self.notice("bad_interface_options", off, None, || {
+                            format!(
+                                "options of interface {n} could not be parsed; assuming \
+                                 microsecond timestamps"
+                            )
+                        });
+                    }
+                }
+                if let Some(r) = tsresol {
+                    match tsresol_units(r) {
+                        Some(u) => iface.units = u,
+                        None => {
+                            let n = self.ifaces.len();
+                            self.notice("bad_timestamp_resolution", off, None, || {
+                                format!(
+                                    "interface {n} has invalid if_tsresol {r:#04x}; assuming \
+                                     microseconds"
+                                )
+                            });
+                        }
+                    }
+                }
+                if self.ifaces.len() >= MAX_INTERFACES {
+                    self.notice("too_many_interfaces", off, None, || {
+                        format!(
+                            "more than {MAX_INTERFACES} interfaces in one section; interface \
+                             ignored"
+                        )
+                    });
+                } else {
+                    self.ifaces.push(iface);
+                }
+                Ok(Block::Other)
+            }
+            EPB | PB => {
+                let what = if btype == EPB {
+                    "enhanced packet block"
+                } else {
+                    "packet block"
+                };
+                if blen < 32 {
+                    self.notice("bad_packet_block", off, None, || {
+                        format!("{what} of {blen} bytes is shorter than 32; skipped")
+                    });
+                    return Ok(Block::Other);
+                }
+                let if_id = if btype == EPB {
+                    rd_u32(b, 8, big)
+                } else {
+                    u32::from(rd_u16(b, 8, big))
+                };
+                let hi = rd_u32(b, 12, big);
+                let lo = rd_u32(b, 16, big);
+                let caplen = rd_u32(b, 20, big);
+                let orig_len = rd_u32(b, 24, big);
+                self.packet(
+                    what,
+                    off,
+                    if_id,
+                    caplen,
+                    orig_len,
+                    blen - 32,
+                    Some((hi, lo)),
+                    28,
+                )
+            }
+            SPB => {
+                if blen < 16 {
+                    self.notice("bad_packet_block", off, None, || {
+                        format!("simple packet block of {blen} bytes is shorter than 16; skipped")
+                    });
+                    return Ok(Block::Other);
+                }
+                let orig_len = rd_u32(b, 8, big);
+                let room = blen - 16;
+                let mut caplen = orig_len.min(u32::try_from(room).unwrap_or(u32::MAX));
+                if let Some(i) = self.ifaces.first() {
+                    if i.snaplen != 0 {
+                        caplen = caplen.min(i.snaplen);
+                    }
+                }
+                self.packet(
+                    "simple packet block",
+                    off,
+                    0,
+                    caplen,
+                    orig_len,
+                    room,
+                    None,
+                    12,
+                )
+            }
+            _ => Ok(Block::Other),
+        }
+    }
+
+    /// Validates a packet record and computes its metadata.
+    #[allow(clippy::too_many_arguments)]
+    fn packet(
+        &mut self,
+        what: &'static str,
+        off: u64,
+        if_id: u32,
+        caplen: u32,
+        orig_len: u32,
+        room: usize,
+        ts: Option<(u32, u32)>,
+        start: usize,
+    ) -> Result<Block, CaptureError> {
+        if caplen as usize > room {
+            self.notice("bad_packet_block", off, None, || {
+                format!("{what} claims {caplen} captured bytes but holds only {room}; skipped")
+            });
+            return Ok(Block::Other);
+        }
+        if caplen > MAX_RECORD_LEN {
+            self.notice("record_too_long", off, None, || {
+                format!(
+                    "{what} of {caplen} captured bytes exceeds the limit of {MAX_RECORD_LEN}; \
+                     skipped"
+                )
+            });
+            return Ok(Block::Other);
+        }
+        let Some(iface) = self.ifaces.get(if_id as usize).copied() else {
+            let n = self.ifaces.len();
+            self.notice("unknown_interface", off, None, || {
+                format!(
+                    "{what} refers to interface {if_id} but the section declares {n} \
+                     interface(s); skipped"
+                )
+            });
+            return Ok(Block::Other);
+        };
+        let frame = self.m.frame + 1;
+        let ts = match ts {
+            Some((hi, lo)) => iface_ts(&iface, hi, lo),
+            None => {
+                let last = self.last_ts;
+                self.notice("no_timestamp", off, Some(frame), || {
+                    "simple packet blocks carry no timestamp; using the previous packet's time"
+                        .to_owned()
+                });
+                last
+            }
+        };
+        if iface.snaplen != 0 && caplen > iface.snaplen {
+            let snaplen = iface.snaplen;
+            self.notice("caplen_exceeds_snaplen", off, Some(frame), || {
+                format!("record of {caplen} bytes exceeds the interface's snap length {snaplen}")
+            });
+        }
+        if caplen > orig_len {
+            self.notice("caplen_exceeds_orig_len", off, Some(frame), || {
+                format!("captured length {caplen} exceeds the original length {orig_len}")
+            });
+        }
+        self.m.frame = frame;
+        self.last_ts = ts;
+        Ok(Block::Packet {
+            start,
+            len: caplen as usize,
+            ts,
+            link: iface.link,
+            orig_len,
+        })
+    }
+}
+
+impl PacketSource for PcapNgSource {
+    fn name(&self) -> &str {
+        &self.st.m.name
+    }
+
+    fn take_notices(&mut self) -> Vec<Notice> {
+        self.st.m.notices.take()
+    }
+
+    fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
+        let rd = &mut self.rd;
+        let st = &mut self.st;
+        loop {
+            if st.m.done {
+                return Ok(None);
+            }
+            let off = rd.offset();
+            if !ensure(rd, &mut st.m, 8, off)? {
+                let have = rd.data().len();
+                if have == 0 {
+                    st.m.clean_end();
+                    return Ok(None);
+                }
+                return Err(st.m.fail(
+                    CaptureErrorKind::Truncated(format!("pcapng block header ({have} of 8 bytes)")),
+                    off,
+                    None,
+                ));
+            }
+            let raw_type = rd_u32(rd.data(), 0, false);
+            if raw_type == SHB {
+                if !ensure(rd, &mut st.m, 12, off)? {
+                    let have = rd.data().len();
+                    return Err(st.m.fail(
+                        CaptureErrorKind::Truncated(format!(
+                            "pcapng section header ({have} of 12 bytes)"
+                        )),
+                        off,
+                        None,
+                    ));
+                }
+                let bom = rd_u32(rd.data(), 8, false);
+                st.big = if bom == BOM {
+                    false
+                } else if bom == BOM.swap_bytes() {
+                    true
+                } else {
+                    return Err(st.m.fail(
+                        CaptureErrorKind::Corrupt(format!(
+                            "pcapng section header has an invalid byte-order magic {bom:#010x}"
+                        )),
+                        off,
+                        None,
+                    ));
+                };
+            }
+            let big = st.big;
+            let btype = if raw_type == SHB {
+                SHB
+            } else {
+                rd_u32(rd.data(), 0, big)
+            };
+            let blen = rd_u32(rd.data(), 4, big);
+            if blen < 12 || blen % 4 != 0 {
+                return Err(st.m.fail(
+                    CaptureErrorKind::Corrupt(format!(
+                        "invalid pcapng block length {blen} (block type {btype:#010x})"
+                    )),
+                    off,
+                    None,
+                ));
+            }
+            if btype != SHB && st.sections == 0 {
+                return Err(st.m.fail(
+                    CaptureErrorKind::Corrupt("pcapng block before any section header".into()),
+                    off,
+                    None,
+                ));
+            }
+            if !matches!(btype, SHB | IDB | EPB | SPB | PB) {
+                skip_block(rd, st, btype, blen, off)?;
+                continue;
+            }
+            let frame_hint = matches!(btype, EPB | SPB | PB).then_some(st.m.frame + 1);
+            if blen > MAX_BLOCK_LEN {
+                return Err(st.m.fail(
+                    CaptureErrorKind::Corrupt(format!(
+                        "pcapng block of type {btype:#010x} claims {blen} bytes, more than the \
+                         limit of {MAX_BLOCK_LEN}"
+                    )),
+                    off,
+                    frame_hint,
+                ));
+            }
+            let blen_us = blen as usize;
+            if !ensure(rd, &mut st.m, blen_us, off)? {
+                let have = rd.data().len();
+                return Err(st.m.fail(
+                    CaptureErrorKind::Truncated(format!(
+                        "pcapng block of type {btype:#010x} ({have} of {blen} bytes)"
+                    )),
+                    off,
+                    frame_hint,
+                ));
+            }
+            let block = rd.data().get(..blen_us).unwrap_or(&[]);
+            let trailer = rd_u32(block, blen_us - 4, big);
+            if trailer != blen {
+                return Err(st.m.fail(
+                    CaptureErrorKind::Corrupt(format!(
+                        "pcapng block trailer length {trailer} does not match header length \
+                         {blen}"
+                    )),
+                    off,
+                    frame_hint,
+                ));
+            }
+            match st.parse_block(btype, block, off)? {
+                Block::Other => rd.consume(blen_us),
+                Block::Packet {
+                    start,
+                    len,
+                    ts,
+                    link,
+                    orig_len,
+                } => {
+                    let frame = st.m.frame;
+                    let b = rd.take_bytes(blen_us);
+                    let data = b.get(start..start + len).unwrap_or(&[]);
+                    return Ok(Some(RawPacket {
+                        frame,
+                        ts,
+                        link,
+                        data,
+                        orig_len,
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// Streams past a block that is not parsed, checking its trailer.
+fn skip_block(
+    rd: &mut ByteReader,
+    st: &mut NgState,
+    btype: u32,
+    blen: u32,
+    off: u64,
+) -> Result<(), CaptureError> {
+    if blen > MAX_SKIPPED_BLOCK_LEN {
+        return Err(st.m.fail(
+            CaptureErrorKind::Corrupt(format!(
+                "pcapng block of type {btype:#010x} claims {blen} bytes, more than the limit of \
+                 {MAX_SKIPPED_BLOCK_LEN}"
+            )),
+            off,
+            None,
+        ));
+    }
+    if !known_skipped(btype) {
+        st.notice("unknown_block_type", off, None, || {
+            format!("pcapng block of unknown type {btype:#010x} ({blen} bytes) skipped")
+        });
+    }
+    let body = u64::from(blen) - 4;
+    let skipped = rd.skip(body).map_err(|e| st.m.fail_io(e, off))?;
+    if skipped < body || !ensure(rd, &mut st.m, 4, off)? {
+        let have = skipped + rd.data().len() as u64;
+        return Err(st.m.fail(
+            CaptureErrorKind::Truncated(format!(
+                "pcapng block of type {btype:#010x} ({have} of {blen} bytes)"
+            )),
+            off,
+            None,
+        ));
+    }
+    let trailer = rd_u32(rd.data(), 0, st.big);
+    if trailer != blen {
+        return Err(st.m.fail(
+            CaptureErrorKind::Corrupt(format!(
+                "pcapng block trailer length {trailer} does not match header length {blen}"
+            )),
+            off,
+            None,
+        ));
+    }
+    rd.consume(4);
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! Owned event payloads from the parsers' wire structs (the event boundary of the house style).
+
+use crate::dns::{self, Exchange, RecordData};
+use crate::event::{DnsExchange, DnsRecord, EpidInfo, KmsRequestInfo, KmsResponseInfo};
+use crate::kms::{self, KmsRequest, KmsResponse};
+use crate::time::{Ts, filetime_rfc3339};
+
+/// The `request` object of a `kms` event.
+pub fn request_info(q: &KmsRequest) -> KmsRequestInfo {
+    let kms_info = kms::products::kms(&q.kms_id);
+    KmsRequestInfo {
+        app_id: q.app_id.to_string(),
+        app_name: kms::products::app(&q.app_id).map(|a| a.name),
+        sku_id: q.sku_id.to_string(),
+        sku_name: kms::products::sku(&q.sku_id).map(|s| s.name),
+        kms_id: q.kms_id.to_string(),
+        kms_name: kms_info.map(|k| k.name),
+        cmid: q.cmid.to_string(),
+        previous_cmid: (!q.previous_cmid.is_zero()).then(|| q.previous_cmid.to_string()),
+        workstation: q.workstation.clone(),
+        required_count: q.required_count,
+        is_vm: q.is_vm(),
+        license_status: q.license_status.name().into_owned(),
+        license_status_code: q.license_status.0,
+        binding_expiration_min: q.binding_expiration,
+        client_time: filetime_rfc3339(q.client_time).to_string(),
+        catalog_threshold: kms_info.map(|k| k.threshold),
+    }
+}
+
+/// The `response` object of a `kms` event.
+pub fn response_info(r: &KmsResponse) -> KmsResponseInfo {
+    let e = kms::parse_epid(&r.epid);
+    KmsResponseInfo {
+        epid: r.epid.clone(),
+        host: EpidInfo {
+            platform_id: e.platform_id,
+            group_id: e.group_id,
+            key_id: e.key_id,
+            channel: e.channel,
+            lcid: e.lcid,
+            os_build: e.os_build,
+            key_installed: e.key_installed.map(|d| d.to_string()),
+        },
+        current_count: r.current_count,
+        activation_interval_min: r.activation_interval,
+        renewal_interval_min: r.renewal_interval,
+        hwid: r.hwid.map(|h| h.to_string()),
+        cmid: r.cmid.to_string(),
+        client_time: filetime_rfc3339(r.client_time).to_string(),
+    }
+}
+
+fn record(r: &dns::Record) -> DnsRecord {
+    let mut out = DnsRecord {
+        rtype: dns::qtype_name(r.rtype).into_owned(),
+        name: r.name.clone(),
+        ttl: r.ttl,
+        ..DnsRecord::default()
+    };
+    match &r.data {
+        RecordData::Srv {
+            priority,
+            weight,
+            port,
+            target,
+        } => {
+            out.priority = Some(*priority);
+            out.weight = Some(*weight);
+            out.port = Some(*port);
+            out.target = Some(target.clone());
+        }
+        RecordData::A(a) => out.address = Some((*a).into()),
+        RecordData::Aaaa(a) => out.address = Some((*a).into()),
+        RecordData::Cname(n) | RecordData::Ptr(n) | RecordData::Ns(n) => {
+            out.target = Some(n.clone())
+        }
+        RecordData::Mx {
+            preference,
+            exchange,
+        } => {
+            out.priority = Some(*preference);
+            out.target = Some(exchange.clone());
+        }
+        RecordData::Soa {
+            mname,
+            rname,
+            serial,
+            refresh,
+            retry,
+            expire,
+            minimum,
+        } => {
+            out.data = Some(format!(
+                "{mname} {rname} {serial} {refresh} {retry} {expire} {minimum}"
+            ));
+        }
+        RecordData::Txt(parts) => {
+            let t: Vec<String> = parts
+                .iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect();
+            out.data = Some(t.join(" "));
+        }
+        RecordData::Opt(_) | RecordData::Empty => {}
+        RecordData::Other(b) | RecordData::Malformed(b) => {
+            out.data = Some(format!("{} bytes", b.len()))
+        }
+    }
+    out
+}
+
+fn records(rs: &[dns::Record]) -> Vec<DnsRecord> {
+    rs.iter()
+        .filter(|r| !matches!(r.data, RecordData::Opt(_)))
+        .map(record)
+        .collect()
+}
+
+/// The payload of a `dns` event, with the frame and time of its first evidence packet.
+pub fn dns_exchange(ex: &Exchange) -> (DnsExchange, u64, Ts) {
+    let q = ex.question();
+    let mut d = DnsExchange {
+        id: ex.id(),
+        opcode: ex.opcode().name().into_owned(),
+        transport: match ex.transport {
+            dns::Transport::Udp => "udp",
+            dns::Transport::Tcp => "tcp",
+        },
+        query: q.map(|q| q.name.clone()),
+        qtype: q.map(|q| dns::qtype_name(q.qtype).into_owned()),
+        rcode: ex.rcode().map(|r| dns::rcode_name(r).into_owned()),
+        status: match (&ex.query, &ex.response) {
+            (Some(_), Some(_)) => "answered",
+            (None, Some(_)) => "response_only",
+            _ => "unanswered",
+        },
+        response_frame: ex.response_frame,
+        rtt_ms: ex.rtt_ms().map(|v| (v * 1000.0).round() / 1000.0),
+        retransmissions: ex.retransmissions,
+        ..DnsExchange::default()
+    };
+    if let Some(r) = &ex.response {
+        d.answers = records(&r.answers);
+        d.authority = records(&r.authority);
+        d.additional = records(&r.additional);
+        d.authoritative = r.authoritative;
+        d.truncated = r.truncated;
+    } else if let Some(qm) = &ex.query {
+        // A dynamic UPDATE carries its records in the query: show them.
+        if qm.opcode.0 == 5 {
+            d.authority = records(&qm.authority);
+        }
+    }
+    (d, ex.frame(), ex.ts())
+}

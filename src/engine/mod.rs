@@ -1,0 +1,1180 @@
+//! The pipeline of one source: packets in, events out. Every stage is a plain function call on one
+//! thread (house style): decode → flow table + TCP reassembly → DCE/RPC session → KMS decode and
+//! validation → `kms` event; UDP/TCP DNS → pairing → `dns` event; all events → analysis state and
+//! the sinks. Offline the clock is packet time, so timeouts and `rtt_ms` are reproducible.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+mod convert;
+
+use crate::Direction;
+use crate::analysis::State;
+use crate::capture::{Notice, RawPacket};
+use crate::dcerpc::{
+    BindNak, Call, CloseReason, KmsReply, Reply, RpcEvent, Session, SessionState, SyntaxId,
+    TransferSyntax,
+};
+use crate::decode::{Decoder, TcpSegment, Transport, UdpDatagram};
+use crate::dns::{self, DnsTracker};
+use crate::event::{self, Anomaly, Body, Endpoint, Event, Hresult, KmsCall, RpcInfo, Summary};
+use crate::flow::stream::{SegmentOutcome, Stream};
+use crate::flow::{Flow, FlowKey, FlowTable, FxMap, Handshake};
+use crate::kms;
+use crate::time::Ts;
+
+/// The default KMS port (kms-protocol.md §1).
+pub const KMS_PORT: u16 = 1688;
+/// At most this many anomalies of one kind are emitted per source; the rest are counted in the
+/// summary and announced by one `anomaly_limit` anomaly.
+pub const MAX_ANOMALIES_PER_KIND: u64 = 1000;
+/// At most this many SRV-advertised ports are watched for connection outcomes.
+pub const MAX_WATCHED_PORTS: usize = 1024;
+
+/// Options of the pipeline.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Ports treated as KMS even without a captured bind (content detection applies everywhere).
+    pub kms_ports: Vec<u16>,
+    /// Time after which an unanswered DNS query is reported `unanswered` (packet time).
+    pub dns_timeout_ns: i64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            kms_ports: vec![KMS_PORT],
+            dns_timeout_ns: dns::DEFAULT_TIMEOUT_NS,
+        }
+    }
+}
+
+/// Application state of a TCP flow.
+enum App {
+    /// No payload seen yet.
+    Probing,
+    /// DCE/RPC (KMS or not): both directions reassembled and parsed.
+    Rpc(Box<RpcApp>),
+    /// DNS over TCP.
+    DnsTcp(Box<[Stream; 2]>),
+    /// Neither: only the handshake is followed.
+    Ignored,
+}
+
+struct RpcApp {
+    streams: [Stream; 2],
+    session: Session,
+}
+
+/// Counters of one source.
+#[derive(Default)]
+struct Stats {
+    packets: u64,
+    bytes: u64,
+    first_ts: Option<Ts>,
+    last_ts: Ts,
+    last_frame: u64,
+    kms_calls: u64,
+    kms_by_status: BTreeMap<&'static str, u64>,
+    dns_queries: u64,
+    anomalies: u64,
+    anomaly_kinds: FxMap<&'static str, u64>,
+    findings: BTreeMap<&'static str, u64>,
+}
+
+/// The analysis pipeline of one source.
+pub struct Engine {
+    decoder: Decoder,
+    core: Core,
+}
+
+struct Core {
+    source: Arc<str>,
+    cfg: EngineConfig,
+    flows: FlowTable<App>,
+    dns: DnsTracker,
+    state: State,
+    stats: Stats,
+    watched_ports: FxMap<u16, ()>,
+    rpc_buf: Vec<RpcEvent>,
+    dns_buf: Vec<dns::Exchange>,
+    closed: Vec<Flow<App>>,
+}
+
+impl Engine {
+    /// A pipeline for the source named `source` (file name as given, `archive.zip:member`, `live:eth0`).
+    pub fn new(source: &str, cfg: EngineConfig) -> Engine {
+        let mut watched_ports = FxMap::default();
+        for p in &cfg.kms_ports {
+            watched_ports.insert(*p, ());
+        }
+        Engine {
+            decoder: Decoder::new(),
+            core: Core {
+                source: Arc::from(source),
+                dns: DnsTracker::new(cfg.dns_timeout_ns),
+                cfg,
+                flows: FlowTable::default(),
+                state: State::default(),
+                stats: Stats::default(),
+                watched_ports,
+                rpc_buf: Vec::new(),
+                dns_buf: Vec::new(),
+                closed: Vec::new(),
+            },
+        }
+    }
+
+    /// The source name.
+    pub fn source(&self) -> &Arc<str> {
+        &self.core.source
+    }
+
+    /// The host and client state rebuilt so far.
+    pub fn state(&self) -> &State {
+        &self.core.state
+    }
+
+    /// Processes one packet; events go to `out`.
+    pub fn packet(&mut self, pkt: &RawPacket<'_>, out: &mut dyn FnMut(&Event)) {
+        let core = &mut self.core;
+        core.stats.packets += 1;
+        core.stats.bytes += u64::from(pkt.orig_len);
+        core.stats.first_ts.get_or_insert(pkt.ts);
+        if pkt.ts > core.stats.last_ts {
+            core.stats.last_ts = pkt.ts;
+        }
+        core.stats.last_frame = pkt.frame;
+        if core.flows.sweep_due(pkt.ts) {
+            core.sweep(pkt.ts, pkt.frame, out);
+        }
+        match self.decoder.decode(pkt) {
+            Err(a) => {
+                let detail = a.detail;
+                core.anomaly(pkt.frame, pkt.ts, None, None, a.layer, a.kind, detail, out);
+            }
+            Ok(None) => {}
+            Ok(Some(d)) => {
+                let (src, dst) = (d.src, d.dst);
+                match d.transport {
+                    Transport::Tcp(seg) => core.tcp(src, dst, &seg, pkt.frame, pkt.ts, out),
+                    Transport::Udp(u) => core.udp(src, dst, &u, pkt.frame, pkt.ts, out),
+                    Transport::Other { .. } => {}
+                }
+            }
+        }
+    }
+
+    /// A non-fatal notice from the capture reader becomes an `anomaly`.
+    pub fn notice(&mut self, n: &Notice, out: &mut dyn FnMut(&Event)) {
+        let core = &mut self.core;
+        let ts = core.stats.last_ts;
+        let detail = match (n.offset, n.frame) {
+            (Some(o), _) => format!("{} (offset {o})", n.detail),
+            _ => n.detail.clone(),
+        };
+        core.anomaly(
+            n.frame.unwrap_or(0),
+            ts,
+            None,
+            None,
+            Notice::LAYER,
+            n.kind,
+            detail,
+            out,
+        );
+    }
+
+    /// A fatal read error ended the source early: reported as an `anomaly` so that the JSON log says
+    /// why the analysis stops there.
+    pub fn read_error(&mut self, message: &str, out: &mut dyn FnMut(&Event)) {
+        let core = &mut self.core;
+        let ts = core.stats.last_ts;
+        core.anomaly(
+            0,
+            ts,
+            None,
+            None,
+            "capture",
+            "read_error",
+            message.to_string(),
+            out,
+        );
+    }
+
+    /// End of the source: closes every flow (open calls become `unanswered`), flushes DNS, runs the
+    /// checks and writes the `summary`.
+    pub fn finish(&mut self, out: &mut dyn FnMut(&Event)) {
+        let core = &mut self.core;
+        let (frame, ts) = (core.stats.last_frame, core.stats.last_ts);
+        let mut flows = std::mem::take(&mut core.closed);
+        core.flows.drain_all(&mut flows);
+        for f in flows.drain(..) {
+            core.close_flow(f, CloseReason::CaptureEnded, frame, ts, out);
+        }
+        core.closed = flows;
+        let mut ex = std::mem::take(&mut core.dns_buf);
+        core.dns.finish(&mut ex);
+        core.emit_dns(&mut ex, out);
+        core.dns_buf = ex;
+        if core.flows.refused_flows > 0 {
+            let n = core.flows.refused_flows;
+            core.anomaly(
+                frame,
+                ts,
+                None,
+                None,
+                "tcp",
+                "flow_limit",
+                format!(
+                    "{n} connections were not tracked because {} flows were open at once",
+                    crate::flow::MAX_FLOWS
+                ),
+                out,
+            );
+        }
+        core.report_suppressed(frame, ts, out);
+        let summary = core.summary(true);
+        core.emit(
+            Event {
+                ts,
+                event: "summary",
+                source: core.source.clone(),
+                frame: 0,
+                client: None,
+                server: None,
+                body: Body::Summary(Box::new(summary)),
+            },
+            out,
+        );
+    }
+}
+
+fn ep(ip: IpAddr, port: u16) -> Endpoint {
+    Endpoint { ip, port }
+}
+
+/// A cheap test of whether bytes start like a DCE/RPC connection-oriented PDU header.
+fn looks_like_dcerpc(b: &[u8]) -> bool {
+    b.len() >= 10 && b[0] == 5 && b[1] <= 1 && b[2] <= 19 && (b[4] & 0xe0) == 0 && b[5] <= 3 && {
+        let le = b[4] & 0x10 != 0;
+        let len = if le {
+            u16::from_le_bytes([b[8], b[9]])
+        } else {
+            u16::from_be_bytes([b[8], b[9]])
+        };
+        len >= 16
+    }
+}
+
+impl Core {
+    fn emit(&mut self, ev: Event, out: &mut dyn FnMut(&Event)) {
+        self.state.observe(&ev);
+        out(&ev);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn anomaly(
+        &mut self,
+        frame: u64,
+        ts: Ts,
+        client: Option<Endpoint>,
+        server: Option<Endpoint>,
+        layer: &'static str,
+        kind: &'static str,
+        detail: String,
+        out: &mut dyn FnMut(&Event),
+    ) {
+        self.stats.anomalies += 1;
+        let n = self.stats.anomaly_kinds.entry(kind).or_insert(0);
+        *n += 1;
+        if *n > MAX_ANOMALIES_PER_KIND {
+            return;
+        }
+        let ev = Event {
+            ts,
+            event: "anomaly",
+            source: self.source.clone(),
+            frame,
+            client,
+            server,
+            body: Body::Anomaly(Anomaly {
+                layer,
+                kind,
+                detail,
+            }),
+        };
+        self.emit(ev, out);
+    }
+
+    fn report_suppressed(&mut self, frame: u64, ts: Ts, out: &mut dyn FnMut(&Event)) {
+        let mut over: Vec<(&'static str, u64)> = self
+            .stats
+            .anomaly_kinds
+            .iter()
+            .filter(|(_, n)| **n > MAX_ANOMALIES_PER_KIND)
+            .map(|(k, n)| (*k, *n))
+            .collect();
+        over.sort();
+        for (kind, n) in over {
+            let ev = Event {
+                ts,
+                event: "anomaly",
+                source: self.source.clone(),
+                frame,
+                client: None,
+                server: None,
+                body: Body::Anomaly(Anomaly {
+                    layer: "capture",
+                    kind: "anomaly_limit",
+                    detail: format!(
+                        "{n} anomalies of kind {kind}; only the first {MAX_ANOMALIES_PER_KIND} were reported individually"
+                    ),
+                }),
+            };
+            self.emit(ev, out);
+        }
+    }
+
+    fn is_watched(&self, port: u16) -> bool {
+        self.watched_ports.contains_key(&port)
+    }
+
+    fn sweep(&mut self, now: Ts, frame: u64, out: &mut dyn FnMut(&Event)) {
+        let mut flows = std::mem::take(&mut self.closed);
+        self.flows.take_idle(now, &mut flows);
+        for f in flows.drain(..) {
+            self.close_flow(f, CloseReason::Timeout, frame, now, out);
+        }
+        self.closed = flows;
+        let mut ex = std::mem::take(&mut self.dns_buf);
+        self.dns.expire(now, &mut ex);
+        self.emit_dns(&mut ex, out);
+        self.dns_buf = ex;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // TCP
+
+    fn tcp(
+        &mut self,
+        src: IpAddr,
+        dst: IpAddr,
+        seg: &TcpSegment<'_>,
+        frame: u64,
+        ts: Ts,
+        out: &mut dyn FnMut(&Event),
+    ) {
+        let s = (src, seg.src_port);
+        let d = (dst, seg.dst_port);
+        let key = FlowKey::new(s, d);
+        if self.flows.get_mut(&key).is_none() && !self.new_flow(key, s, d, seg, frame, ts) {
+            return;
+        }
+        // SRV answers may have added watched ports since the flow began.
+        let (watch_src, watch_dst) = (self.is_watched(seg.src_port), self.is_watched(seg.dst_port));
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return;
+        };
+        flow.last_ts = ts;
+        flow.watched |= if (flow.server.ip, flow.server.port) == s {
+            watch_src
+        } else {
+            watch_dst
+        };
+        let dir = flow.direction(s);
+        let hs = &mut flow.hs;
+        if seg.syn && !seg.ack_flag && dir == Direction::ToServer {
+            hs.syns += 1;
+        }
+        if seg.syn && seg.ack_flag && dir == Direction::ToClient {
+            hs.syn_ack = true;
+        }
+        if !seg.payload.is_empty() {
+            hs.data_seen = true;
+        }
+        if seg.fin {
+            hs.fin[dir.index()] = true;
+        }
+        // Classify on the first payload.
+        if matches!(flow.app, App::Probing) && !seg.payload.is_empty() {
+            let server_port = flow.server.port;
+            flow.app = if looks_like_dcerpc(seg.payload) || flow.watched {
+                let kms_port = self.cfg.kms_ports.contains(&server_port);
+                App::Rpc(Box::new(RpcApp {
+                    streams: [Stream::new(), Stream::new()],
+                    session: Session::new(kms_port),
+                }))
+            } else if dns::is_dns_port(server_port) {
+                App::DnsTcp(Box::new([Stream::new(), Stream::new()]))
+            } else {
+                App::Ignored
+            };
+            // Replay the SYNs' sequence numbers if the handshake was seen: the streams start at the
+            // first payload byte either way (mid-connection start is handled by the stream).
+        }
+        let (client, server) = (flow.client, flow.server);
+        let mut become_ignored = false;
+        let mut tcp_anomalies: Vec<(&'static str, String)> = Vec::new();
+        let mut dns_msgs: Vec<(bool, Vec<u8>)> = Vec::new();
+        match &mut flow.app {
+            App::Rpc(app) => {
+                let app: &mut RpcApp = app;
+                if seg.syn {
+                    app.streams[dir.index()].on_syn(seg.seq);
+                }
+                let seq = if seg.syn {
+                    seg.seq.wrapping_add(1)
+                } else {
+                    seg.seq
+                };
+                if !seg.payload.is_empty() || seg.fin {
+                    let outcome = app.streams[dir.index()].on_segment(seq, seg.payload, seg.fin);
+                    let mut gaps: Vec<u64> = Vec::new();
+                    if let SegmentOutcome::LimitReached { .. } = outcome {
+                        // Give up on the hole in front of the buffered data; resynchronise after it.
+                        while let Some(n) = app.streams[dir.index()].skip_gap() {
+                            gaps.push(n);
+                            app.session.on_gap(dir, n, frame, ts, &mut self.rpc_buf);
+                            if !app.streams[dir.index()].ready().is_empty()
+                                || !app.streams[dir.index()].has_pending_gap()
+                            {
+                                break;
+                            }
+                        }
+                        let _ = app.streams[dir.index()].on_segment(seq, seg.payload, seg.fin);
+                    }
+                    if let SegmentOutcome::Overlap { conflicting: true }
+                    | SegmentOutcome::Duplicate { conflicting: true } = outcome
+                    {
+                        gaps.push(0);
+                    }
+                    drain_rpc(app, dir, frame, ts, &mut self.rpc_buf);
+                    // Not DCE/RPC after all: stop reassembling (the session reported it).
+                    become_ignored = app.session.state() == SessionState::NotDceRpc;
+                    for n in gaps {
+                        let (kind, detail) = if n == 0 {
+                            ("tcp_overlap_conflict", "a retransmitted or overlapping segment carried different bytes; the first copy was kept".to_string())
+                        } else {
+                            (
+                                "tcp_gap",
+                                format!(
+                                    "{n} bytes missing in the {} stream; resynchronised on the next DCE/RPC header",
+                                    dir_name(dir)
+                                ),
+                            )
+                        };
+                        tcp_anomalies.push((kind, detail));
+                    }
+                }
+            }
+            App::DnsTcp(streams) => {
+                if seg.syn {
+                    streams[dir.index()].on_syn(seg.seq);
+                }
+                let seq = if seg.syn {
+                    seg.seq.wrapping_add(1)
+                } else {
+                    seg.seq
+                };
+                if !seg.payload.is_empty() {
+                    let st = &mut streams[dir.index()];
+                    if let SegmentOutcome::LimitReached { .. } =
+                        st.on_segment(seq, seg.payload, seg.fin)
+                    {
+                        while st.skip_gap().is_some() && st.has_pending_gap() {}
+                    }
+                    let frames = dns::split_tcp_messages(st.ready());
+                    for m in &frames.messages {
+                        dns_msgs.push((dir == Direction::ToServer, m.to_vec()));
+                    }
+                    let consumed = frames.consumed;
+                    st.consume(consumed);
+                }
+            }
+            App::Probing | App::Ignored => {}
+        }
+        if become_ignored {
+            flow.app = App::Ignored;
+        }
+        for (kind, detail) in tcp_anomalies {
+            self.anomaly(
+                frame,
+                ts,
+                Some(client),
+                Some(server),
+                "tcp",
+                kind,
+                detail,
+                out,
+            );
+        }
+        for (to_server, m) in dns_msgs {
+            let (from, to) = if to_server {
+                (client, server)
+            } else {
+                (server, client)
+            };
+            self.dns_message(
+                (from.ip, from.port),
+                (to.ip, to.port),
+                dns::Transport::Tcp,
+                &m,
+                true,
+                frame,
+                ts,
+                out,
+            );
+        }
+        self.process_rpc_events(client, server, out);
+        // Connection end.
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return;
+        };
+        if seg.rst {
+            flow.hs.rst_from = Some(dir);
+            if let Some(f) = self.flows.remove(&key) {
+                self.close_flow(f, CloseReason::Reset, frame, ts, out);
+            }
+        } else if flow.hs.fin[0] && flow.hs.fin[1] {
+            if let Some(f) = self.flows.remove(&key) {
+                self.close_flow(f, CloseReason::ConnectionClosed, frame, ts, out);
+            }
+        }
+    }
+
+    /// Creates the flow for a packet of an unknown connection. Returns false when the packet does
+    /// not start anything worth tracking.
+    fn new_flow(
+        &mut self,
+        key: FlowKey,
+        s: (IpAddr, u16),
+        d: (IpAddr, u16),
+        seg: &TcpSegment<'_>,
+        frame: u64,
+        ts: Ts,
+    ) -> bool {
+        if seg.rst {
+            return false;
+        }
+        // Who is the client: the SYN sender; else the side not on a KMS/watched port; else, for
+        // DCE/RPC, the sender of a client PDU type; else the higher port.
+        let (client, server) = if seg.syn && !seg.ack_flag {
+            (s, d)
+        } else if seg.syn && seg.ack_flag {
+            (d, s)
+        } else if self.is_watched(d.1) && !self.is_watched(s.1) {
+            (s, d)
+        } else if self.is_watched(s.1) && !self.is_watched(d.1) {
+            (d, s)
+        } else if looks_like_dcerpc(seg.payload) {
+            // bind, alter_context, request, auth3, co_cancel, orphaned come from the client.
+            if matches!(seg.payload[2], 0 | 11 | 14 | 16 | 18 | 19) {
+                (s, d)
+            } else {
+                (d, s)
+            }
+        } else if seg.payload.is_empty() {
+            return false;
+        } else if s.1 >= d.1 {
+            (s, d)
+        } else {
+            (d, s)
+        };
+        let watched = self.is_watched(server.1);
+        let flow = Flow {
+            client: ep(client.0, client.1),
+            server: ep(server.0, server.1),
+            last_ts: ts,
+            hs: Handshake {
+                first_frame: frame,
+                first_ts: ts,
+                ..Handshake::default()
+            },
+            watched,
+            app: App::Probing,
+        };
+        self.flows.insert(key, flow).is_ok()
+    }
+
+    fn close_flow(
+        &mut self,
+        mut f: Flow<App>,
+        reason: CloseReason,
+        frame: u64,
+        ts: Ts,
+        out: &mut dyn FnMut(&Event),
+    ) {
+        let (client, server) = (f.client, f.server);
+        let mut open_calls = 0;
+        if let App::Rpc(app) = &mut f.app {
+            // Deliver what is buffered behind holes before closing.
+            for dir in [Direction::ToServer, Direction::ToClient] {
+                let mut guard = 0;
+                while app.streams[dir.index()].has_pending_gap() && guard < 64 {
+                    guard += 1;
+                    if let Some(n) = app.streams[dir.index()].skip_gap() {
+                        app.session.on_gap(dir, n, frame, ts, &mut self.rpc_buf);
+                    }
+                    drain_rpc(app, dir, frame, ts, &mut self.rpc_buf);
+                }
+            }
+            open_calls = app.session.open_calls();
+            app.session.on_close(reason, frame, ts, &mut self.rpc_buf);
+        }
+        self.process_rpc_events(client, server, out);
+        // Connection outcomes towards watched ports.
+        if f.watched && f.hs.syns > 0 && !f.hs.syn_ack && !f.hs.data_seen {
+            let result = if f.hs.rst_from == Some(Direction::ToClient) {
+                "refused"
+            } else {
+                "no_answer"
+            };
+            self.connect_event(&f, result, None, frame, ts, out);
+        } else if reason == CloseReason::Reset && open_calls > 0 {
+            let who = match f.hs.rst_from {
+                Some(Direction::ToClient) => "the server",
+                _ => "the client",
+            };
+            self.connect_event(
+                &f,
+                "reset",
+                Some(format!(
+                    "{who} reset the connection with {open_calls} call(s) open"
+                )),
+                frame,
+                ts,
+                out,
+            );
+        }
+    }
+
+    fn connect_event(
+        &mut self,
+        f: &Flow<App>,
+        result: &'static str,
+        detail: Option<String>,
+        frame: u64,
+        ts: Ts,
+        out: &mut dyn FnMut(&Event),
+    ) {
+        let first_ts = if result == "reset" { ts } else { f.hs.first_ts };
+        let first_frame = if result == "reset" {
+            frame
+        } else {
+            f.hs.first_frame
+        };
+        let ev = Event {
+            ts: first_ts,
+            event: "rpc",
+            source: self.source.clone(),
+            frame: first_frame,
+            client: Some(f.client),
+            server: Some(f.server),
+            body: Body::Rpc(RpcInfo {
+                pdu: "connect",
+                result: Some(result),
+                syn_count: Some(f.hs.syns),
+                detail,
+                ..RpcInfo::default()
+            }),
+        };
+        self.emit(ev, out);
+    }
+
+    fn process_rpc_events(
+        &mut self,
+        client: Endpoint,
+        server: Endpoint,
+        out: &mut dyn FnMut(&Event),
+    ) {
+        if self.rpc_buf.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.rpc_buf);
+        let mut events = events;
+        for ev in events.drain(..) {
+            self.rpc_event(ev, client, server, out);
+        }
+        self.rpc_buf = events;
+    }
+
+    fn rpc_event(
+        &mut self,
+        ev: RpcEvent,
+        client: Endpoint,
+        server: Endpoint,
+        out: &mut dyn FnMut(&Event),
+    ) {
+        match ev {
+            RpcEvent::Bind { .. } | RpcEvent::Control { .. } => {}
+            RpcEvent::BindAck {
+                frame,
+                ts,
+                call_id,
+                ptype,
+                assoc_group,
+                sec_addr,
+                results,
+                ..
+            } => {
+                let kms = results
+                    .iter()
+                    .any(|r| r.abstract_syntax.is_some_and(|s| s.is_kms()));
+                if !kms && !self.cfg.kms_ports.contains(&server.port) {
+                    return;
+                }
+                let interface = results.iter().find_map(|r| r.abstract_syntax);
+                let transfer_syntaxes = results
+                    .iter()
+                    .map(|r| {
+                        let syntax = if r.ack.transfer_syntax.uuid.is_zero() {
+                            r.proposed.first().copied().unwrap_or(r.ack.transfer_syntax)
+                        } else {
+                            r.ack.transfer_syntax
+                        };
+                        event::TransferSyntaxResult {
+                            ctx_id: r.ctx_id,
+                            syntax: syntax.uuid.to_string(),
+                            syntax_name: syntax_name(&syntax),
+                            result: ack_result_name(r.ack.result),
+                            reason: r.ack.reason,
+                        }
+                    })
+                    .collect();
+                let info = RpcInfo {
+                    pdu: ptype.known_name().unwrap_or("bind_ack"),
+                    call_id: Some(call_id),
+                    interface: interface.map(|s| s.uuid.to_string()),
+                    interface_name: interface.and_then(|s| s.is_kms().then_some("KMS")),
+                    transfer_syntaxes,
+                    assoc_group: Some(assoc_group),
+                    sec_addr: Some(sec_addr),
+                    ..RpcInfo::default()
+                };
+                let ev = Event {
+                    ts,
+                    event: "rpc",
+                    source: self.source.clone(),
+                    frame,
+                    client: Some(client),
+                    server: Some(server),
+                    body: Body::Rpc(info),
+                };
+                self.emit(ev, out);
+            }
+            RpcEvent::BindNak {
+                frame,
+                ts,
+                call_id,
+                reason,
+                versions,
+            } => {
+                let name = BindNak { reason, versions }.reason_name();
+                let info = RpcInfo {
+                    pdu: "bind_nak",
+                    call_id: Some(call_id),
+                    status: Some(Hresult {
+                        code: format!("{reason}"),
+                        name,
+                        meaning: Some(
+                            "the server rejected the association (bind_nak provider reject reason)",
+                        ),
+                    }),
+                    ..RpcInfo::default()
+                };
+                let ev = Event {
+                    ts,
+                    event: "rpc",
+                    source: self.source.clone(),
+                    frame,
+                    client: Some(client),
+                    server: Some(server),
+                    body: Body::Rpc(info),
+                };
+                self.emit(ev, out);
+            }
+            RpcEvent::Call(call) => self.call(call, client, server, out),
+            RpcEvent::Anomaly {
+                frame,
+                ts,
+                kind,
+                detail,
+                ..
+            } => {
+                self.anomaly(
+                    frame,
+                    ts,
+                    Some(client),
+                    Some(server),
+                    "dcerpc",
+                    kind,
+                    detail,
+                    out,
+                );
+            }
+        }
+    }
+
+    fn call(
+        &mut self,
+        call: Call,
+        client: Endpoint,
+        server: Endpoint,
+        out: &mut dyn FnMut(&Event),
+    ) {
+        let is_kms_iface = call.interface.is_some_and(|s| s.is_kms());
+        let kms_port = self.cfg.kms_ports.contains(&server.port);
+        if let Reply::Fault {
+            frame, ts, status, ..
+        } = &call.reply
+        {
+            let info = RpcInfo {
+                pdu: "fault",
+                call_id: Some(call.call_id),
+                status: Some(hresult(*status)),
+                ..RpcInfo::default()
+            };
+            let ev = Event {
+                ts: *ts,
+                event: "rpc",
+                source: self.source.clone(),
+                frame: *frame,
+                client: Some(client),
+                server: Some(server),
+                body: Body::Rpc(info),
+            };
+            self.emit(ev, out);
+        }
+        if !(is_kms_iface || (kms_port && call.interface.is_none()))
+            || call.opnum.is_some_and(|o| o != 0)
+        {
+            return;
+        }
+        let (ts, frame) = match (&call.request, &call.reply) {
+            (Some(r), _) => (r.ts, r.frame),
+            (None, Reply::Response(h)) => (h.ts, h.frame),
+            (None, Reply::Fault { ts, frame, .. }) => (*ts, *frame),
+            (None, Reply::Missing(_)) => return,
+        };
+        let kc = kms_call(&call);
+        self.stats.kms_calls += 1;
+        *self.stats.kms_by_status.entry(kc.call.status).or_insert(0) += 1;
+        if let Some(e) = kc.anomaly.clone() {
+            self.anomaly(frame, ts, Some(client), Some(server), "kms", e.0, e.1, out);
+        }
+        let ev = Event {
+            ts,
+            event: "kms",
+            source: self.source.clone(),
+            frame,
+            client: Some(client),
+            server: Some(server),
+            body: Body::Kms(Box::new(kc.call)),
+        };
+        self.emit(ev, out);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // UDP / DNS
+
+    fn udp(
+        &mut self,
+        src: IpAddr,
+        dst: IpAddr,
+        u: &UdpDatagram<'_>,
+        frame: u64,
+        ts: Ts,
+        out: &mut dyn FnMut(&Event),
+    ) {
+        let well_known = dns::is_dns_port(u.src_port) || dns::is_dns_port(u.dst_port);
+        if !well_known && !dns::looks_like_dns(u.payload) {
+            return;
+        }
+        self.dns_message(
+            (src, u.src_port),
+            (dst, u.dst_port),
+            dns::Transport::Udp,
+            u.payload,
+            well_known,
+            frame,
+            ts,
+            out,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn dns_message(
+        &mut self,
+        from: (IpAddr, u16),
+        to: (IpAddr, u16),
+        transport: dns::Transport,
+        payload: &[u8],
+        well_known: bool,
+        frame: u64,
+        ts: Ts,
+        out: &mut dyn FnMut(&Event),
+    ) {
+        match dns::parse_message(payload) {
+            Ok(msg) => {
+                let mut ex = std::mem::take(&mut self.dns_buf);
+                self.dns
+                    .on_message(from, to, transport, msg, frame, ts, &mut ex);
+                self.emit_dns(&mut ex, out);
+                self.dns_buf = ex;
+            }
+            Err(e) => {
+                if well_known {
+                    let (c, s) = (ep(from.0, from.1), ep(to.0, to.1));
+                    self.anomaly(
+                        frame,
+                        ts,
+                        Some(c),
+                        Some(s),
+                        "dns",
+                        e.kind(),
+                        format!("malformed DNS message: {e}"),
+                        out,
+                    );
+                }
+            }
+        }
+    }
+
+    fn emit_dns(&mut self, exchanges: &mut Vec<dns::Exchange>, out: &mut dyn FnMut(&Event)) {
+        for ex in exchanges.drain(..) {
+            // SRV answers tell which ports to watch for connection outcomes.
+            if let Some(resp) = &ex.response {
+                for r in resp.answers.iter().chain(resp.additional.iter()) {
+                    if let dns::RecordData::Srv { port, .. } = r.data {
+                        if self.watched_ports.len() < MAX_WATCHED_PORTS {
+                            self.watched_ports.insert(port, ());
+                        }
+                    }
+                }
+            }
+            self.stats.dns_queries += 1;
+            let (ev_body, frame, ts) = convert::dns_exchange(&ex);
+            let ev = Event {
+                ts,
+                event: "dns",
+                source: self.source.clone(),
+                frame,
+                client: Some(ep(ex.client.0, ex.client.1)),
+                server: Some(ep(ex.server.0, ex.server.1)),
+                body: Body::Dns(Box::new(ev_body)),
+            };
+            self.emit(ev, out);
+        }
+    }
+
+    fn summary(&self, last: bool) -> Summary {
+        let duration_s = match self.stats.first_ts {
+            Some(f) => (self.stats.last_ts.0.saturating_sub(f.0)) as f64 / 1e9,
+            None => 0.0,
+        };
+        Summary {
+            packets: self.stats.packets,
+            bytes: self.stats.bytes,
+            duration_s: (duration_s * 1e6).round() / 1e6,
+            dropped: None,
+            if_dropped: None,
+            kms_calls: self.stats.kms_calls,
+            kms_by_status: self.stats.kms_by_status.clone(),
+            dns_queries: self.stats.dns_queries,
+            anomalies: self.stats.anomalies,
+            findings: self.stats.findings.clone(),
+            hosts: self.state.host_summaries(),
+            clients: self.state.clients.len() as u64,
+            last,
+        }
+    }
+}
+
+fn dir_name(d: Direction) -> &'static str {
+    match d {
+        Direction::ToServer => "client-to-server",
+        Direction::ToClient => "server-to-client",
+    }
+}
+
+fn drain_rpc(app: &mut RpcApp, dir: Direction, frame: u64, ts: Ts, buf: &mut Vec<RpcEvent>) {
+    let st = &mut app.streams[dir.index()];
+    loop {
+        let ready = st.ready();
+        if ready.is_empty() {
+            break;
+        }
+        let n = app.session.on_data(dir, ready, frame, ts, buf);
+        st.consume(n);
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Short name of a transfer syntax in `rpc` events.
+fn syntax_name(s: &SyntaxId) -> &'static str {
+    if s.is_btfn() {
+        "bind_time_feature_negotiation"
+    } else if s.is_null() {
+        "none"
+    } else {
+        match TransferSyntax::from_syntax(s) {
+            TransferSyntax::Ndr32 => "ndr32",
+            TransferSyntax::Ndr64 => "ndr64",
+            TransferSyntax::Unknown => "other",
+        }
+    }
+}
+
+fn ack_result_name(r: u16) -> String {
+    match r {
+        0 => "accepted".into(),
+        1 => "user_rejection".into(),
+        2 => "provider_rejection".into(),
+        3 => "negotiate_ack".into(),
+        n => format!("result_{n}"),
+    }
+}
+
+/// An HRESULT / RPC status with its name and meaning from the table.
+pub fn hresult(code: u32) -> Hresult {
+    let d = kms::hresult::describe(code);
+    Hresult {
+        code: format!("0x{code:08X}"),
+        name: d.map(|d| d.0),
+        meaning: d.map(|d| d.1),
+    }
+}
+
+struct KmsCallOut {
+    call: KmsCall,
+    anomaly: Option<(&'static str, String)>,
+}
+
+/// Decodes and validates the KMS request and reply of one RPC call (kms-protocol.md §2.8).
+fn kms_call(call: &Call) -> KmsCallOut {
+    let mut kc = KmsCall {
+        call_id: call.call_id,
+        ctx_id: call.ctx_id,
+        ndr: match call.ndr {
+            TransferSyntax::Ndr32 => "ndr32",
+            TransferSyntax::Ndr64 => "ndr64",
+            TransferSyntax::Unknown => "unknown",
+        },
+        ..KmsCall::default()
+    };
+    let mut anomaly = None;
+    let req = match call.kms_request() {
+        Some(Ok(q)) => {
+            kc.request_size = Some(q.len());
+            Some(kms::decode_request(q))
+        }
+        Some(Err(e)) => {
+            anomaly = Some(("stub_mismatch", format!("KMS request stub: {e}")));
+            kc.integrity.request = Some("undecodable");
+            None
+        }
+        None => None,
+    };
+    if let Some(r) = &req {
+        kc.version = r.outer_version.map(|v| v.to_string());
+        kc.integrity.request = Some(r.verdict.as_str());
+        kc.integrity.failures.extend(r.failures.iter().copied());
+        if let Some(q) = &r.request {
+            kc.request = Some(convert::request_info(q));
+        }
+        if let Some(e) = &r.error {
+            anomaly.get_or_insert(("undecodable_request", format!("KMS request: {e}")));
+        }
+    } else if call.request.is_none() {
+        kc.reason = Some("request_not_captured");
+    }
+    let first_ts = call.request.as_ref().map(|h| h.ts);
+    match &call.reply {
+        Reply::Response(h) => {
+            kc.response_frame = Some(h.frame);
+            kc.rtt_ms = first_ts.map(|t| round3(h.ts.millis_since(t)));
+            match call.kms_reply() {
+                Some(Ok(KmsReply::Refused { hresult: code })) => {
+                    kc.status = "refused";
+                    kc.hresult = Some(hresult(code));
+                    kc.outcome = "refused";
+                }
+                Some(Ok(KmsReply::Success {
+                    kms: a,
+                    return_code,
+                })) => {
+                    kc.status = "answered";
+                    kc.response_size = Some(a.len());
+                    if return_code != 0 {
+                        kc.hresult = Some(hresult(return_code));
+                    }
+                    match &req {
+                        Some(r) => {
+                            let resp = kms::decode_response(r, a);
+                            kc.integrity.response = Some(resp.verdict.as_str());
+                            for f in &resp.failures {
+                                if !kc.integrity.failures.contains(f) {
+                                    kc.integrity.failures.push(f);
+                                }
+                            }
+                            if let Some(rr) = &resp.response {
+                                kc.response = Some(convert::response_info(rr));
+                            }
+                            kc.outcome = kms::outcome(r, &resp).as_str();
+                            if let Some(e) = &resp.error {
+                                anomaly.get_or_insert((
+                                    "undecodable_response",
+                                    format!("KMS response: {e}"),
+                                ));
+                            }
+                        }
+                        None => {
+                            kc.integrity.response = Some("undecodable");
+                            kc.outcome = "invalid_response";
+                        }
+                    }
+                }
+                Some(Err(e)) => {
+                    kc.status = "answered";
+                    kc.integrity.response = Some("undecodable");
+                    kc.outcome = "invalid_response";
+                    anomaly.get_or_insert(("stub_mismatch", format!("KMS response stub: {e}")));
+                }
+                None => {
+                    kc.status = "unanswered";
+                    kc.outcome = "no_response";
+                }
+            }
+        }
+        Reply::Fault {
+            frame, ts, status, ..
+        } => {
+            kc.status = "fault";
+            kc.response_frame = Some(*frame);
+            kc.rtt_ms = first_ts.map(|t| round3(ts.millis_since(t)));
+            kc.hresult = Some(hresult(*status));
+            kc.outcome = "refused";
+        }
+        Reply::Missing(reason) => {
+            kc.status = "unanswered";
+            kc.outcome = "no_response";
+            kc.reason = Some(match reason {
+                CloseReason::ConnectionClosed => "connection_closed",
+                CloseReason::Reset => "connection_reset",
+                CloseReason::Timeout => "idle_timeout",
+                CloseReason::CaptureEnded => "capture_ended",
+                CloseReason::Gap => "tcp_gap",
+                other => other.as_str(),
+            });
+        }
+    }
+    KmsCallOut { call: kc, anomaly }
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}

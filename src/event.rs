@@ -1,0 +1,460 @@
+//! The `Event` envelope and payloads of the JSON Lines contract (docs/events.md). This is the only type
+//! the sinks (JSON Lines, text table, report, terminal UI) see, so they can never disagree.
+//!
+//! Absent values are omitted, never `null`. Names are a contract: add fields, never rename.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::{Serialize, Serializer};
+
+use crate::time::Ts;
+
+/// One line of output.
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    /// Capture time of the event's first evidence packet (for `summary`: of the last packet).
+    #[serde(serialize_with = "ser_ts")]
+    pub ts: Ts,
+    /// `kms`, `dns`, `rpc`, `finding`, `anomaly`, `summary`.
+    pub event: &'static str,
+    /// Capture file name as given on the command line, `archive.zip:member`, or `live:<iface>`.
+    pub source: Arc<str>,
+    /// 1-based frame number of the packet that completed the evidence; 0 (omitted) when none.
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub frame: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<Endpoint>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<Endpoint>,
+    #[serde(flatten)]
+    pub body: Body,
+}
+
+/// An address and port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ip {
+            IpAddr::V4(a) => write!(f, "{a}:{}", self.port),
+            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.port),
+        }
+    }
+}
+
+/// The payload, one variant per `event` kind.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum Body {
+    Kms(Box<KmsCall>),
+    Dns(Box<DnsExchange>),
+    Rpc(RpcInfo),
+    Finding(Finding),
+    Anomaly(Anomaly),
+    Summary(Box<Summary>),
+}
+
+impl Body {
+    /// The `event` name of this payload.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Kms(_) => "kms",
+            Body::Dns(_) => "dns",
+            Body::Rpc(_) => "rpc",
+            Body::Finding(_) => "finding",
+            Body::Anomaly(_) => "anomaly",
+            Body::Summary(_) => "summary",
+        }
+    }
+}
+
+/// `kms`: one KMS activation call (request and its response, if any).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct KmsCall {
+    /// KMS protocol version of the request, `"6.0"`; omitted when the request was not seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub call_id: u32,
+    /// Presentation context id the request named.
+    pub ctx_id: u16,
+    /// Transfer syntax of the stub: `ndr32`, `ndr64`, or `unknown`.
+    pub ndr: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_frame: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    /// `answered`, `refused`, `fault`, `unanswered`.
+    pub status: &'static str,
+    /// Why an `unanswered` call has no reply: `connection_closed`, `connection_reset`, `idle_timeout`,
+    /// `capture_ended`, `tcp_gap`, `limit`; or `request_not_captured` when only the reply was seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<KmsRequestInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<KmsResponseInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hresult: Option<Hresult>,
+    pub integrity: Integrity,
+    /// `activated`, `count_insufficient`, `refused`, `invalid_response`, `no_response`.
+    pub outcome: &'static str,
+    /// Size in bytes of the KMS request and response messages (inside the NDR stubs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_size: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_size: Option<usize>,
+}
+
+/// The decoded KMS request (kms-protocol.md §2.1).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct KmsRequestInfo {
+    pub app_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_name: Option<&'static str>,
+    pub sku_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sku_name: Option<&'static str>,
+    pub kms_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_name: Option<&'static str>,
+    pub cmid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_cmid: Option<String>,
+    pub workstation: String,
+    pub required_count: u32,
+    pub is_vm: bool,
+    pub license_status: String,
+    pub license_status_code: u32,
+    pub binding_expiration_min: u32,
+    pub client_time: String,
+    /// Threshold the product catalog gives for this KMS counted id (the client's own is `required_count`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog_threshold: Option<u32>,
+}
+
+/// The decoded KMS response (kms-protocol.md §2.2).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct KmsResponseInfo {
+    pub epid: String,
+    pub host: EpidInfo,
+    pub current_count: u32,
+    pub activation_interval_min: u32,
+    pub renewal_interval_min: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hwid: Option<String>,
+    /// The echoed CMID and client time (they must equal the request's; see `integrity`).
+    pub cmid: String,
+    pub client_time: String,
+}
+
+/// The host ePID decoded (kms-protocol.md §4); fields that do not parse are omitted.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct EpidInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lcid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os_build: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_installed: Option<String>,
+}
+
+/// An HRESULT or RPC status with its name and meaning.
+#[derive(Clone, Debug, Serialize)]
+pub struct Hresult {
+    /// `0xC004F042` form.
+    pub code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meaning: Option<&'static str>,
+}
+
+/// Integrity verdicts of kms-protocol.md §2.8.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Integrity {
+    /// `valid`, `invalid`, `undecodable`; omitted when that half was not captured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<&'static str>,
+}
+
+/// `dns`: one query and its answer.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DnsExchange {
+    pub id: u16,
+    pub opcode: String,
+    /// `udp` or `tcp`.
+    pub transport: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qtype: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rcode: Option<String>,
+    /// `answered` or `unanswered` (or `response_only` when the query was not captured).
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_frame: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub answers: Vec<DnsRecord>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub authority: Vec<DnsRecord>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub additional: Vec<DnsRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub authoritative: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    pub truncated: bool,
+    #[serde(skip_serializing_if = "is_zero_u32")]
+    pub retransmissions: u32,
+}
+
+/// One resource record in a `dns` event.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct DnsRecord {
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub name: String,
+    pub ttl: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
+    /// Other record data in text form (SOA, TXT, unknown types).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+}
+
+/// `rpc`: a DCE/RPC event other than the KMS call itself.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RpcInfo {
+    /// `bind`, `bind_ack`, `bind_nak`, `alter_context`, `alter_context_resp`, `fault`, `connect`.
+    pub pdu: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface_name: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transfer_syntaxes: Vec<TransferSyntaxResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assoc_group: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sec_addr: Option<String>,
+    /// Fault status or bind_nak reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Hresult>,
+    /// For `connect`: `established`, `refused`, `no_answer`, `reset`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<&'static str>,
+    /// For `connect`: SYNs sent by the client (retries + 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syn_count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// One presentation context result in a bind_ack / alter_context_resp.
+#[derive(Clone, Debug, Serialize)]
+pub struct TransferSyntaxResult {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ctx_id: Option<u16>,
+    /// Proposed transfer syntax (from the bind, matched by position) or the acked one.
+    pub syntax: String,
+    pub syntax_name: &'static str,
+    /// `accepted`, `user_rejection`, `provider_rejection`, `negotiate_ack`, or `result_<n>`.
+    pub result: String,
+    pub reason: u16,
+}
+
+/// `finding`: a diagnosis (docs/checks.md).
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    pub check: &'static str,
+    pub name: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    pub fix: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicts: Option<&'static str>,
+    pub frames: Vec<u64>,
+    pub count: u64,
+    pub subject: Subject,
+}
+
+/// Severity of a finding, ordered from least to most severe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// What a finding is about.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Subject {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cmid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workstation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+}
+
+/// `anomaly`: something in the input that is not as it should be.
+#[derive(Clone, Debug, Serialize)]
+pub struct Anomaly {
+    /// `capture`, `link`, `ip`, `tcp`, `udp`, `dcerpc`, `kms`, `dns`.
+    pub layer: &'static str,
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+/// `summary`: per source, at the end (and periodically when live).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub packets: u64,
+    pub bytes: u64,
+    pub duration_s: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub if_dropped: Option<u64>,
+    pub kms_calls: u64,
+    /// KMS calls by status (`answered`, `refused`, ...).
+    pub kms_by_status: BTreeMap<&'static str, u64>,
+    pub dns_queries: u64,
+    pub anomalies: u64,
+    pub findings: BTreeMap<&'static str, u64>,
+    pub hosts: Vec<HostSummary>,
+    /// Distinct CMIDs seen.
+    pub clients: u64,
+    /// Set on the last summary of a source.
+    #[serde(skip_serializing_if = "is_false")]
+    pub last: bool,
+}
+
+/// One KMS host in the summary: what `slmgr /dlv` shows on the host, rebuilt from the wire.
+#[derive(Clone, Debug, Serialize)]
+pub struct HostSummary {
+    pub ip: IpAddr,
+    pub port: u16,
+    pub epids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hwid: Option<String>,
+    pub apps: Vec<HostApp>,
+}
+
+/// Per host and counted product group (KMS counted id).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct HostApp {
+    pub app_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_name: Option<&'static str>,
+    pub kms_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_name: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_count: Option<u32>,
+    pub required_count: u32,
+    pub requests: u64,
+    pub refused: u64,
+    pub failed: u64,
+    pub distinct_cmids: u64,
+    pub by_license_status: BTreeMap<String, u64>,
+}
+
+fn ser_ts<S: Serializer>(ts: &Ts, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&ts.rfc3339_micros())
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero_u32(v: &u32) -> bool {
+    *v == 0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_serialises_in_contract_shape() {
+        let ev = Event {
+            ts: Ts(1_795_446_604_123_456_789),
+            event: "anomaly",
+            source: Arc::from("x.pcap"),
+            frame: 7,
+            client: Some(Endpoint {
+                ip: "10.1.2.3".parse().unwrap(),
+                port: 49731,
+            }),
+            server: None,
+            body: Body::Anomaly(Anomaly {
+                layer: "tcp",
+                kind: "tcp_gap",
+                detail: "12 bytes".into(),
+            }),
+        };
+        let s = serde_json::to_string(&ev).unwrap();
+        assert_eq!(
+            s,
+            r#"{"ts":"2026-11-23T15:10:04.123456Z","event":"anomaly","source":"x.pcap","frame":7,"client":{"ip":"10.1.2.3","port":49731},"layer":"tcp","kind":"tcp_gap","detail":"12 bytes"}"#
+        );
+    }
+}

@@ -1,0 +1,641 @@
+//! KMS block ciphers and MACs (kms-protocol.md §2.4–§2.7).
+//!
+//! Three fixed, public keys:
+//!
+//! * v4: Rijndael with a 128-bit block and a **160-bit key** (Nk = 5, Nr = 11), used only for the
+//!   CBC-MAC of §2.5 (encryption direction only);
+//! * v5: stock AES-128 (§2.4);
+//! * v6: AES-128 whose expanded key has three bytes flipped (`RK4[0] ^= 0x73`, `RK6[0] ^= 0x09`,
+//!   `RK8[0] ^= 0xE4`, §2.4).
+//!
+//! All key schedules are computed at compile time (`const fn`), including the
+//! InvMixColumns-transformed decryption schedules of the FIPS-197 "equivalent inverse cipher"
+//! (§5.3.5). The rounds themselves run on the `aes::hazmat` round functions, which use AES-NI /
+//! ARMv8 instructions when the CPU has them and a constant-time software fallback otherwise.
+//! Nothing here allocates; nothing expands a key at run time.
+
+use aes::cipher::array::Array;
+use aes::hazmat::{
+    Block, Block8, cipher_round, equiv_inv_cipher_round, equiv_inv_cipher_round_par,
+    inv_mix_columns, mix_columns,
+};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+/// Cipher block size in bytes.
+pub const BLOCK: usize = 16;
+
+/// v4 MAC key (20 bytes, Rijndael-160), §2.4.
+pub const V4_KEY: [u8; 20] = [
+    0x05, 0x3D, 0x83, 0x07, 0xF9, 0xE5, 0xF0, 0x88, 0xEB, 0x5E, 0xA6, 0x68, 0x6C, 0xF0, 0x37, 0xC7,
+    0xE4, 0xEF, 0xD2, 0xD6,
+];
+/// v5 encryption key (standard AES-128), §2.4.
+pub const V5_KEY: [u8; 16] = [
+    0xCD, 0x7E, 0x79, 0x6F, 0x2A, 0xB2, 0x5D, 0xCB, 0x55, 0xFF, 0xC8, 0xEF, 0x83, 0x64, 0xC4, 0x70,
+];
+/// v6 encryption key (AES-128 with the modified key schedule), §2.4.
+pub const V6_KEY: [u8; 16] = [
+    0xA9, 0x4A, 0x41, 0x95, 0xE2, 0x01, 0x43, 0x2D, 0x9B, 0xCB, 0x46, 0x04, 0x05, 0xD8, 0x4A, 0x21,
+];
+
+/// The three v6 key-schedule modifications of §2.4: (round key index, XOR into its byte 0).
+pub const V6_SCHEDULE_XORS: [(usize, u8); 3] = [(4, 0x73), (6, 0x09), (8, 0xE4)];
+
+/// HMAC time-slot constants of §2.7: T = ((time / C1) · C2 + C3) mod 2^64.
+pub const V6_HMAC_C1: u64 = 0x0000_0022_8168_89BD;
+/// See [`V6_HMAC_C1`].
+pub const V6_HMAC_C2: u64 = 0x0000_0020_8CBA_B5ED;
+/// See [`V6_HMAC_C1`].
+pub const V6_HMAC_C3: u64 = 0x3156_CD5A_C628_477A;
+
+// ------------------------------------------------------------------------------------------------
+// Compile-time tables and key schedules
+// ------------------------------------------------------------------------------------------------
+
+/// Multiplication in GF(2^8) modulo x^8 + x^4 + x^3 + x + 1.
+const fn gmul(mut a: u8, mut b: u8) -> u8 {
+    let mut p = 0u8;
+    while b != 0 {
+        if b & 1 != 0 {
+            p ^= a;
+        }
+        let hi = a & 0x80;
+        a <<= 1;
+        if hi != 0 {
+            a ^= 0x1b;
+        }
+        b >>= 1;
+    }
+    p
+}
+
+/// The AES S-box, derived (multiplicative inverse + affine map, FIPS-197 §5.1.1).
+const SBOX: [u8; 256] = {
+    let mut s = [0u8; 256];
+    let mut x = 0usize;
+    while x < 256 {
+        // inverse = x^254
+        let b = x as u8;
+        let mut inv = 1u8;
+        let mut i = 0;
+        while i < 254 {
+            inv = gmul(inv, b);
+            i += 1;
+        }
+        if b == 0 {
+            inv = 0;
+        }
+        s[x] = inv
+            ^ inv.rotate_left(1)
+            ^ inv.rotate_left(2)
+            ^ inv.rotate_left(3)
+            ^ inv.rotate_left(4)
+            ^ 0x63;
+        x += 1;
+    }
+    s
+};
+
+/// Rijndael key expansion for `nk` 32-bit key words into `R` round keys (R = Nr + 1).
+/// Valid for Nk ≤ 6 (no extra SubWord step), which covers Nk = 4 (AES-128) and Nk = 5 (v4).
+const fn expand_key<const R: usize>(key: &[u8], nk: usize) -> [[u8; 16]; R] {
+    let total = 4 * R;
+    let mut w = [[0u8; 4]; 64];
+    let mut i = 0;
+    while i < nk {
+        w[i] = [key[4 * i], key[4 * i + 1], key[4 * i + 2], key[4 * i + 3]];
+        i += 1;
+    }
+    let mut rcon = 1u8;
+    while i < total {
+        let mut t = w[i - 1];
+        if i % nk == 0 {
+            t = [
+                SBOX[t[1] as usize] ^ rcon,
+                SBOX[t[2] as usize],
+                SBOX[t[3] as usize],
+                SBOX[t[0] as usize],
+            ];
+            rcon = gmul(rcon, 2);
+        }
+        let p = w[i - nk];
+        w[i] = [p[0] ^ t[0], p[1] ^ t[1], p[2] ^ t[2], p[3] ^ t[3]];
+        i += 1;
+    }
+    let mut out = [[0u8; 16]; R];
+    let mut r = 0;
+    while r < R {
+        let mut j = 0;
+        while j < 16 {
+            out[r][j] = w[4 * r + j / 4][j % 4];
+            j += 1;
+        }
+        r += 1;
+    }
+    out
+}
+
+/// Standard AES-128 key expansion (FIPS-197 §5.2): 11 round keys of 16 bytes.
+pub const fn aes128_expand_key(key: &[u8; 16]) -> [[u8; 16]; 11] {
+    expand_key::<11>(key, 4)
+}
+
+/// InvMixColumns of one 16-byte state (column-major, as on the wire).
+const fn inv_mix_columns_const(s: [u8; 16]) -> [u8; 16] {
+    let mut o = [0u8; 16];
+    let mut c = 0;
+    while c < 4 {
+        let a = [s[4 * c], s[4 * c + 1], s[4 * c + 2], s[4 * c + 3]];
+        let mut r = 0;
+        while r < 4 {
+            o[4 * c + r] = gmul(a[r], 0x0e)
+                ^ gmul(a[(r + 1) % 4], 0x0b)
+                ^ gmul(a[(r + 2) % 4], 0x0d)
+                ^ gmul(a[(r + 3) % 4], 0x09);
+            r += 1;
+        }
+        c += 1;
+    }
+    o
+}
+
+/// Round keys for the equivalent inverse cipher: middle keys through InvMixColumns.
+const fn decryption_schedule<const R: usize>(enc: &[[u8; 16]; R]) -> [[u8; 16]; R] {
+    let mut d = *enc;
+    let mut r = 1;
+    while r + 1 < R {
+        d[r] = inv_mix_columns_const(enc[r]);
+        r += 1;
+    }
+    d
+}
+
+const fn to_blocks<const R: usize>(k: &[[u8; 16]; R]) -> [Block; R] {
+    let mut out = [Array([0u8; 16]); R];
+    let mut r = 0;
+    while r < R {
+        out[r] = Array(k[r]);
+        r += 1;
+    }
+    out
+}
+
+const fn to_blocks8<const R: usize>(k: &[[u8; 16]; R]) -> [Block8; R] {
+    let mut out = [Array([Array([0u8; 16]); 8]); R];
+    let mut r = 0;
+    while r < R {
+        out[r] = Array([Array(k[r]); 8]);
+        r += 1;
+    }
+    out
+}
+
+const V4_RK: [[u8; 16]; 12] = expand_key::<12>(&V4_KEY, 5);
+const V5_RK: [[u8; 16]; 11] = aes128_expand_key(&V5_KEY);
+const V6_RK: [[u8; 16]; 11] = {
+    let mut k = aes128_expand_key(&V6_KEY);
+    let mut i = 0;
+    while i < V6_SCHEDULE_XORS.len() {
+        let (r, x) = V6_SCHEDULE_XORS[i];
+        k[r][0] ^= x;
+        i += 1;
+    }
+    k
+};
+// The v6 XORs are applied before the InvMixColumns transformation (§2.4).
+const V5_DRK: [[u8; 16]; 11] = decryption_schedule(&V5_RK);
+const V6_DRK: [[u8; 16]; 11] = decryption_schedule(&V6_RK);
+
+static V4_ENC: [Block; 12] = to_blocks(&V4_RK);
+static V5_ENC: [Block; 11] = to_blocks(&V5_RK);
+static V6_ENC: [Block; 11] = to_blocks(&V6_RK);
+static V5_DEC: [Block; 11] = to_blocks(&V5_DRK);
+static V6_DEC: [Block; 11] = to_blocks(&V6_DRK);
+static V5_DEC8: [Block8; 11] = to_blocks8(&V5_DRK);
+static V6_DEC8: [Block8; 11] = to_blocks8(&V6_DRK);
+
+static ZERO_BLOCK: Block = Array([0u8; 16]);
+static ZERO_BLOCK8: Block8 = Array([Array([0u8; 16]); 8]);
+
+// ------------------------------------------------------------------------------------------------
+// Generic Rijndael-128-block rounds on the hazmat primitives
+// ------------------------------------------------------------------------------------------------
+
+#[inline]
+fn xor_block(a: &mut Block, b: &Block) {
+    for (x, y) in a.iter_mut().zip(b.iter()) {
+        *x ^= *y;
+    }
+}
+
+/// Encrypts one block with the given round keys (R = Nr + 1).
+#[inline]
+fn encrypt_with(rk: &[Block], block: &mut Block) {
+    let Some((first, rest)) = rk.split_first() else {
+        return;
+    };
+    let Some((last, middle)) = rest.split_last() else {
+        return;
+    };
+    xor_block(block, first);
+    for k in middle {
+        cipher_round(block, k);
+    }
+    // Final round has no MixColumns: AESENC with a zero key, undo MixColumns, add the key.
+    cipher_round(block, &ZERO_BLOCK);
+    inv_mix_columns(block);
+    xor_block(block, last);
+}
+
+/// Decrypts one block with an equivalent-inverse-cipher schedule (R = Nr + 1).
+#[inline]
+fn decrypt_with(drk: &[Block], block: &mut Block) {
+    let Some((first, rest)) = drk.split_first() else {
+        return;
+    };
+    let Some((last, middle)) = rest.split_last() else {
+        return;
+    };
+    xor_block(block, last);
+    for k in middle.iter().rev() {
+        equiv_inv_cipher_round(block, k);
+    }
+    // Final round has no InvMixColumns: AESDEC with a zero key, redo MixColumns, add the key.
+    equiv_inv_cipher_round(block, &ZERO_BLOCK);
+    mix_columns(block);
+    xor_block(block, first);
+}
+
+/// Decrypts 8 blocks in parallel with an equivalent-inverse-cipher schedule.
+#[inline]
+fn decrypt8_with(drk8: &[Block8], blocks: &mut Block8) {
+    let Some((first, rest)) = drk8.split_first() else {
+        return;
+    };
+    let Some((last, middle)) = rest.split_last() else {
+        return;
+    };
+    for (b, k) in blocks.iter_mut().zip(last.iter()) {
+        xor_block(b, k);
+    }
+    for k in middle.iter().rev() {
+        equiv_inv_cipher_round_par(blocks, k);
+    }
+    equiv_inv_cipher_round_par(blocks, &ZERO_BLOCK8);
+    for (b, k) in blocks.iter_mut().zip(first.iter()) {
+        mix_columns(b);
+        xor_block(b, k);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Public API
+// ------------------------------------------------------------------------------------------------
+
+/// The two KMS encryption ciphers (§2.4): v5 = AES-128, v6 = AES-128 with a modified schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KmsCipher {
+    /// Protocol 5.0: standard AES-128 under [`V5_KEY`].
+    V5,
+    /// Protocol 6.0: AES-128 under [`V6_KEY`] with the three round-key bytes flipped.
+    V6,
+}
+
+impl KmsCipher {
+    /// The cipher for a KMS major version (5 or 6); `None` for v4 (MAC only) and unknown majors.
+    pub fn for_major(major: u16) -> Option<KmsCipher> {
+        match major {
+            5 => Some(KmsCipher::V5),
+            6 => Some(KmsCipher::V6),
+            _ => None,
+        }
+    }
+
+    /// The (possibly modified) encryption round keys RK0..RK10.
+    pub fn round_keys(self) -> &'static [[u8; 16]; 11] {
+        match self {
+            KmsCipher::V5 => &V5_RK,
+            KmsCipher::V6 => &V6_RK,
+        }
+    }
+
+    fn enc(self) -> &'static [Block; 11] {
+        match self {
+            KmsCipher::V5 => &V5_ENC,
+            KmsCipher::V6 => &V6_ENC,
+        }
+    }
+
+    fn dec(self) -> &'static [Block; 11] {
+        match self {
+            KmsCipher::V5 => &V5_DEC,
+            KmsCipher::V6 => &V6_DEC,
+        }
+    }
+
+    fn dec8(self) -> &'static [Block8; 11] {
+        match self {
+            KmsCipher::V5 => &V5_DEC8,
+            KmsCipher::V6 => &V6_DEC8,
+        }
+    }
+
+    /// Encrypts one 16-byte block in place (ECB).
+    pub fn encrypt_block(self, block: &mut [u8; 16]) {
+        encrypt_with(self.enc(), block.into());
+    }
+
+    /// Decrypts one 16-byte block in place (ECB).
+    pub fn decrypt_block(self, block: &mut [u8; 16]) {
+        decrypt_with(self.dec(), block.into());
+    }
+}
+
+/// Errors of the CBC helpers (lengths only; the data itself can never make them fail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    /// The ciphertext is not a whole number of 16-byte blocks.
+    #[error("ciphertext length {0} is not a multiple of 16")]
+    NotBlockAligned(usize),
+    /// The output buffer is shorter than the input.
+    #[error("output buffer of {out} bytes is shorter than the {input}-byte input")]
+    OutputTooShort {
+        /// Input length.
+        input: usize,
+        /// Output length.
+        out: usize,
+    },
+}
+
+/// CBC decryption with an all-zero IV (§2.6): `out[..data.len()]` receives the plaintext, whose
+/// first block is the sender's salt `D_k(C0)`.
+///
+/// Blocks are decrypted eight at a time (CBC decryption is parallel), without allocation.
+pub fn cbc_decrypt_zero_iv(
+    cipher: KmsCipher,
+    data: &[u8],
+    out: &mut [u8],
+) -> Result<(), CryptoError> {
+    if data.len() % BLOCK != 0 {
+        return Err(CryptoError::NotBlockAligned(data.len()));
+    }
+    if out.len() < data.len() {
+        return Err(CryptoError::OutputTooShort {
+            input: data.len(),
+            out: out.len(),
+        });
+    }
+    let dec8 = cipher.dec8();
+    let mut batch: Block8 = Array([Array([0u8; 16]); 8]);
+    let mut prev = [0u8; 16];
+    for (ct, pt) in data.chunks(8 * BLOCK).zip(out.chunks_mut(8 * BLOCK)) {
+        for (lane, c) in batch.iter_mut().zip(ct.chunks_exact(BLOCK)) {
+            lane.copy_from_slice(c);
+        }
+        decrypt8_with(dec8, &mut batch);
+        for ((lane, c), p) in batch
+            .iter()
+            .zip(ct.chunks_exact(BLOCK))
+            .zip(pt.chunks_exact_mut(BLOCK))
+        {
+            for i in 0..BLOCK {
+                p[i] = lane[i] ^ prev[i];
+            }
+            prev.copy_from_slice(c);
+        }
+    }
+    Ok(())
+}
+
+/// Encrypts one block in place with Rijndael-160 under [`V4_KEY`] (§2.4, 11 rounds).
+pub fn v4_encrypt_block(block: &mut [u8; 16]) {
+    encrypt_with(&V4_ENC, block.into());
+}
+
+/// The v4 round keys RK0..RK11 (Rijndael, Nk = 5, Nr = 11).
+pub fn v4_round_keys() -> &'static [[u8; 16]; 12] {
+    &V4_RK
+}
+
+/// v4 MAC (§2.5): CBC-MAC under Rijndael-160 with a zero IV over `msg ‖ 0x80 ‖ 0x00…` padded to a
+/// multiple of 16. The 0x80 byte is always appended. Returns the final block.
+pub fn v4_mac(msg: &[u8]) -> [u8; 16] {
+    let mut state = [0u8; 16];
+    let mut chunks = msg.chunks_exact(BLOCK);
+    for c in &mut chunks {
+        for (s, m) in state.iter_mut().zip(c) {
+            *s ^= *m;
+        }
+        v4_encrypt_block(&mut state);
+    }
+    let rem = chunks.remainder();
+    let mut last = [0u8; 16];
+    last[..rem.len()].copy_from_slice(rem);
+    last[rem.len()] = 0x80;
+    for (s, m) in state.iter_mut().zip(last.iter()) {
+        *s ^= *m;
+    }
+    v4_encrypt_block(&mut state);
+    state
+}
+
+/// SHA-256 (used for the v5/v6 `Hash` field and the v6 HMAC key).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// The v6 HMAC time slot T of §2.7 for a ClientRequestTime FILETIME.
+pub fn v6_time_slot(client_time: u64) -> u64 {
+    (client_time / V6_HMAC_C1)
+        .wrapping_mul(V6_HMAC_C2)
+        .wrapping_add(V6_HMAC_C3)
+}
+
+/// The v6 HMAC key of §2.7: bytes 16..32 of SHA-256(T as 8 little-endian bytes).
+pub fn v6_hmac_key(client_time: u64) -> [u8; 16] {
+    let h = sha256(&v6_time_slot(client_time).to_le_bytes());
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&h[16..32]);
+    k
+}
+
+/// Full HMAC-SHA256 of `msg` under the v6 key for `client_time`. The wire carries bytes 16..32.
+pub fn v6_hmac_full(client_time: u64, msg: &[u8]) -> [u8; 32] {
+    let key = v6_hmac_key(client_time);
+    // HMAC accepts keys of any length, so this never fails; degrade to zeros rather than panic.
+    match <Hmac<Sha256> as KeyInit>::new_from_slice(&key) {
+        Ok(mut mac) => {
+            mac.update(msg);
+            mac.finalize().into_bytes().into()
+        }
+        Err(_) => [0u8; 32],
+    }
+}
+
+/// The 16-byte v6 HMAC field value (second half of HMAC-SHA256), §2.7.
+pub fn v6_hmac(client_time: u64, msg: &[u8]) -> [u8; 16] {
+    let full = v6_hmac_full(client_time, msg);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[16..32]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn h16(s: &str) -> [u8; 16] {
+        hex(s).try_into().unwrap()
+    }
+
+    #[test]
+    fn sbox_spot_values() {
+        assert_eq!(SBOX[0x00], 0x63);
+        assert_eq!(SBOX[0x01], 0x7c);
+        assert_eq!(SBOX[0x53], 0xed);
+        assert_eq!(SBOX[0xff], 0x16);
+    }
+
+    #[test]
+    fn fips197_aes128_vector() {
+        let key: [u8; 16] = h16("000102030405060708090a0b0c0d0e0f");
+        let rk = aes128_expand_key(&key);
+        // FIPS-197 A.1 last round key for 2b7e1516... is a different key; check C.1 result instead.
+        let enc = to_blocks(&rk);
+        let dec = to_blocks(&decryption_schedule(&rk));
+        let mut b = Array(h16("00112233445566778899aabbccddeeff"));
+        encrypt_with(&enc, &mut b);
+        assert_eq!(b.0, h16("69c4e0d86a7b0430d8cdb78070b4c55a"));
+        decrypt_with(&dec, &mut b);
+        assert_eq!(b.0, h16("00112233445566778899aabbccddeeff"));
+    }
+
+    #[test]
+    fn fips197_key_expansion_appendix_a1() {
+        let rk = aes128_expand_key(&h16("2b7e151628aed2a6abf7158809cf4f3c"));
+        assert_eq!(rk[1], h16("a0fafe1788542cb123a339392a6c7605"));
+        assert_eq!(rk[10], h16("d014f9a8c9ee2589e13f0cc8b6630ca6"));
+    }
+
+    #[test]
+    fn kat_7_6_block_ciphers() {
+        let mut b = [0u8; 16];
+        v4_encrypt_block(&mut b);
+        assert_eq!(b, h16("933030f10e2e7782b80915d5778a4957"));
+
+        let mut b = [0u8; 16];
+        KmsCipher::V5.encrypt_block(&mut b);
+        assert_eq!(b, h16("ec7c7e75b1923978eac4b2d2260235d5"));
+        KmsCipher::V5.decrypt_block(&mut b);
+        assert_eq!(b, [0u8; 16]);
+
+        let mut b = [0u8; 16];
+        KmsCipher::V6.encrypt_block(&mut b);
+        assert_eq!(b, h16("8ca59de0c483c04aa7026a22d6dd208e"));
+        KmsCipher::V6.decrypt_block(&mut b);
+        assert_eq!(b, [0u8; 16]);
+
+        let mut b = [0u8; 16];
+        KmsCipher::V6.decrypt_block(&mut b);
+        assert_eq!(b, h16("8a1a5b385caaff8dd0ce3913d2cbc26f"));
+    }
+
+    #[test]
+    fn kat_7_6_v6_round_key_4() {
+        assert_eq!(
+            aes128_expand_key(&V6_KEY)[4],
+            h16("7630e12e111e2b4d3f6a5901edca6094")
+        );
+        assert_eq!(
+            KmsCipher::V6.round_keys()[4],
+            h16("0530e12e111e2b4d3f6a5901edca6094")
+        );
+        // Only the three documented bytes differ from the standard schedule.
+        let std = aes128_expand_key(&V6_KEY);
+        let diffs: Vec<(usize, usize, u8)> = (0..11)
+            .flat_map(|r| (0..16).map(move |j| (r, j)))
+            .filter(|&(r, j)| std[r][j] != KmsCipher::V6.round_keys()[r][j])
+            .map(|(r, j)| (r, j, std[r][j] ^ KmsCipher::V6.round_keys()[r][j]))
+            .collect();
+        assert_eq!(diffs, vec![(4, 0, 0x73), (6, 0, 0x09), (8, 0, 0xE4)]);
+    }
+
+    #[test]
+    fn kat_7_6_v4_mac() {
+        assert_eq!(v4_mac(&[]), h16("d144963029e2bd12f9970c9f52b27f09"));
+        let m: Vec<u8> = (0u8..32).collect();
+        assert_eq!(v4_mac(&m), h16("63a8205f72a50cd39be8c47bf15b1d07"));
+    }
+
+    #[test]
+    fn v5_matches_aes_crate() {
+        use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt};
+        let reference = aes::Aes128::new(&V5_KEY.into());
+        for seed in 0u8..40 {
+            let block: [u8; 16] =
+                core::array::from_fn(|i| seed.wrapping_mul(31).wrapping_add(i as u8 * 7));
+            let mut ours = block;
+            KmsCipher::V5.encrypt_block(&mut ours);
+            let mut theirs: Block = block.into();
+            reference.encrypt_block(&mut theirs);
+            assert_eq!(ours, theirs.0);
+            KmsCipher::V5.decrypt_block(&mut ours);
+            reference.decrypt_block(&mut theirs);
+            assert_eq!(ours, block);
+            assert_eq!(theirs.0, block);
+        }
+    }
+
+    #[test]
+    fn cbc_decrypt_matches_block_by_block() {
+        for cipher in [KmsCipher::V5, KmsCipher::V6] {
+            for nblocks in [1usize, 2, 7, 8, 9, 14, 16, 17] {
+                let pt: Vec<u8> = (0..nblocks * 16).map(|i| (i * 13 + 5) as u8).collect();
+                // CBC encrypt with zero IV.
+                let mut ct = pt.clone();
+                let mut prev = [0u8; 16];
+                for c in ct.chunks_exact_mut(16) {
+                    let mut b: [u8; 16] = c.try_into().unwrap();
+                    for i in 0..16 {
+                        b[i] ^= prev[i];
+                    }
+                    cipher.encrypt_block(&mut b);
+                    c.copy_from_slice(&b);
+                    prev = b;
+                }
+                let mut out = vec![0u8; ct.len()];
+                cbc_decrypt_zero_iv(cipher, &ct, &mut out).unwrap();
+                assert_eq!(out, pt, "{cipher:?} {nblocks}");
+            }
+        }
+        let mut out = [0u8; 16];
+        assert_eq!(
+            cbc_decrypt_zero_iv(KmsCipher::V5, &[0u8; 15], &mut out),
+            Err(CryptoError::NotBlockAligned(15))
+        );
+        assert!(cbc_decrypt_zero_iv(KmsCipher::V5, &[0u8; 32], &mut out).is_err());
+    }
+
+    #[test]
+    fn v6_hmac_key_from_tv6() {
+        let t = 134_399_202_010_000_000u64;
+        assert_eq!(v6_time_slot(t), 0x3319_385e_ce70_3a33);
+        assert_eq!(v6_hmac_key(t), h16("dc9918a80b95fae567570b3a2e112254"));
+    }
+
+    #[test]
+    fn v4_schedule_first_and_last_words() {
+        // First round key = first 16 key bytes; RK3 starts with word w[12].
+        assert_eq!(v4_round_keys()[0], V4_KEY[..16]);
+        assert_eq!(v4_round_keys()[1][..4], V4_KEY[16..20]);
+    }
+}

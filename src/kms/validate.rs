@@ -1,0 +1,664 @@
+//! Passive decrypt-and-validate of one KMS call (kms-protocol.md §2.8).
+//!
+//! [`decode_request`] takes the KMS request bytes Q (the NDR conformant array of the request
+//! stub), [`decode_response`] the KMS response bytes A of the same call together with the request
+//! result (the client salt S_c and the request IV are needed to validate a v5/v6 response).
+//! Neither function panics or fails: whatever cannot be decoded is reported through a
+//! [`Verdict`], a [`DecodeError`] and a list of failed checks named as in events.md
+//! (see [`failure`]).
+
+use crate::kms::crypto::{self, KmsCipher};
+use crate::kms::message::{
+    self, BASE_REQUEST_LEN, HwId, KmsRequest, KmsResponse, KmsVersion, arr, epid_format_ok,
+};
+
+/// Size of a v4 request: base (236) ‖ MAC (16), §2.3.
+pub const V4_REQUEST_LEN: usize = 252;
+/// Size of a v5/v6 request: version (4) ‖ IV (16) ‖ ciphertext (240), §2.3.
+pub const V5_REQUEST_LEN: usize = 260;
+/// Plaintext length of a v5/v6 request: salt (16) ‖ base (236) ‖ `04 04 04 04`.
+pub const V5_REQUEST_PLAINTEXT_LEN: usize = 256;
+/// RandomXoredIVs (16) ‖ Hash (32): the v5 trailer after the base response, §2.3.
+pub const V5_TRAILER_LEN: usize = 48;
+/// RandomXoredIVs ‖ Hash ‖ HwId (8) ‖ XoredIVs (16) ‖ HMAC (16): the v6 trailer, §2.3.
+pub const V6_TRAILER_LEN: usize = 88;
+
+/// Names of the integrity checks of §2.8 as they appear in `integrity.failures` (events.md).
+pub mod failure {
+    /// v4 request MAC (§2.5) does not match.
+    pub const REQUEST_MAC: &str = "request_mac";
+    /// v4 request shorter than base + MAC.
+    pub const REQUEST_SIZE: &str = "request_size";
+    /// v4 response MAC (§2.5) does not match.
+    pub const RESPONSE_MAC: &str = "response_mac";
+    /// PKCS#7 padding wrong (request: not `04 04 04 04`; response: not 1..16 equal bytes).
+    pub const PADDING: &str = "padding";
+    /// Inner/outer version or request/response version differ.
+    pub const VERSION_MISMATCH: &str = "version_mismatch";
+    /// Response CMID is not the request's.
+    pub const CMID_ECHO: &str = "cmid_echo";
+    /// Response ClientRequestTime is not the request's.
+    pub const TIME_ECHO: &str = "time_echo";
+    /// EpidSize odd, > 128, not NUL-terminated or with an interior NUL.
+    pub const EPID_FORMAT: &str = "epid_format";
+    /// SHA-256(RandomXoredIVs ⊕ S_c) ≠ Hash (v5/v6).
+    pub const HASH: &str = "hash";
+    /// v6 XoredIVs ≠ S_c.
+    pub const XORED_IVS: &str = "xored_ivs";
+    /// v6 HMAC (§2.7) does not match.
+    pub const HMAC: &str = "hmac";
+    /// v5 response IV differs from the request IV (the client rejects this).
+    pub const IV_MISMATCH: &str = "iv_mismatch";
+    /// v6 response IV equals the request IV: suspicious emulator tell (§2.6); does not by itself
+    /// make the response invalid.
+    pub const IV_REUSE: &str = "iv_reuse";
+    /// Response length does not fit its structure: too short for EpidSize or the trailer, or
+    /// trailing bytes.
+    pub const RESPONSE_SIZE: &str = "response_size";
+    /// The request could not be decoded, so the echo / Hash / XoredIVs checks could not run.
+    pub const REQUEST_UNAVAILABLE: &str = "request_unavailable";
+
+    /// Checks whose failure is a warning only (listed, but the message stays `valid`).
+    pub const SOFT: [&str; 1] = [IV_REUSE];
+}
+
+/// The verdict on one half of a call (events.md `integrity.request` / `integrity.response`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Decoded and every applicable check passed.
+    Valid,
+    /// Decoded (at least partly) but a check failed.
+    Invalid,
+    /// Could not be decoded at all (unknown version, too short, not block aligned).
+    Undecodable,
+}
+
+impl Verdict {
+    /// `valid`, `invalid` or `undecodable`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Invalid => "invalid",
+            Verdict::Undecodable => "undecodable",
+        }
+    }
+}
+
+/// Why a message is [`Verdict::Undecodable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Shorter than the version's fixed layout.
+    #[error("KMS message too short: {have} bytes, need {need}")]
+    TooShort {
+        /// Bytes needed.
+        need: usize,
+        /// Bytes present.
+        have: usize,
+    },
+    /// Version other than 4.0, 5.0, 6.0.
+    #[error("unsupported KMS protocol version {0}")]
+    UnsupportedVersion(KmsVersion),
+    /// v5/v6 ciphertext that is not a whole number of 16-byte blocks.
+    #[error("ciphertext of {0} bytes is not a whole number of AES blocks")]
+    NotBlockAligned(usize),
+}
+
+/// A MAC as sent and as recomputed (v4, §2.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MacCheck {
+    /// MAC on the wire.
+    pub wire: [u8; 16],
+    /// MAC recomputed over the base message.
+    pub computed: [u8; 16],
+}
+
+impl MacCheck {
+    /// True when they agree.
+    pub fn ok(&self) -> bool {
+        self.wire == self.computed
+    }
+}
+
+/// Result of [`decode_request`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestDecode {
+    /// Outer version (Q[0..4]); `None` when Q has fewer than 4 bytes.
+    pub outer_version: Option<KmsVersion>,
+    /// The decoded base request, when it could be parsed (even if a check failed).
+    pub request: Option<KmsRequest>,
+    /// Overall verdict.
+    pub verdict: Verdict,
+    /// Failed checks (names from [`failure`]).
+    pub failures: Vec<&'static str>,
+    /// Why the request is undecodable.
+    pub error: Option<DecodeError>,
+    /// Bytes beyond the 252/260 of the version's layout (buggy clients such as Wine send extra
+    /// bytes; vlmcsd accepts them). Decoded normally; flagged here, not as a failure.
+    pub excess_bytes: usize,
+    /// v4: request MAC.
+    pub mac: Option<MacCheck>,
+    /// v5/v6: the "IV" (Q[4..20], really ciphertext block 0, §2.6).
+    pub iv: Option<[u8; 16]>,
+    /// v5/v6: the client salt S_c = D_k(IV).
+    pub client_salt: Option<[u8; 16]>,
+    /// v5/v6: the 256 decrypted bytes (S_c ‖ base request ‖ pad), for hex views.
+    pub plaintext: Option<Vec<u8>>,
+}
+
+/// The v5/v6 trailer fields after the base response (§2.3, §2.7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trailer {
+    /// RandomXoredIVs = R ⊕ S_c.
+    pub random_xored_ivs: [u8; 16],
+    /// Hash = SHA-256(R).
+    pub hash: [u8; 32],
+    /// R = RandomXoredIVs ⊕ S_c, when S_c is known.
+    pub random: Option<[u8; 16]>,
+}
+
+/// The v6-only fields (§2.7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct V6Fields {
+    /// HwId of the host.
+    pub hwid: HwId,
+    /// XoredIVs (must equal S_c).
+    pub xored_ivs: [u8; 16],
+    /// HMAC field on the wire (bytes 16..32 of HMAC-SHA256).
+    pub hmac: [u8; 16],
+    /// HMAC key derived from the echoed ClientRequestTime.
+    pub hmac_key: [u8; 16],
+    /// HMAC recomputed over S_s ‖ base response ‖ … ‖ XoredIVs (second half).
+    pub hmac_computed: [u8; 16],
+}
+
+/// Result of [`decode_response`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseDecode {
+    /// Outer version (A[0..4]); `None` when A has fewer than 4 bytes.
+    pub outer_version: Option<KmsVersion>,
+    /// The decoded base response (with `hwid` for v6), when it could be parsed.
+    pub response: Option<KmsResponse>,
+    /// Overall verdict.
+    pub verdict: Verdict,
+    /// Failed checks (names from [`failure`]), including soft ones such as `iv_reuse`.
+    pub failures: Vec<&'static str>,
+    /// Why the response is undecodable.
+    pub error: Option<DecodeError>,
+    /// v4: response MAC (`None` if the response was too short to hold one).
+    pub mac: Option<MacCheck>,
+    /// v5/v6: response IV (A[4..20]).
+    pub iv: Option<[u8; 16]>,
+    /// v5/v6: server salt S_s = D_k(IV) (v5: normally equal to S_c).
+    pub server_salt: Option<[u8; 16]>,
+    /// v5/v6: PKCS#7 pad length when the padding is well formed.
+    pub pad_len: Option<u8>,
+    /// v5/v6: RandomXoredIVs and Hash, when present.
+    pub trailer: Option<Trailer>,
+    /// v6: HwId, XoredIVs, HMAC, when present.
+    pub v6: Option<V6Fields>,
+    /// Bytes between the end of the expected structure and the padding (or end, for v4).
+    pub trailing_bytes: usize,
+    /// v5/v6: the decrypted bytes (S_s ‖ base response ‖ trailer ‖ pad), for hex views.
+    pub plaintext: Option<Vec<u8>>,
+}
+
+fn push(v: &mut Vec<&'static str>, name: &'static str) {
+    if !v.contains(&name) {
+        v.push(name);
+    }
+}
+
+fn verdict_of(failures: &[&'static str]) -> Verdict {
+    if failures.iter().any(|f| !failure::SOFT.contains(f)) {
+        Verdict::Invalid
+    } else {
+        Verdict::Valid
+    }
+}
+
+fn xor16(a: &[u8; 16], b: &[u8; 16]) -> [u8; 16] {
+    core::array::from_fn(|i| a[i] ^ b[i])
+}
+
+impl RequestDecode {
+    fn undecodable(outer_version: Option<KmsVersion>, error: DecodeError) -> RequestDecode {
+        RequestDecode {
+            outer_version,
+            request: None,
+            verdict: Verdict::Undecodable,
+            failures: Vec::new(),
+            error: Some(error),
+            excess_bytes: 0,
+            mac: None,
+            iv: None,
+            client_salt: None,
+            plaintext: None,
+        }
+    }
+
+    /// The protocol version to report: the outer version.
+    pub fn version(&self) -> Option<KmsVersion> {
+        self.outer_version
+    }
+}
+
+/// Decodes and validates a KMS request (§2.8 steps 1–3). Never panics.
+pub fn decode_request(q: &[u8]) -> RequestDecode {
+    let Some(version) = KmsVersion::from_wire(q) else {
+        return RequestDecode::undecodable(
+            None,
+            DecodeError::TooShort {
+                need: 4,
+                have: q.len(),
+            },
+        );
+    };
+    if !version.is_known() {
+        return RequestDecode::undecodable(Some(version), DecodeError::UnsupportedVersion(version));
+    }
+    let mut failures = Vec::new();
+    if version.major == 4 {
+        let Ok(request) = message::parse_request(q) else {
+            return RequestDecode::undecodable(
+                Some(version),
+                DecodeError::TooShort {
+                    need: V4_REQUEST_LEN,
+                    have: q.len(),
+                },
+            );
+        };
+        let mac = match arr::<16>(q, BASE_REQUEST_LEN) {
+            Some(wire) => {
+                let computed = crypto::v4_mac(&q[..BASE_REQUEST_LEN]);
+                let m = MacCheck { wire, computed };
+                if !m.ok() {
+                    push(&mut failures, failure::REQUEST_MAC);
+                }
+                Some(m)
+            }
+            None => {
+                push(&mut failures, failure::REQUEST_SIZE);
+                None
+            }
+        };
+        return RequestDecode {
+            outer_version: Some(version),
+            request: Some(request),
+            verdict: verdict_of(&failures),
+            failures,
+            error: None,
+            excess_bytes: q.len().saturating_sub(V4_REQUEST_LEN),
+            mac,
+            iv: None,
+            client_salt: None,
+            plaintext: None,
+        };
+    }
+
+    let (Some(cipher), Some(ct)) = (
+        KmsCipher::for_major(version.major),
+        q.get(4..V5_REQUEST_LEN),
+    ) else {
+        return RequestDecode::undecodable(
+            Some(version),
+            DecodeError::TooShort {
+                need: V5_REQUEST_LEN,
+                have: q.len(),
+            },
+        );
+    };
+    let mut pt = vec![0u8; V5_REQUEST_PLAINTEXT_LEN];
+    if let Err(_e) = crypto::cbc_decrypt_zero_iv(cipher, ct, &mut pt) {
+        // Cannot happen: 256 bytes, 16-aligned, same-size buffer.
+        return RequestDecode::undecodable(Some(version), DecodeError::NotBlockAligned(ct.len()));
+    }
+    let iv = arr::<16>(q, 4);
+    let salt = arr::<16>(&pt, 0);
+    let base = pt.get(16..16 + BASE_REQUEST_LEN).unwrap_or(&[]);
+    let request = message::parse_request(base).ok();
+    if pt.get(16 + BASE_REQUEST_LEN..) != Some(&[4u8, 4, 4, 4][..]) {
+        push(&mut failures, failure::PADDING);
+    }
+    if request.as_ref().map(|r| r.version) != Some(version) {
+        push(&mut failures, failure::VERSION_MISMATCH);
+    }
+    RequestDecode {
+        outer_version: Some(version),
+        request,
+        verdict: verdict_of(&failures),
+        failures,
+        error: None,
+        excess_bytes: q.len().saturating_sub(V5_REQUEST_LEN),
+        mac: None,
+        iv,
+        client_salt: salt,
+        plaintext: Some(pt),
+    }
+}
+
+impl ResponseDecode {
+    fn empty(outer_version: Option<KmsVersion>) -> ResponseDecode {
+        ResponseDecode {
+            outer_version,
+            response: None,
+            verdict: Verdict::Invalid,
+            failures: Vec::new(),
+            error: None,
+            mac: None,
+            iv: None,
+            server_salt: None,
+            pad_len: None,
+            trailer: None,
+            v6: None,
+            trailing_bytes: 0,
+            plaintext: None,
+        }
+    }
+
+    fn undecodable(outer_version: Option<KmsVersion>, error: DecodeError) -> ResponseDecode {
+        let mut r = ResponseDecode::empty(outer_version);
+        r.verdict = Verdict::Undecodable;
+        r.error = Some(error);
+        r
+    }
+
+    fn finish(mut self) -> ResponseDecode {
+        self.verdict = verdict_of(&self.failures);
+        self
+    }
+
+    /// True when the response is valid and CurrentCount ≥ the request's RequiredClientCount: what
+    /// the client will conclude (§2.8 step 7, §6).
+    pub fn activates(&self, req: &RequestDecode) -> bool {
+        outcome(req, self) == Outcome::Activated
+    }
+}
+
+/// Checks that need the request: version / CMID / time echo, ePID framing.
+fn common_checks(
+    out: &mut Vec<&'static str>,
+    req: Option<&KmsRequest>,
+    req_outer: Option<KmsVersion>,
+    outer: KmsVersion,
+    resp: &KmsResponse,
+    epid_raw: &[u8],
+) {
+    if resp.version != outer || req_outer.is_some_and(|v| v != outer) {
+        push(out, failure::VERSION_MISMATCH);
+    }
+    if !epid_format_ok(resp.epid_size, epid_raw) {
+        push(out, failure::EPID_FORMAT);
+    }
+    match req {
+        Some(r) => {
+            if r.version != resp.version {
+                push(out, failure::VERSION_MISMATCH);
+            }
+            if r.cmid != resp.cmid {
+                push(out, failure::CMID_ECHO);
+            }
+            if r.client_time != resp.client_time {
+                push(out, failure::TIME_ECHO);
+            }
+        }
+        None => push(out, failure::REQUEST_UNAVAILABLE),
+    }
+}
+
+/// Decodes and validates a KMS response against its request (§2.8 steps 5–6). Never panics.
+///
+/// The response is decrypted with the cipher of its own outer version (a different version from
+/// the request's is reported as `version_mismatch`).
+pub fn decode_response(req: &RequestDecode, a: &[u8]) -> ResponseDecode {
+    let Some(outer) = KmsVersion::from_wire(a) else {
+        return ResponseDecode::undecodable(
+            None,
+            DecodeError::TooShort {
+                need: 4,
+                have: a.len(),
+            },
+        );
+    };
+    if !outer.is_known() {
+        return ResponseDecode::undecodable(Some(outer), DecodeError::UnsupportedVersion(outer));
+    }
+    if outer.major == 4 {
+        return decode_response_v4(req, outer, a);
+    }
+    let Some(cipher) = KmsCipher::for_major(outer.major) else {
+        return ResponseDecode::undecodable(Some(outer), DecodeError::UnsupportedVersion(outer));
+    };
+    let ct = a.get(4..).unwrap_or(&[]);
+    if ct.len() < 32 {
+        return ResponseDecode::undecodable(
+            Some(outer),
+            DecodeError::TooShort {
+                need: 4 + 32,
+                have: a.len(),
+            },
+        );
+    }
+    if ct.len() % 16 != 0 {
+        return ResponseDecode::undecodable(Some(outer), DecodeError::NotBlockAligned(ct.len()));
+    }
+    let mut pt = vec![0u8; ct.len()];
+    if let Err(_e) = crypto::cbc_decrypt_zero_iv(cipher, ct, &mut pt) {
+        return ResponseDecode::undecodable(Some(outer), DecodeError::NotBlockAligned(ct.len()));
+    }
+    let mut r = ResponseDecode::empty(Some(outer));
+    r.iv = arr::<16>(a, 4);
+    r.server_salt = arr::<16>(&pt, 0);
+
+    // PKCS#7, 1..=16 bytes, never eating into the salt block.
+    let n = pt.len();
+    let p = pt.last().copied().unwrap_or(0);
+    let pad_ok = (1..=16).contains(&p)
+        && usize::from(p) <= n - 16
+        && pt[n - usize::from(p)..].iter().all(|&x| x == p);
+    let body_end = if pad_ok {
+        r.pad_len = Some(p);
+        n - usize::from(p)
+    } else {
+        push(&mut r.failures, failure::PADDING);
+        n
+    };
+    let body = pt.get(16..body_end).unwrap_or(&[]);
+
+    // Request IV relation (§2.6).
+    if let (Some(qiv), Some(aiv)) = (req.iv, r.iv) {
+        if outer.major == 5 && qiv != aiv {
+            push(&mut r.failures, failure::IV_MISMATCH);
+        }
+        if outer.major == 6 && qiv == aiv {
+            push(&mut r.failures, failure::IV_REUSE);
+        }
+    }
+
+    let (mut resp, base_len) = match message::parse_response(body) {
+        Ok(x) => x,
+        Err(_) => {
+            push(&mut r.failures, failure::RESPONSE_SIZE);
+            r.plaintext = Some(pt);
+            return r.finish();
+        }
+    };
+    let epid_raw = body.get(8..base_len - 36).unwrap_or(&[]);
+    common_checks(
+        &mut r.failures,
+        req.request.as_ref(),
+        req.outer_version,
+        outer,
+        &resp,
+        epid_raw,
+    );
+
+    let trailer_len = if outer.major == 6 {
+        V6_TRAILER_LEN
+    } else {
+        V5_TRAILER_LEN
+    };
+    let t = base_len;
+    let s_c = req.client_salt;
+    match (arr::<16>(body, t), arr::<32>(body, t + 16)) {
+        (Some(random_xored_ivs), Some(hash)) => {
+            let random = s_c.map(|s| xor16(&random_xored_ivs, &s));
+            match random {
+                Some(rnd) if crypto::sha256(&rnd) == hash => {}
+                Some(_) => push(&mut r.failures, failure::HASH),
+                None => push(&mut r.failures, failure::REQUEST_UNAVAILABLE),
+            }
+            r.trailer = Some(Trailer {
+                random_xored_ivs,
+                hash,
+                random,
+            });
+        }
+        _ => push(&mut r.failures, failure::RESPONSE_SIZE),
+    }
+    if outer.major == 6 {
+        if let (Some(hwid), Some(xored_ivs), Some(hmac)) = (
+            arr::<8>(body, t + 48),
+            arr::<16>(body, t + 56),
+            arr::<16>(body, t + 72),
+        ) {
+            resp.hwid = Some(HwId(hwid));
+            match s_c {
+                Some(s) if s == xored_ivs => {}
+                Some(_) => push(&mut r.failures, failure::XORED_IVS),
+                None => push(&mut r.failures, failure::REQUEST_UNAVAILABLE),
+            }
+            // M = S_s ‖ base response ‖ RandomXoredIVs ‖ Hash ‖ HwId ‖ XoredIVs (§2.7).
+            let m = pt.get(..16 + t + 72).unwrap_or(&[]);
+            let hmac_computed = crypto::v6_hmac(resp.client_time, m);
+            if hmac_computed != hmac {
+                push(&mut r.failures, failure::HMAC);
+            }
+            r.v6 = Some(V6Fields {
+                hwid: HwId(hwid),
+                xored_ivs,
+                hmac,
+                hmac_key: crypto::v6_hmac_key(resp.client_time),
+                hmac_computed,
+            });
+        } else {
+            push(&mut r.failures, failure::RESPONSE_SIZE);
+        }
+    }
+    let expected = t + trailer_len;
+    if pad_ok && body.len() > expected {
+        r.trailing_bytes = body.len() - expected;
+        push(&mut r.failures, failure::RESPONSE_SIZE);
+    }
+    r.response = Some(resp);
+    r.plaintext = Some(pt);
+    r.finish()
+}
+
+fn decode_response_v4(req: &RequestDecode, outer: KmsVersion, a: &[u8]) -> ResponseDecode {
+    let mut r = ResponseDecode::empty(Some(outer));
+    let (resp, base_len) = match message::parse_response(a) {
+        Ok(x) => x,
+        Err(_) => {
+            push(&mut r.failures, failure::RESPONSE_SIZE);
+            return r.finish();
+        }
+    };
+    let epid_raw = a.get(8..base_len - 36).unwrap_or(&[]);
+    common_checks(
+        &mut r.failures,
+        req.request.as_ref(),
+        req.outer_version,
+        outer,
+        &resp,
+        epid_raw,
+    );
+    match arr::<16>(a, base_len) {
+        Some(wire) => {
+            let m = MacCheck {
+                wire,
+                computed: crypto::v4_mac(&a[..base_len]),
+            };
+            if !m.ok() {
+                push(&mut r.failures, failure::RESPONSE_MAC);
+            }
+            r.mac = Some(m);
+            r.trailing_bytes = a.len() - (base_len + 16);
+            if r.trailing_bytes > 0 {
+                push(&mut r.failures, failure::RESPONSE_SIZE);
+            }
+        }
+        None => push(&mut r.failures, failure::RESPONSE_SIZE),
+    }
+    r.response = Some(resp);
+    r.finish()
+}
+
+/// The `integrity` object of a `kms` event (events.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Integrity {
+    /// Verdict on the request.
+    pub request: Verdict,
+    /// Verdict on the response; `None` when there was no KMS response (refusal, fault, none).
+    pub response: Option<Verdict>,
+    /// Failed checks: the request's, then the response's (no duplicates).
+    pub failures: Vec<&'static str>,
+}
+
+impl Integrity {
+    /// Combines the two halves of a call.
+    pub fn new(req: &RequestDecode, resp: Option<&ResponseDecode>) -> Integrity {
+        let mut failures = req.failures.clone();
+        if let Some(r) = resp {
+            for f in &r.failures {
+                push(&mut failures, f);
+            }
+        }
+        Integrity {
+            request: req.verdict,
+            response: resp.map(|r| r.verdict),
+            failures,
+        }
+    }
+}
+
+/// What the client will conclude (events.md `outcome`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Valid response and CurrentCount ≥ RequiredClientCount.
+    Activated,
+    /// Valid response but CurrentCount < RequiredClientCount: the client reports 0xC004F038.
+    CountInsufficient,
+    /// The host returned an HRESULT instead of a response (set by the RPC layer).
+    Refused,
+    /// The response failed validation (the client discards it).
+    InvalidResponse,
+    /// No response (set by the RPC layer).
+    NoResponse,
+}
+
+impl Outcome {
+    /// The events.md name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Activated => "activated",
+            Outcome::CountInsufficient => "count_insufficient",
+            Outcome::Refused => "refused",
+            Outcome::InvalidResponse => "invalid_response",
+            Outcome::NoResponse => "no_response",
+        }
+    }
+}
+
+/// The outcome of a call that got a KMS response (§2.8 step 7).
+pub fn outcome(req: &RequestDecode, resp: &ResponseDecode) -> Outcome {
+    match (&req.request, &resp.response, resp.verdict) {
+        (Some(q), Some(a), Verdict::Valid) => {
+            if a.current_count >= q.required_count {
+                Outcome::Activated
+            } else {
+                Outcome::CountInsufficient
+            }
+        }
+        _ => Outcome::InvalidResponse,
+    }
+}

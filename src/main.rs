@@ -1,0 +1,108 @@
+//! kmsscope command line: parse arguments, build the pipeline, choose the sinks.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use kmsscope::output::Sink;
+use kmsscope::output::escape::escape;
+use kmsscope::output::jsonl::JsonlSink;
+use kmsscope::output::table::TableSink;
+use kmsscope::run::{self, RunOptions};
+
+/// Decode Microsoft KMS volume-activation traffic and explain why activation fails.
+#[derive(Parser, Debug)]
+#[command(name = "kmsscope", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Analyse capture files (pcap, pcapng, gzip, zip; `-` for stdin).
+    Read(ReadArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ReadArgs {
+    /// Capture files; the format is detected from the content. `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<String>,
+    /// Write JSON Lines events to PATH (`-` for standard output, replacing the table).
+    #[arg(long, value_name = "PATH")]
+    jsonl: Option<PathBuf>,
+    /// Do not print the table and summary on standard output.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Table width in columns (default: the terminal's width, or 160 when not a terminal).
+    #[arg(long, value_name = "COLS")]
+    width: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Read(args) => cmd_read(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kmsscope: {}", escape(&format!("{e:#}")));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn terminal_width() -> usize {
+    if io::stdout().is_terminal() {
+        if let Some(w) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+            return w;
+        }
+        return 120;
+    }
+    160
+}
+
+fn cmd_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    let jsonl_stdout = args.jsonl.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    if let Some(path) = &args.jsonl {
+        if jsonl_stdout {
+            sinks.push(Box::new(JsonlSink::new(io::stdout().lock(), false)));
+        } else {
+            let f = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            sinks.push(Box::new(JsonlSink::new(f, false)));
+        }
+    }
+    if !args.quiet && !jsonl_stdout {
+        let width = args.width.unwrap_or_else(terminal_width);
+        sinks.push(Box::new(TableSink::new(io::stdout().lock(), width)));
+    }
+    let opts = RunOptions::default();
+    let mut unreadable = false;
+    for file in &args.files {
+        let report = run::analyze_path(file, &opts, &mut sinks);
+        for err in &report.errors {
+            eprintln!("kmsscope: {}", escape(err));
+            unreadable = true;
+        }
+    }
+    for s in &mut sinks {
+        if let Err(e) = s.finish() {
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                return Err(e).context("writing output");
+            }
+        }
+    }
+    let _ = io::stderr().flush();
+    Ok(if unreadable {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,15 @@
+//! Sinks: everything that turns `Event`s into output. Sinks know only events.
+
+pub mod escape;
+pub mod jsonl;
+pub mod table;
+
+use std::io;
+
+use crate::event::Event;
+
+/// Something that consumes the event stream.
+pub trait Sink {
+    fn event(&mut self, ev: &Event) -> io::Result<()>;
+    fn finish(&mut self) -> io::Result<()>;
+}

@@ -1,0 +1,320 @@
+//! The readable default output: a table of KMS calls fitted to the terminal width, then per source a
+//! summary of the hosts' counts per product group, anomalies and findings. Wire strings are escaped.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use super::Sink;
+use super::escape::escape;
+use crate::event::{Body, Event, KmsCall, Severity, Summary};
+
+/// Text table sink.
+pub struct TableSink<W: Write> {
+    out: W,
+    width: usize,
+    header_done: bool,
+    anomalies: BTreeMap<&'static str, u64>,
+    findings: Vec<(Severity, String, String, String)>,
+    dns: Vec<String>,
+    rpc: Vec<String>,
+}
+
+/// Fixed column widths: time, client, server, version, count, outcome (plus separators).
+const W_TIME: usize = 15;
+const W_EP: usize = 21;
+const W_VER: usize = 3;
+const W_COUNT: usize = 7;
+const W_OUTCOME: usize = 12;
+
+impl<W: Write> TableSink<W> {
+    /// `width` is the terminal width in columns (at least 80 is used).
+    pub fn new(out: W, width: usize) -> Self {
+        TableSink {
+            out,
+            width: width.max(80),
+            header_done: false,
+            anomalies: BTreeMap::new(),
+            findings: Vec::new(),
+            dns: Vec::new(),
+            rpc: Vec::new(),
+        }
+    }
+
+    fn flexible(&self) -> (usize, usize) {
+        let fixed = W_TIME + 2 * W_EP + W_VER + W_COUNT + W_OUTCOME + 8;
+        let rest = self.width.saturating_sub(fixed).max(20);
+        let product = rest * 11 / 20;
+        (product, rest - product)
+    }
+
+    fn header(&mut self) -> io::Result<()> {
+        if self.header_done {
+            return Ok(());
+        }
+        self.header_done = true;
+        let (wp, ww) = self.flexible();
+        let line = format!(
+            "{:<W_TIME$} {:<W_EP$} {:<W_EP$} {:<W_VER$} {:<wp$} {:<ww$} {:>W_COUNT$} {}",
+            "TIME", "CLIENT", "SERVER", "VER", "PRODUCT", "WORKSTATION", "COUNT", "OUTCOME"
+        );
+        writeln!(self.out, "{}", line.trim_end())
+    }
+
+    fn kms_row(&mut self, ev: &Event, call: &KmsCall) -> io::Result<()> {
+        self.header()?;
+        let (wp, ww) = self.flexible();
+        let time = fit(&short_time(ev), W_TIME);
+        let client = fit(&ev.client.map(|c| c.to_string()).unwrap_or_default(), W_EP);
+        let server = fit(&ev.server.map(|c| c.to_string()).unwrap_or_default(), W_EP);
+        let ver = call
+            .version
+            .as_deref()
+            .unwrap_or("?")
+            .trim_end_matches(".0")
+            .to_string();
+        let (product, ws, required) = match &call.request {
+            Some(r) => (
+                r.sku_name
+                    .or(r.kms_name)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| r.sku_id.clone()),
+                escape(&r.workstation).into_owned(),
+                Some(r.required_count),
+            ),
+            None => ("(request not captured)".to_string(), String::new(), None),
+        };
+        let count = match (&call.response, required) {
+            (Some(resp), Some(req)) => format!("{}/{}", resp.current_count, req),
+            (None, Some(req)) => format!("-/{req}"),
+            _ => "-".to_string(),
+        };
+        let mut outcome = call.outcome.to_string();
+        if let Some(h) = &call.hresult {
+            outcome = format!("{} {}", outcome, h.code);
+        }
+        if !call.integrity.failures.is_empty() {
+            outcome = format!("{} [{}]", outcome, call.integrity.failures.join(","));
+        }
+        let line = format!(
+            "{time:<W_TIME$} {client:<W_EP$} {server:<W_EP$} {ver:<W_VER$} {:<wp$} {:<ww$} {:>W_COUNT$} {}",
+            fit(&product, wp),
+            fit(&ws, ww),
+            fit(&count, W_COUNT),
+            outcome
+        );
+        writeln!(self.out, "{}", fit(line.trim_end(), self.width))
+    }
+
+    fn summary(&mut self, ev: &Event, s: &Summary) -> io::Result<()> {
+        let out = &mut self.out;
+        writeln!(out)?;
+        let by_status: Vec<String> = s
+            .kms_by_status
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        writeln!(
+            out,
+            "== {}: {} packets, {} bytes, {:.1} s; {} KMS calls{}; {} DNS queries; {} anomalies",
+            escape(&ev.source),
+            s.packets,
+            s.bytes,
+            s.duration_s,
+            s.kms_calls,
+            if by_status.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", by_status.join(", "))
+            },
+            s.dns_queries,
+            s.anomalies
+        )?;
+        if let (Some(d), Some(i)) = (s.dropped, s.if_dropped) {
+            writeln!(
+                out,
+                "   capture drops: {d} by the kernel, {i} by the interface"
+            )?;
+        }
+        if !s.hosts.is_empty() {
+            writeln!(
+                out,
+                "KMS hosts (counts per product group, as `slmgr /dlv` would show them on the host):"
+            )?;
+            for h in &s.hosts {
+                let epids: Vec<String> = h.epids.iter().map(|e| escape(e).into_owned()).collect();
+                writeln!(
+                    out,
+                    "  {}{}  ePID {}",
+                    crate::event::Endpoint {
+                        ip: h.ip,
+                        port: h.port
+                    },
+                    h.hwid
+                        .as_ref()
+                        .map(|w| format!("  HwId {w}"))
+                        .unwrap_or_default(),
+                    if epids.is_empty() {
+                        "-".to_string()
+                    } else {
+                        epids.join(", ")
+                    }
+                )?;
+                for a in &h.apps {
+                    let count = match (a.last_count, a.max_count) {
+                        (Some(l), Some(m)) if l != m => format!("count {l} (max {m})"),
+                        (Some(l), _) => format!("count {l}"),
+                        _ => "no count".to_string(),
+                    };
+                    let verdict = match a.last_count {
+                        Some(c) if c >= a.required_count => "meets threshold",
+                        Some(_) => "BELOW threshold",
+                        None => "",
+                    };
+                    let statuses: Vec<String> = a
+                        .by_license_status
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect();
+                    writeln!(
+                        out,
+                        "    {:<34} {} / {} required {}; {} requests, {} refused, {} distinct CMIDs; {}",
+                        a.kms_name
+                            .map(str::to_string)
+                            .unwrap_or_else(|| a.kms_id.clone()),
+                        count,
+                        a.required_count,
+                        verdict,
+                        a.requests,
+                        a.refused,
+                        a.distinct_cmids,
+                        statuses.join(", ")
+                    )?;
+                }
+            }
+        }
+        if !self.rpc.is_empty() {
+            writeln!(out, "Connections and RPC:")?;
+            for l in self.rpc.drain(..) {
+                writeln!(out, "  {l}")?;
+            }
+        }
+        if !self.dns.is_empty() {
+            writeln!(out, "DNS:")?;
+            for l in self.dns.drain(..) {
+                writeln!(out, "  {l}")?;
+            }
+        }
+        if !self.anomalies.is_empty() {
+            let list: Vec<String> = self
+                .anomalies
+                .iter()
+                .map(|(k, v)| format!("{k} x{v}"))
+                .collect();
+            writeln!(out, "Anomalies: {}", list.join(", "))?;
+            self.anomalies.clear();
+        }
+        if !self.findings.is_empty() {
+            self.findings.sort_by_key(|f| std::cmp::Reverse(f.0));
+            writeln!(out, "Findings:")?;
+            for (sev, check, msg, fix) in self.findings.drain(..) {
+                writeln!(
+                    out,
+                    "  [{}] {}: {}",
+                    sev.as_str().to_uppercase(),
+                    check,
+                    msg
+                )?;
+                writeln!(out, "      fix: {fix}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Sink for TableSink<W> {
+    fn event(&mut self, ev: &Event) -> io::Result<()> {
+        match &ev.body {
+            Body::Kms(call) => self.kms_row(ev, call),
+            Body::Anomaly(a) => {
+                *self.anomalies.entry(a.kind).or_insert(0) += 1;
+                Ok(())
+            }
+            Body::Finding(f) => {
+                self.findings.push((
+                    f.severity,
+                    f.check.to_string(),
+                    escape(&f.message).into_owned(),
+                    escape(&f.fix).into_owned(),
+                ));
+                Ok(())
+            }
+            Body::Dns(d) => {
+                let answers: Vec<String> = d
+                    .answers
+                    .iter()
+                    .map(|r| match (&r.target, r.address) {
+                        (Some(t), _) => format!(
+                            "{} {} {} {}:{}",
+                            r.rtype,
+                            r.priority.unwrap_or(0),
+                            r.weight.unwrap_or(0),
+                            escape(t),
+                            r.port.unwrap_or(0)
+                        ),
+                        (None, Some(a)) => format!("{} {a}", r.rtype),
+                        _ => r.rtype.clone(),
+                    })
+                    .collect();
+                self.dns.push(format!(
+                    "{} {} {} {} -> {} {}",
+                    short_time(ev),
+                    ev.client.map(|c| c.to_string()).unwrap_or_default(),
+                    d.qtype.as_deref().unwrap_or("?"),
+                    escape(d.query.as_deref().unwrap_or("?")),
+                    d.rcode.as_deref().unwrap_or(d.status),
+                    answers.join("; ")
+                ));
+                Ok(())
+            }
+            Body::Rpc(r) => {
+                if r.pdu == "connect" || r.pdu == "fault" || r.pdu == "bind_nak" {
+                    self.rpc.push(format!(
+                        "{} {} -> {} {} {}{}",
+                        short_time(ev),
+                        ev.client.map(|c| c.to_string()).unwrap_or_default(),
+                        ev.server.map(|c| c.to_string()).unwrap_or_default(),
+                        r.pdu,
+                        r.result.unwrap_or(""),
+                        r.status
+                            .as_ref()
+                            .map(|s| format!(" {} {}", s.code, s.name.unwrap_or("")))
+                            .unwrap_or_default()
+                    ));
+                }
+                Ok(())
+            }
+            Body::Summary(s) => self.summary(ev, s),
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+fn short_time(ev: &Event) -> String {
+    let s = ev.ts.rfc3339_micros().to_string();
+    // 2026-11-23T15:10:04.123456Z -> 11-23 15:10:04
+    s.get(5..19).map(|t| t.replace('T', " ")).unwrap_or(s)
+}
+
+/// Truncates `s` to `w` characters, marking the cut with `~`.
+fn fit(s: &str, w: usize) -> String {
+    if s.chars().count() <= w {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
+        t.push('~');
+        t
+    }
+}
