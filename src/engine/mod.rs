@@ -39,6 +39,8 @@ pub struct EngineConfig {
     pub kms_ports: Vec<u16>,
     /// Time after which an unanswered DNS query is reported `unanswered` (packet time).
     pub dns_timeout_ns: i64,
+    /// Policy inputs of the checks.
+    pub policy: crate::analysis::Policy,
 }
 
 impl Default for EngineConfig {
@@ -46,6 +48,7 @@ impl Default for EngineConfig {
         EngineConfig {
             kms_ports: vec![KMS_PORT],
             dns_timeout_ns: dns::DEFAULT_TIMEOUT_NS,
+            policy: crate::analysis::Policy::default(),
         }
     }
 }
@@ -235,6 +238,7 @@ impl Engine {
             );
         }
         core.report_suppressed(frame, ts, out);
+        core.findings(ts, out);
         let summary = core.summary(true);
         core.emit(
             Event {
@@ -415,6 +419,7 @@ impl Core {
             // first payload byte either way (mid-connection start is handled by the stream).
         }
         let (client, server) = (flow.client, flow.server);
+        let hs_syn_seen = [flow.hs.syns > 0, flow.hs.syn_ack];
         let mut become_ignored = false;
         let mut tcp_anomalies: Vec<(&'static str, String)> = Vec::new();
         let mut dns_msgs: Vec<(bool, Vec<u8>)> = Vec::new();
@@ -430,6 +435,15 @@ impl Core {
                     seg.seq
                 };
                 if !seg.payload.is_empty() || seg.fin {
+                    if app.streams[dir.index()].next_seq().is_none()
+                        && !seg.syn
+                        && !hs_syn_seen[dir.index()]
+                        && !seg.payload.is_empty()
+                    {
+                        // Capture started mid-connection in this direction: the session searches for
+                        // the next PDU header instead of expecting one at the first byte.
+                        app.session.on_gap(dir, 0, frame, ts, &mut self.rpc_buf);
+                    }
                     let outcome = app.streams[dir.index()].on_segment(seq, seg.payload, seg.fin);
                     let mut gaps: Vec<u64> = Vec::new();
                     if let SegmentOutcome::LimitReached { .. } = outcome {
@@ -964,6 +978,25 @@ impl Core {
                 client: Some(ep(ex.client.0, ex.client.1)),
                 server: Some(ep(ex.server.0, ex.server.1)),
                 body: Body::Dns(Box::new(ev_body)),
+            };
+            self.emit(ev, out);
+        }
+    }
+
+    /// Runs the checks over the state and emits the findings.
+    fn findings(&mut self, ts: Ts, out: &mut dyn FnMut(&Event)) {
+        let findings = crate::analysis::checks::run(&self.state, &self.cfg.policy);
+        for f in findings {
+            *self.stats.findings.entry(f.severity.as_str()).or_insert(0) += 1;
+            let frame = f.frames.first().copied().unwrap_or(0);
+            let ev = Event {
+                ts,
+                event: "finding",
+                source: self.source.clone(),
+                frame,
+                client: None,
+                server: None,
+                body: Body::Finding(f),
             };
             self.emit(ev, out);
         }
