@@ -391,9 +391,11 @@ impl Core {
         let hs = &mut flow.hs;
         if seg.syn && !seg.ack_flag && dir == Direction::ToServer {
             hs.syns += 1;
+            hs.isn[0].get_or_insert(seg.seq);
         }
         if seg.syn && seg.ack_flag && dir == Direction::ToClient {
             hs.syn_ack = true;
+            hs.isn[1].get_or_insert(seg.seq);
         }
         if !seg.payload.is_empty() {
             hs.data_seen = true;
@@ -401,22 +403,32 @@ impl Core {
         if seg.fin {
             hs.fin[dir.index()] = true;
         }
-        // Classify on the first payload.
-        if matches!(flow.app, App::Probing) && !seg.payload.is_empty() {
+        // Classify on the first payload bytes of the stream: when the handshake was seen, wait for
+        // the segment that starts the stream (a reordered later segment says nothing).
+        let at_start = match flow.hs.isn[dir.index()] {
+            Some(isn) => seg.seq == isn.wrapping_add(1),
+            None => true,
+        };
+        if matches!(flow.app, App::Probing) && !seg.payload.is_empty() && (at_start || flow.watched)
+        {
             let server_port = flow.server.port;
+            let mut streams = [Stream::new(), Stream::new()];
+            for d in [Direction::ToServer, Direction::ToClient] {
+                if let Some(isn) = flow.hs.isn[d.index()] {
+                    streams[d.index()].on_syn(isn);
+                }
+            }
             flow.app = if looks_like_dcerpc(seg.payload) || flow.watched {
                 let kms_port = self.cfg.kms_ports.contains(&server_port);
                 App::Rpc(Box::new(RpcApp {
-                    streams: [Stream::new(), Stream::new()],
+                    streams,
                     session: Session::new(kms_port),
                 }))
             } else if dns::is_dns_port(server_port) {
-                App::DnsTcp(Box::new([Stream::new(), Stream::new()]))
+                App::DnsTcp(Box::new(streams))
             } else {
                 App::Ignored
             };
-            // Replay the SYNs' sequence numbers if the handshake was seen: the streams start at the
-            // first payload byte either way (mid-connection start is handled by the stream).
         }
         let (client, server) = (flow.client, flow.server);
         let hs_syn_seen = [flow.hs.syns > 0, flow.hs.syn_ack];

@@ -99,6 +99,8 @@ pub struct Handshake {
     pub data_seen: bool,
     pub first_frame: u64,
     pub first_ts: Ts,
+    /// Initial sequence numbers seen in the SYN (client) and SYN-ACK (server), by direction index.
+    pub isn: [Option<u32>; 2],
 }
 
 /// A TCP connection being tracked; `A` is the application state (set by the engine).
