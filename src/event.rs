@@ -360,6 +360,9 @@ pub struct Anomaly {
 /// `summary`: per source, at the end (and periodically when live).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
+    /// Capture time of the first packet (the envelope `ts` is the last packet's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_ts: Option<String>,
     pub packets: u64,
     pub bytes: u64,
     pub duration_s: f64,

@@ -87,6 +87,9 @@ fn cmd_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
     let mut unreadable = false;
     for file in &args.files {
         let report = run::analyze_path(file, &opts, &mut sinks);
+        for note in &report.notes {
+            eprintln!("kmsscope: note: {}", escape(note));
+        }
         for err in &report.errors {
             eprintln!("kmsscope: {}", escape(err));
             unreadable = true;

@@ -17,6 +17,8 @@ pub struct RunOptions {
 pub struct RunReport {
     /// One line per unreadable input or source (file name and byte offset or frame).
     pub errors: Vec<String>,
+    /// Archive members that hold no capture: reported, not an error.
+    pub notes: Vec<String>,
     /// Sources analysed (a zip counts each capture inside).
     pub sources: usize,
     /// A sink failed (e.g. the reader of standard output went away): stop.
@@ -54,9 +56,7 @@ pub fn analyze_path(path: &str, opts: &RunOptions, sinks: &mut [Box<dyn Sink>]) 
                     report.errors.push(e);
                 }
             }
-            Ok(Opened::Skipped(notice)) => {
-                report.errors.push(format!("{notice} (skipped)"));
-            }
+            Ok(Opened::Skipped(notice)) => report.notes.push(notice.to_string()),
             Err(e) => report.errors.push(e.to_string()),
         }
     }

@@ -1020,6 +1020,7 @@ impl Core {
             None => 0.0,
         };
         Summary {
+            first_ts: self.stats.first_ts.map(|t| t.rfc3339_micros().to_string()),
             packets: self.stats.packets,
             bytes: self.stats.bytes,
             duration_s: (duration_s * 1e6).round() / 1e6,

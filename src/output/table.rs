@@ -20,11 +20,11 @@ pub struct TableSink<W: Write> {
 }
 
 /// Fixed column widths: time, client, server, version, count, outcome (plus separators).
-const W_TIME: usize = 15;
+const W_TIME: usize = 8;
 const W_EP: usize = 21;
 const W_VER: usize = 3;
 const W_COUNT: usize = 7;
-const W_OUTCOME: usize = 12;
+const W_OUTCOME: usize = 20;
 
 impl<W: Write> TableSink<W> {
     /// `width` is the terminal width in columns (at least 80 is used).
@@ -40,8 +40,18 @@ impl<W: Write> TableSink<W> {
         }
     }
 
+    /// The server column is dropped on narrow terminals (the summary lists the hosts).
+    fn show_server(&self) -> bool {
+        self.width >= 110
+    }
+
     fn flexible(&self) -> (usize, usize) {
-        let fixed = W_TIME + 2 * W_EP + W_VER + W_COUNT + W_OUTCOME + 8;
+        let eps = if self.show_server() {
+            2 * W_EP + 2
+        } else {
+            W_EP + 1
+        };
+        let fixed = W_TIME + eps + W_VER + W_COUNT + W_OUTCOME + 6;
         let rest = self.width.saturating_sub(fixed).max(20);
         let product = rest * 11 / 20;
         (product, rest - product)
@@ -53,9 +63,14 @@ impl<W: Write> TableSink<W> {
         }
         self.header_done = true;
         let (wp, ww) = self.flexible();
+        let server = if self.show_server() {
+            format!("{:<W_EP$} ", "SERVER")
+        } else {
+            String::new()
+        };
         let line = format!(
-            "{:<W_TIME$} {:<W_EP$} {:<W_EP$} {:<W_VER$} {:<wp$} {:<ww$} {:>W_COUNT$} {}",
-            "TIME", "CLIENT", "SERVER", "VER", "PRODUCT", "WORKSTATION", "COUNT", "OUTCOME"
+            "{:<W_TIME$} {:<W_EP$} {server}{:<W_VER$} {:<wp$} {:<ww$} {:>W_COUNT$} {}",
+            "TIME", "CLIENT", "VER", "PRODUCT", "WORKSTATION", "COUNT", "OUTCOME"
         );
         writeln!(self.out, "{}", line.trim_end())
     }
@@ -65,7 +80,14 @@ impl<W: Write> TableSink<W> {
         let (wp, ww) = self.flexible();
         let time = fit(&short_time(ev), W_TIME);
         let client = fit(&ev.client.map(|c| c.to_string()).unwrap_or_default(), W_EP);
-        let server = fit(&ev.server.map(|c| c.to_string()).unwrap_or_default(), W_EP);
+        let server = if self.show_server() {
+            format!(
+                "{:<W_EP$} ",
+                fit(&ev.server.map(|c| c.to_string()).unwrap_or_default(), W_EP)
+            )
+        } else {
+            String::new()
+        };
         let ver = call
             .version
             .as_deref()
@@ -88,7 +110,12 @@ impl<W: Write> TableSink<W> {
             (None, Some(req)) => format!("-/{req}"),
             _ => "-".to_string(),
         };
-        let mut outcome = call.outcome.to_string();
+        let mut outcome = match call.outcome {
+            "count_insufficient" => "COUNT LOW".to_string(),
+            "invalid_response" => "INVALID".to_string(),
+            "no_response" => "no reply".to_string(),
+            other => other.to_string(),
+        };
         if let Some(h) = &call.hresult {
             outcome = format!("{} {}", outcome, h.code);
         }
@@ -96,7 +123,7 @@ impl<W: Write> TableSink<W> {
             outcome = format!("{} [{}]", outcome, call.integrity.failures.join(","));
         }
         let line = format!(
-            "{time:<W_TIME$} {client:<W_EP$} {server:<W_EP$} {ver:<W_VER$} {:<wp$} {:<ww$} {:>W_COUNT$} {}",
+            "{time:<W_TIME$} {client:<W_EP$} {server}{ver:<W_VER$} {:<wp$} {:<ww$} {:>W_COUNT$} {}",
             fit(&product, wp),
             fit(&ws, ww),
             fit(&count, W_COUNT),
@@ -106,6 +133,8 @@ impl<W: Write> TableSink<W> {
     }
 
     fn summary(&mut self, ev: &Event, s: &Summary) -> io::Result<()> {
+        // The next source gets its own header.
+        self.header_done = false;
         let out = &mut self.out;
         writeln!(out)?;
         let by_status: Vec<String> = s
@@ -115,8 +144,10 @@ impl<W: Write> TableSink<W> {
             .collect();
         writeln!(
             out,
-            "== {}: {} packets, {} bytes, {:.1} s; {} KMS calls{}; {} DNS queries; {} anomalies",
+            "== {}: {} to {}, {} packets, {} bytes, {:.1} s; {} KMS calls{}; {} DNS queries; {} anomalies",
             escape(&ev.source),
+            s.first_ts.as_deref().unwrap_or("-"),
+            ev.ts.rfc3339_secs(),
             s.packets,
             s.bytes,
             s.duration_s,
@@ -302,10 +333,10 @@ impl<W: Write> Sink for TableSink<W> {
     }
 }
 
+/// `HH:MM:SS` of the event (the date is in the source's summary line).
 fn short_time(ev: &Event) -> String {
     let s = ev.ts.rfc3339_micros().to_string();
-    // 2026-11-23T15:10:04.123456Z -> 11-23 15:10:04
-    s.get(5..19).map(|t| t.replace('T', " ")).unwrap_or(s)
+    s.get(11..19).map(str::to_string).unwrap_or(s)
 }
 
 /// Truncates `s` to `w` characters, marking the cut with `~`.
