@@ -387,3 +387,52 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn lost_segment_in_a_request_is_reported_and_later_calls_decode() {
+    let calls = vec![
+        CallSpec::new(6, Answer::Count(50)),
+        CallSpec::new(6, Answer::Count(51)),
+    ];
+    let pdus = kms_conv::conversation(&calls);
+    let mut c = Conn::new(
+        (v4("10.9.0.26"), 50008),
+        (v4("10.9.0.10"), 1688),
+        1,
+        2,
+        1_795_446_600_000_000,
+    );
+    let mut pkts = c.handshake();
+    let mut lost_frame = 0;
+    for (i, (to_server, bytes)) in pdus.iter().enumerate() {
+        let segs = c.data(*to_server, bytes, 100);
+        for (k, p) in segs.into_iter().enumerate() {
+            // The first request (third PDU) loses its second segment.
+            if i == 2 && k == 1 {
+                lost_frame = pkts.len() + 1;
+                continue;
+            }
+            pkts.push(p);
+        }
+    }
+    pkts.extend(c.close());
+    assert!(lost_frame > 0);
+    let events = run_bytes("lost.pcap", pcap_bytes(&pkts));
+    let kms = kms_events(&events);
+    assert_eq!(kms.len(), 2, "{events:#?}");
+    assert_eq!(kms[0]["status"], "answered");
+    assert_eq!(kms[0]["reason"], "request_not_captured");
+    assert!(kms[0].get("request").is_none());
+    assert_eq!(kms[1]["call_id"], 3);
+    assert_eq!(kms[1]["integrity"]["request"], "valid");
+    assert_eq!(kms[1]["integrity"]["response"], "valid");
+    assert_eq!(kms[1]["response"]["current_count"], 51);
+    let gap = events
+        .iter()
+        .find(|e| e["event"] == "anomaly" && e["kind"] == "tcp_gap")
+        .expect("tcp_gap anomaly");
+    assert_eq!(
+        gap["detail"],
+        "100 bytes missing in the client-to-server stream; resynchronised on the next DCE/RPC header"
+    );
+}

@@ -456,12 +456,26 @@ impl Core {
                         // the next PDU header instead of expecting one at the first byte.
                         app.session.on_gap(dir, 0, frame, ts, &mut self.rpc_buf);
                     }
+                    let mut gaps: Vec<(Direction, u64)> = Vec::new();
+                    // Data flowing the other way while bytes are missing in front of buffered data
+                    // means the hole will not be filled (the peer already answered): give up on it
+                    // now so the buffered PDUs are parsed in order with the answer.
+                    let rev = dir.reverse();
+                    if !seg.payload.is_empty() && app.streams[rev.index()].has_pending_gap() {
+                        while let Some(n) = app.streams[rev.index()].skip_gap() {
+                            gaps.push((rev, n));
+                            app.session.on_gap(rev, n, frame, ts, &mut self.rpc_buf);
+                            drain_rpc(app, rev, frame, ts, &mut self.rpc_buf);
+                            if !app.streams[rev.index()].has_pending_gap() {
+                                break;
+                            }
+                        }
+                    }
                     let outcome = app.streams[dir.index()].on_segment(seq, seg.payload, seg.fin);
-                    let mut gaps: Vec<u64> = Vec::new();
                     if let SegmentOutcome::LimitReached { .. } = outcome {
                         // Give up on the hole in front of the buffered data; resynchronise after it.
                         while let Some(n) = app.streams[dir.index()].skip_gap() {
-                            gaps.push(n);
+                            gaps.push((dir, n));
                             app.session.on_gap(dir, n, frame, ts, &mut self.rpc_buf);
                             if !app.streams[dir.index()].ready().is_empty()
                                 || !app.streams[dir.index()].has_pending_gap()
@@ -474,12 +488,12 @@ impl Core {
                     if let SegmentOutcome::Overlap { conflicting: true }
                     | SegmentOutcome::Duplicate { conflicting: true } = outcome
                     {
-                        gaps.push(0);
+                        gaps.push((dir, 0));
                     }
                     drain_rpc(app, dir, frame, ts, &mut self.rpc_buf);
                     // Not DCE/RPC after all: stop reassembling (the session reported it).
                     become_ignored = app.session.state() == SessionState::NotDceRpc;
-                    for n in gaps {
+                    for (gap_dir, n) in gaps {
                         let (kind, detail) = if n == 0 {
                             ("tcp_overlap_conflict", "a retransmitted or overlapping segment carried different bytes; the first copy was kept".to_string())
                         } else {
@@ -487,7 +501,7 @@ impl Core {
                                 "tcp_gap",
                                 format!(
                                     "{n} bytes missing in the {} stream; resynchronised on the next DCE/RPC header",
-                                    dir_name(dir)
+                                    dir_name(gap_dir)
                                 ),
                             )
                         };
