@@ -3,6 +3,7 @@
 pub mod escape;
 pub mod jsonl;
 pub mod table;
+pub mod verdict;
 
 use std::io;
 
