@@ -2,6 +2,7 @@
 
 pub mod escape;
 pub mod jsonl;
+pub mod report;
 pub mod table;
 pub mod verdict;
 
