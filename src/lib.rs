@@ -9,7 +9,7 @@
 //!    -> kms (parse, decrypt, validate) -> `kms` event
 //!    -> dns (parse, pair query/answer) -> `dns` event
 //!    -> analysis (hosts, clients; checks) -> `finding` events, `summary`
-//!    -> sinks: JSON Lines | text table
+//!    -> sinks: JSON Lines | text table | Markdown report
 //! ```
 //!
 //! Parsers (`dcerpc`, `kms`, `dns`) know nothing of flows, events or output; `analysis` knows

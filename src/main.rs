@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use kmsscope::output::Sink;
 use kmsscope::output::escape::escape;
 use kmsscope::output::jsonl::JsonlSink;
+use kmsscope::output::report::ReportSink;
 use kmsscope::output::table::TableSink;
 use kmsscope::run::{self, RunOptions};
 
@@ -35,6 +36,10 @@ struct ReadArgs {
     /// Write JSON Lines events to PATH (`-` for standard output, replacing the table).
     #[arg(long, value_name = "PATH")]
     jsonl: Option<PathBuf>,
+    /// Write a Markdown report (verdict, findings, hosts, clients, DNS) to PATH, for a ticket
+    /// (`-` for standard output, replacing the table).
+    #[arg(long, value_name = "PATH")]
+    report: Option<PathBuf>,
     /// Do not print the table and summary on standard output.
     #[arg(short, long)]
     quiet: bool,
@@ -79,7 +84,22 @@ fn cmd_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
             sinks.push(Box::new(JsonlSink::new(f, false)));
         }
     }
-    if !args.quiet && !jsonl_stdout {
+    let report_stdout = args.report.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    if jsonl_stdout && report_stdout {
+        anyhow::bail!("--jsonl - and --report - cannot both write to standard output");
+    }
+    if let Some(path) = &args.report {
+        if report_stdout {
+            sinks.push(Box::new(ReportSink::new(io::BufWriter::new(
+                io::stdout().lock(),
+            ))));
+        } else {
+            let f = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            sinks.push(Box::new(ReportSink::new(io::BufWriter::new(f))));
+        }
+    }
+    if !args.quiet && !jsonl_stdout && !report_stdout {
         let width = args.width.unwrap_or_else(terminal_width);
         sinks.push(Box::new(TableSink::new(io::stdout().lock(), width)));
     }

@@ -2,7 +2,9 @@
 
 pub mod escape;
 pub mod jsonl;
+pub mod report;
 pub mod table;
+pub mod verdict;
 
 use std::io;
 

@@ -1,11 +1,13 @@
 //! The readable default output: a table of KMS calls fitted to the terminal width, then per source a
-//! summary of the hosts' counts per product group, anomalies and findings. Wire strings are escaped.
+//! summary of the hosts' counts per product group, anomalies and findings, and last the verdict (the
+//! same sentences the Markdown report opens with). Wire strings are escaped.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use super::Sink;
 use super::escape::escape;
+use super::verdict::{Facts, verdict};
 use crate::event::{Body, Event, KmsCall, Severity, Summary};
 
 /// Text table sink.
@@ -17,6 +19,8 @@ pub struct TableSink<W: Write> {
     findings: Vec<(Severity, String, String, String)>,
     dns: Vec<String>,
     rpc: Vec<String>,
+    /// What the verdict is made from, for the current source.
+    facts: Facts,
 }
 
 /// Fixed column widths: time, client, server, version, count, outcome (plus separators).
@@ -37,6 +41,7 @@ impl<W: Write> TableSink<W> {
             findings: Vec::new(),
             dns: Vec::new(),
             rpc: Vec::new(),
+            facts: Facts::new(),
         }
     }
 
@@ -258,12 +263,18 @@ impl<W: Write> TableSink<W> {
                 writeln!(out, "      fix: {fix}")?;
             }
         }
+        if s.last {
+            let v = verdict(&self.facts, &|w| escape(w).into_owned());
+            writeln!(out, "Verdict: {}", v.text())?;
+            self.facts = Facts::new();
+        }
         Ok(())
     }
 }
 
 impl<W: Write> Sink for TableSink<W> {
     fn event(&mut self, ev: &Event) -> io::Result<()> {
+        self.facts.observe(ev);
         match &ev.body {
             Body::Kms(call) => self.kms_row(ev, call),
             Body::Anomaly(a) => {
