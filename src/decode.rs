@@ -267,6 +267,11 @@ impl Decoder {
         }
     }
 
+    /// True when [`Decoder::take_anomalies`] has something to give (cheap; for the hot path).
+    pub fn has_queued_anomalies(&self) -> bool {
+        !self.pending.is_empty() || self.suppressed > 0
+    }
+
     /// Anomalies queued by earlier calls (fragment overlaps, timeouts, evictions).
     pub fn take_anomalies(&mut self) -> std::vec::Drain<'_, DecodeAnomaly> {
         if self.suppressed > 0 {

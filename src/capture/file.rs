@@ -887,3 +887,29 @@ fn skip_block(
     rd.consume(4);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_resolutions() {
+        assert_eq!(tsresol_units(6), Some(1_000_000));
+        assert_eq!(tsresol_units(9), Some(1_000_000_000));
+        assert_eq!(tsresol_units(19), Some(10_000_000_000_000_000_000));
+        assert_eq!(tsresol_units(20), None);
+        assert_eq!(tsresol_units(0x80 | 20), Some(1 << 20));
+        assert_eq!(tsresol_units(0x80 | 63), Some(1 << 63));
+        assert_eq!(tsresol_units(0x80 | 64), None);
+        let i = Iface {
+            link: LinkType::ETHERNET,
+            snaplen: 0,
+            units: 1 << 20,
+            offset_secs: -5,
+        };
+        // 10.75 s in 2^-20 units, minus 5 s offset.
+        assert_eq!(iface_ts(&i, 0, (10 << 20) | (3 << 18)), Ts(5_750_000_000));
+        let huge = Iface { units: 1, ..i };
+        assert_eq!(iface_ts(&huge, u32::MAX, u32::MAX), Ts(i64::MAX));
+    }
+}

@@ -55,6 +55,7 @@ pub const MAX_INTERFACES: usize = 1024;
 /// Size of the read buffer of an open capture source (one allocation per source, reused for every
 /// packet). Must exceed [`MAX_BLOCK_LEN`] so that any accepted block fits.
 pub const READ_BUFFER_LEN: usize = 2 << 20;
+const _: () = assert!(READ_BUFFER_LEN > MAX_BLOCK_LEN as usize + 8);
 
 /// Buffer used while detecting the format of a stream, before it is known to be a capture.
 pub const SNIFF_BUFFER_LEN: usize = 4096;
@@ -73,8 +74,8 @@ pub const MAX_NESTING_DEPTH: usize = 4;
 pub const MAX_EXPANSION_RATIO: u64 = 2048;
 
 /// Input size below which [`MAX_EXPANSION_RATIO`] is applied as if the input were this large
-/// (so a tiny input may still expand to `EXPANSION_FLOOR * MAX_EXPANSION_RATIO` = 2 GiB).
-pub const EXPANSION_FLOOR: u64 = 1 << 20;
+/// (so a tiny input may still expand to `EXPANSION_FLOOR * MAX_EXPANSION_RATIO` = 512 MiB).
+pub const EXPANSION_FLOOR: u64 = 256 << 10;
 
 /// Entries of one zip archive examined; more are reported with one notice and ignored.
 pub const MAX_ARCHIVE_MEMBERS: usize = 4096;
@@ -385,6 +386,17 @@ pub fn open_path(path: &str) -> Result<Sources, CaptureError> {
         return open_reader_inner(path, Box::new(rd), exp);
     }
     let file = File::open(path).map_err(|e| CaptureError::new(path, CaptureErrorKind::Open(e)))?;
+    // A zip is read in place only from a regular file; pipes and devices are streams.
+    let regular = match file.metadata() {
+        Ok(m) if m.is_dir() => {
+            return Err(CaptureError::new(
+                path,
+                CaptureErrorKind::Open(io::Error::other("is a directory")),
+            ));
+        }
+        Ok(m) => m.is_file(),
+        Err(_) => false,
+    };
     let rd = stream::Counted::new(
         file.try_clone()
             .map_err(|e| CaptureError::new(path, CaptureErrorKind::Open(e)))?,
@@ -396,7 +408,7 @@ pub fn open_path(path: &str) -> Result<Sources, CaptureError> {
         decompressed: false,
     };
     let mut br = stream::ByteReader::new(Box::new(rd), SNIFF_BUFFER_LEN);
-    let s = open_stream(path, &mut br, &ctx, Some(file))?;
+    let s = open_stream(path, &mut br, &ctx, regular.then_some(file))?;
     Ok(Sources::from_stream(s.finish(br, path, &ctx)?))
 }
 
@@ -455,8 +467,7 @@ pub(crate) fn open_stream(
     file: Option<File>,
 ) -> Result<Sniffed, CaptureError> {
     let err = |k| CaptureError::new(name, k).compressed(ctx.decompressed);
-    let have = br
-        .ensure(8)
+    br.ensure(8)
         .map_err(|e| stream::io_error(name, e, 0, ctx.decompressed))?;
     let d = br.data();
     if d.is_empty() {
@@ -474,7 +485,6 @@ pub(crate) fn open_stream(
     if d.len() >= 2 && d[0] == 0x1f && d[1] == 0x8b {
         return Ok(Sniffed::Gzip);
     }
-    let _ = have;
     Err(err(CaptureErrorKind::NotCapture(preview(br.data()))))
 }
 
@@ -501,7 +511,9 @@ impl Sniffed {
                 if ctx.depth >= MAX_NESTING_DEPTH {
                     return Err(nesting_error(name, ctx));
                 }
-                let dec = flate2::read::MultiGzDecoder::new(br);
+                // Compressed input is read in modest chunks; the output side gets the big buffer.
+                br.set_target(64 * 1024);
+                let dec = stream::GzMembers::new(br);
                 let inflated = stream::Inflated::new(dec, ctx.exp.clone(), u64::MAX, "gzip");
                 let inner = Ctx {
                     depth: ctx.depth + 1,

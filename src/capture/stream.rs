@@ -1,7 +1,7 @@
 //! Byte-stream plumbing: one reused read buffer per source, input counting, and bounded
 //! decompression (the expansion budget that stops compression bombs).
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -108,9 +108,9 @@ impl<R: Read> Read for Inflated<R> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
             Err(e) => {
                 // Limits of an inner layer pass through unchanged.
-                if e.get_ref()
-                    .is_some_and(|r| r.is::<LimitExceeded>() || r.is::<DecompressFailed>())
-                {
+                if e.get_ref().is_some_and(|r| {
+                    r.is::<LimitExceeded>() || r.is::<DecompressFailed>() || r.is::<TrailingData>()
+                }) {
                     return Err(e);
                 }
                 return Err(io::Error::new(
@@ -144,12 +144,70 @@ impl<R: Read> Read for Inflated<R> {
     }
 }
 
+/// Data after the end of a gzip stream that is neither another member nor zero padding.
+#[derive(Debug, thiserror::Error)]
+#[error("unexpected data after the end of the gzip stream")]
+pub(crate) struct TrailingData;
+
+/// Concatenated gzip members (RFC 1952 §2.2), read one after the other; zero padding after the
+/// last member is ignored, as gzip(1) does.
+pub(crate) struct GzMembers<R: BufRead> {
+    dec: Option<flate2::bufread::GzDecoder<R>>,
+}
+
+impl<R: BufRead> GzMembers<R> {
+    pub fn new(r: R) -> Self {
+        GzMembers {
+            dec: Some(flate2::bufread::GzDecoder::new(r)),
+        }
+    }
+}
+
+impl<R: BufRead> Read for GzMembers<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(dec) = self.dec.as_mut() else {
+                return Ok(0);
+            };
+            let n = dec.read(out)?;
+            if n > 0 || out.is_empty() {
+                return Ok(n);
+            }
+            // This member is complete: another one, padding, or the end.
+            let Some(mut r) = self.dec.take().map(|d| d.into_inner()) else {
+                return Ok(0);
+            };
+            let next = r.fill_buf()?;
+            if next.is_empty() {
+                return Ok(0);
+            }
+            if next.first() == Some(&0x1f) && next.get(1).is_none_or(|&b| b == 0x8b) {
+                self.dec = Some(flate2::bufread::GzDecoder::new(r));
+                continue;
+            }
+            loop {
+                let buf = r.fill_buf()?;
+                if buf.is_empty() {
+                    return Ok(0);
+                }
+                if buf.iter().any(|&b| b != 0) {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, TrailingData));
+                }
+                let n = buf.len();
+                r.consume(n);
+            }
+        }
+    }
+}
+
 /// Maps an I/O error of a source to a `CaptureError`, keeping limit and decompression errors
 /// recognisable.
 pub(crate) fn io_error(name: &str, e: io::Error, offset: u64, decompressed: bool) -> CaptureError {
     let kind = match e.get_ref() {
         Some(r) if r.is::<LimitExceeded>() => CaptureErrorKind::Limit(r.to_string()),
-        Some(r) if r.is::<DecompressFailed>() => CaptureErrorKind::Decompress(r.to_string()),
+        Some(r) if r.is::<DecompressFailed>() || r.is::<TrailingData>() => {
+            CaptureErrorKind::Decompress(r.to_string())
+        }
         _ => CaptureErrorKind::Io(e),
     };
     CaptureError::new(name, kind)
@@ -302,6 +360,17 @@ impl ByteReader {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+impl BufRead for ByteReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.ensure(1)?;
+        Ok(self.data())
+    }
+
+    fn consume(&mut self, n: usize) {
+        ByteReader::consume(self, n);
     }
 }
 

@@ -152,7 +152,8 @@ impl Engine {
         if core.flows.sweep_due(pkt.ts) {
             core.sweep(pkt.ts, pkt.frame, out);
         }
-        match self.decoder.decode(pkt) {
+        let decoded = self.decoder.decode(pkt);
+        match decoded {
             Err(a) => {
                 let detail = a.detail;
                 core.anomaly(pkt.frame, pkt.ts, None, None, a.layer, a.kind, detail, out);
@@ -165,6 +166,13 @@ impl Engine {
                     Transport::Udp(u) => core.udp(src, dst, &u, pkt.frame, pkt.ts, out),
                     Transport::Other { .. } => {}
                 }
+            }
+        }
+        if self.decoder.has_queued_anomalies() {
+            for a in self.decoder.take_anomalies() {
+                core.anomaly(
+                    pkt.frame, pkt.ts, None, None, a.layer, a.kind, a.detail, out,
+                );
             }
         }
     }
@@ -210,6 +218,11 @@ impl Engine {
     /// checks and writes the `summary`.
     pub fn finish(&mut self, out: &mut dyn FnMut(&Event)) {
         let core = &mut self.core;
+        self.decoder.finish();
+        for a in self.decoder.take_anomalies() {
+            let (frame, ts) = (core.stats.last_frame, core.stats.last_ts);
+            core.anomaly(frame, ts, None, None, a.layer, a.kind, a.detail, out);
+        }
         let (frame, ts) = (core.stats.last_frame, core.stats.last_ts);
         let mut flows = std::mem::take(&mut core.closed);
         core.flows.drain_all(&mut flows);
