@@ -436,3 +436,27 @@ fn lost_segment_in_a_request_is_reported_and_later_calls_decode() {
         "100 bytes missing in the client-to-server stream; resynchronised on the next DCE/RPC header"
     );
 }
+
+#[test]
+fn rpc_5_1_request_rejected_with_proto_error_fault() {
+    // A request with DCE/RPC version 5.1 (valid per C706) that a pedantic host rejects with
+    // nca_proto_error: the call is still decoded and reported as a fault.
+    let calls = vec![CallSpec::new(6, Answer::Fault(0x1c01_000b))];
+    let mut pdus = kms_conv::conversation(&calls);
+    pdus[2].1[1] = 1;
+    let pkts = connection(
+        (v4("10.9.0.27"), 50009),
+        (v4("10.9.0.10"), 1688),
+        &pdus,
+        1460,
+        true,
+    );
+    let events = run_bytes("proto.pcap", pcap_bytes(&pkts));
+    let kms = kms_events(&events);
+    assert_eq!(kms.len(), 1, "{events:#?}");
+    assert_eq!(kms[0]["status"], "fault");
+    assert_eq!(kms[0]["hresult"]["code"], "0x1C01000B");
+    assert_eq!(kms[0]["hresult"]["name"], "nca_proto_error");
+    assert_eq!(kms[0]["integrity"]["request"], "valid");
+    assert_eq!(kms[0]["request"]["workstation"], "kms-v6-client.example");
+}

@@ -296,14 +296,15 @@ pub fn parse_header(input: &[u8]) -> IResult<&[u8], Header> {
 /// Streaming framing of one connection-oriented PDU by `frag_length` (kms-protocol.md 1.1, 1.6).
 ///
 /// * fewer than 16 bytes, or fewer than `frag_length`: `Err::Incomplete(Needed::new(missing))`;
-/// * `rpc_vers.rpc_vers_minor` other than 5.0: `Err::Error` with [`ErrorKind::Verify`];
+/// * `rpc_vers.rpc_vers_minor` other than 5.0 or 5.1 (C706 12.6.3.1): `Err::Error` with
+///   [`ErrorKind::Verify`];
 /// * `frag_length < 16`: `Err::Error` with [`ErrorKind::LengthValue`].
 ///
 /// Unknown PTYPEs, flags and data representations are not errors. On success the remainder starts
 /// at the next PDU.
 pub fn parse_pdu_raw(input: &[u8]) -> IResult<&[u8], RawPdu<'_>> {
     let (_, header) = parse_header(input)?;
-    if header.version != 5 || header.version_minor != 0 {
+    if header.version != 5 || header.version_minor > 1 {
         return Err(Err::Error(nom::error::Error::new(input, ErrorKind::Verify)));
     }
     let len = usize::from(header.frag_length);

@@ -394,7 +394,9 @@ fn plausible(b: &[u8]) -> Plausible {
     type Check = (usize, fn(u8) -> bool);
     let fixed: [Check; 7] = [
         (0, |v| v == 5),
-        (1, |v| v == 0),
+        // C706 allows minor version 0 and 1 (5.1 is used by some stacks; a host may reject it
+        // with a fault, which must still be seen as an RPC-level reject).
+        (1, |v| v <= 1),
         (2, |v| PacketType(v).is_connection_oriented()),
         (4, |v| v == 0x10 || v == 0x00),
         (5, |v| v == 0),
