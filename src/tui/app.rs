@@ -225,6 +225,8 @@ pub struct App {
     binds: HashMap<(Endpoint, Endpoint), Arc<Event>>,
     pub status: Status,
     pub frozen: bool,
+    /// Keep the newest call selected as calls arrive (set by `G`, cleared by moving up).
+    pub follow: bool,
     /// Events received while frozen, applied when the view thaws.
     pub pending: Vec<Arc<Event>>,
     pub focus: Pane,
@@ -323,8 +325,9 @@ impl App {
                     });
                     if self.passes(idx as usize) {
                         self.view.push(idx);
-                        if self.view.len() == 1 {
-                            self.calls_cur = Cursor::default();
+                        if self.follow && !self.frozen {
+                            let n = self.view.len();
+                            self.calls_cur.set(n - 1, n, self.heights.calls);
                         }
                     }
                 }
@@ -348,6 +351,13 @@ impl App {
                 }
             }
             Body::Rpc(r) => {
+                // Failed connections (to an SRV target, typically) are listed with the DNS.
+                if r.pdu == "connect"
+                    && r.result.is_some_and(|x| x != "established")
+                    && self.dns.len() < MAX_DNS
+                {
+                    self.dns.push(ev.clone());
+                }
                 if matches!(r.pdu, "bind_ack" | "alter_context_resp" | "bind_nak") {
                     if let (Some(c), Some(s)) = (ev.client, ev.server) {
                         self.binds.insert((c, s), ev.clone());
@@ -625,6 +635,7 @@ impl App {
                 let before = self.calls_cur.sel;
                 self.calls_cur
                     .move_by(d, self.view.len(), self.heights.calls);
+                self.follow = d > 0 && self.calls_cur.sel + 1 >= self.view.len();
                 if self.calls_cur.sel != before {
                     self.detail_cur = Cursor::default();
                 }
@@ -700,7 +711,18 @@ impl App {
             .iter()
             .find_map(|fr| self.frame_call.get(fr).copied())
         else {
-            self.notice = Some(format!("{} cites no KMS call", f.check));
+            // Not a KMS call: perhaps a DNS exchange or a failed connection.
+            let pos = self.dns.iter().position(|e| {
+                f.frames.contains(&e.frame)
+                    || matches!(&e.body, Body::Dns(d) if d.response_frame.is_some_and(|r| f.frames.contains(&r)))
+            });
+            match pos {
+                Some(p) => {
+                    self.dns_cur.set(p, self.dns.len(), self.heights.dns);
+                    self.set_focus(Pane::Dns);
+                }
+                None => self.notice = Some(format!("{} cites no KMS call", f.check)),
+            }
             return;
         };
         match self.view.binary_search(&idx) {

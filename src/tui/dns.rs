@@ -1,5 +1,6 @@
-//! The DNS pane: the queries seen (the `_vlmcs._tcp` SRV lookups first among them) with their
-//! answers and state: answered, NXDOMAIN, unanswered, or an SRV record pointing away from 1688.
+//! The DNS pane: the queries seen (the `_vlmcs._tcp` SRV lookups among them) with their answers and
+//! state: answered, NXDOMAIN, unanswered, or an SRV record pointing away from 1688; and the
+//! connections that failed (refused, no answer), which is what a wrong SRV record leads to.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -9,7 +10,7 @@ use ratatui::widgets::{Paragraph, Widget};
 
 use super::app::{App, Pane};
 use super::view::{block, esc, fit, selected_style};
-use crate::event::{Body, DnsExchange, DnsRecord, Event};
+use crate::event::{Body, DnsExchange, DnsRecord, Event, RpcInfo};
 
 /// State of an exchange, and how it looks.
 fn state(d: &DnsExchange) -> (String, Color) {
@@ -73,10 +74,42 @@ fn lines_of(ev: &Event, d: &DnsExchange, width: usize) -> Line<'static> {
     ])
 }
 
+/// A failed connection: `refused  TCP 10.77.0.20 → 10.77.0.12:1688 (1 SYN)`.
+fn connect_line(ev: &Event, r: &RpcInfo, width: usize) -> Line<'static> {
+    let ts = ev.ts.rfc3339_micros().to_string();
+    let time = ts.get(11..19).unwrap_or("").to_string();
+    let st = esc(r.result.unwrap_or("failed")).into_owned();
+    let body = format!(
+        "TCP {} → {}{}",
+        ev.client.map(|c| c.ip.to_string()).unwrap_or_default(),
+        ev.server.map(|s| s.to_string()).unwrap_or_default(),
+        r.syn_count
+            .map(|n| format!(" ({n} SYN{})", if n == 1 { "" } else { "s" }))
+            .unwrap_or_default()
+    );
+    let rest = width.saturating_sub(time.len() + 1 + st.chars().count() + 2);
+    Line::from(vec![
+        Span::styled(time, Style::default().fg(Color::Gray)),
+        Span::raw(" "),
+        Span::styled(
+            st,
+            Style::default()
+                .fg(Color::LightRed)
+                .add_modifier(Modifier::BOLD),
+        ),
+        Span::raw("  "),
+        Span::raw(fit(&body, rest)),
+    ])
+}
+
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let focused = app.focus == Pane::Dns;
     let blk = block(
-        &format!("DNS {} ({} SRV)", app.dns.len(), app.dns_srv),
+        &format!(
+            "DNS and connections {} ({} SRV)",
+            app.dns.len(),
+            app.dns_srv
+        ),
         focused,
     );
     let inner = blk.inner(area);
@@ -87,7 +120,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
     if app.dns.is_empty() {
         Paragraph::new(Line::styled(
-            "no DNS seen",
+            "no DNS seen, no failed connection",
             Style::default().fg(Color::DarkGray),
         ))
         .render(inner, buf);
@@ -101,16 +134,17 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         .enumerate()
         .skip(cur.top)
         .take(height)
-        .filter_map(|(i, ev)| match &ev.body {
-            Body::Dns(d) => {
-                let l = lines_of(ev, d, inner.width as usize);
-                Some(if i == cur.sel && focused {
-                    l.patch_style(selected_style(true))
-                } else {
-                    l
-                })
-            }
-            _ => None,
+        .filter_map(|(i, ev)| {
+            let l = match &ev.body {
+                Body::Dns(d) => lines_of(ev, d, inner.width as usize),
+                Body::Rpc(r) => connect_line(ev, r, inner.width as usize),
+                _ => return None,
+            };
+            Some(if i == cur.sel && focused {
+                l.patch_style(selected_style(true))
+            } else {
+                l
+            })
         })
         .collect();
     Paragraph::new(lines).render(inner, buf);

@@ -189,6 +189,14 @@ fn parse_term(word: &str) -> Result<Term, String> {
 }
 
 fn cmp(op: Op, hay: &str, needle: &str) -> bool {
+    // `needle` is lower-case. ASCII haystacks (nearly all) compare without allocating.
+    if hay.is_ascii() {
+        let (h, n) = (hay.as_bytes(), needle.as_bytes());
+        return match op {
+            Op::Prefix => h.len() >= n.len() && h[..n.len()].eq_ignore_ascii_case(n),
+            Op::Contains => n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n)),
+        };
+    }
     let hay = hay.to_lowercase();
     match op {
         Op::Prefix => hay.starts_with(needle),

@@ -10,6 +10,9 @@ use ratatui::widgets::{Paragraph, Widget};
 use super::app::{App, HostRow, Pane};
 use super::view::{block, esc, fit, selected_style};
 
+/// Widest sparkline drawn (the last this many count samples).
+const MAX_SPARK: usize = 32;
+
 const SPARK: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
 /// A text gauge of `count` against `required`, `w` cells wide.
@@ -70,33 +73,37 @@ fn row_lines(h: &HostRow, width: usize) -> [Line<'static>; 2] {
         Some(_) => Color::Yellow,
     };
     let count = match h.last_count {
-        Some(c) => format!("count {c}/{}", h.required),
-        None => format!("count -/{}", h.required),
+        Some(c) => format!(" count {c}/{}", h.required),
+        None => format!(" count -/{}", h.required),
+    };
+    let verdict = match h.last_count {
+        Some(_) if meets => " meets threshold ",
+        Some(_) => " BELOW threshold ",
+        None => " no count seen ",
     };
     let cmids = h.distinct_cmids.unwrap_or(h.cmids.len() as u64);
     let stats = format!(
-        " {count}  {} req  {} refused  {} CMIDs ",
+        " {} req, {} refused, {} CMIDs",
         h.requests, h.refused, cmids
     );
-    let gw = (width / 5).clamp(5, 20);
-    let spark_w = width.saturating_sub(2 + gw + stats.chars().count() + 1);
-    let verdict = match h.last_count {
-        Some(_) if meets => "",
-        Some(_) => "below threshold ",
-        None => "",
-    };
+    let gw = (width / 6).clamp(5, 20);
+    let used = 2 + gw + count.len() + verdict.len();
+    let spark_w = width.saturating_sub(used + 12).min(MAX_SPARK);
+    let spark = sparkline(&h.history, spark_w);
+    let tail = width.saturating_sub(used + spark.chars().count());
     let second = Line::from(vec![
         Span::raw("  "),
         Span::styled(
             gauge(h.last_count.unwrap_or(0), h.required, gw),
             Style::default().fg(colour),
         ),
-        Span::styled(stats, Style::default().fg(colour)),
-        Span::styled(fit(verdict, spark_w), Style::default().fg(Color::Yellow)),
         Span::styled(
-            sparkline(&h.history, spark_w.saturating_sub(verdict.len())),
-            Style::default().fg(Color::Cyan),
+            count,
+            Style::default().fg(colour).add_modifier(Modifier::BOLD),
         ),
+        Span::styled(verdict, Style::default().fg(colour)),
+        Span::styled(spark, Style::default().fg(Color::Cyan)),
+        Span::styled(fit(&stats, tail), Style::default().fg(Color::Gray)),
     ]);
     [first, second]
 }

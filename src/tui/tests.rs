@@ -334,6 +334,38 @@ fn freezing_holds_events_and_thawing_applies_them() {
     assert_eq!(app.calls.len(), n + k);
 }
 
+#[test]
+fn keys_for_report_follow_and_quit() {
+    let mut app = app_with_findings();
+    draw(&mut app, 80, 24);
+    assert_eq!(key(&mut app, KeyCode::Char('w')), Action::WriteReport);
+    // `G` follows the newest call as calls arrive; moving up stops following.
+    key(&mut app, KeyCode::Char('G'));
+    assert!(app.follow);
+    let more = events_of(&["captures/interop/s08_threshold_above.pcap"]);
+    app.ingest(Msg::Events(more.into_iter().map(Arc::new).collect()));
+    assert_eq!(app.calls_cur.sel + 1, app.view.len());
+    key(&mut app, KeyCode::Char('k'));
+    assert!(!app.follow);
+    assert_eq!(
+        app.key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+        Action::Quit
+    );
+}
+
+#[test]
+fn failed_connections_are_listed_with_the_dns() {
+    let mut app = App::new("");
+    for ev in events_of(&["captures/interop/s13_conn_refused.pcap"]) {
+        app.add_event(Arc::new(ev));
+    }
+    while app.focus != Pane::Dns {
+        key(&mut app, KeyCode::Tab);
+    }
+    let s = screen(&mut app, 80, 24);
+    assert!(s.contains("refused") && s.contains(":1688"), "{s}");
+}
+
 // ------------------------------------------------------------------------------------------------
 // Hostile strings
 

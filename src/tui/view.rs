@@ -59,7 +59,7 @@ pub fn layout(area: Rect, lower: Pane) -> Areas {
         let [calls, detail] =
             Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(left);
         let [tree, hex] =
-            Layout::horizontal([Constraint::Percentage(52), Constraint::Percentage(48)])
+            Layout::horizontal([Constraint::Percentage(56), Constraint::Percentage(44)])
                 .areas(detail);
         let [hosts, findings, dns] = Layout::vertical([
             Constraint::Percentage(34),
