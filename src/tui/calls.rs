@@ -17,13 +17,16 @@ use crate::event::{Event, KmsCall, Severity};
 fn widths(total: usize) -> (usize, usize, usize, usize, usize, usize, usize) {
     let (time, client, ver, count, outcome) = if total >= 110 {
         (12, 21, 3, 7, 18)
-    } else {
+    } else if total >= 90 {
         (8, 15, 3, 7, 12)
+    } else {
+        // 80 columns: the version as its major number only.
+        (8, 15, 1, 6, 11)
     };
     // mark + 7 separating spaces
     let fixed = 1 + time + client + ver + count + outcome + 7;
     let rest = total.saturating_sub(fixed).max(10);
-    let ws = (rest * 2 / 5).max(5);
+    let ws = (rest * 9 / 20).max(5);
     let product = rest.saturating_sub(ws).max(5);
     (time, client, ws, product, ver, count, outcome)
 }
@@ -33,7 +36,8 @@ pub fn short_outcome(o: &str, w: usize) -> &str {
         return o;
     }
     match o {
-        "count_insufficient" => "count short",
+        "count_insufficient" if w >= 11 => "count short",
+        "count_insufficient" => "count low",
         "invalid_response" => "invalid resp",
         "no_response" => "no response",
         other => other,
@@ -123,7 +127,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         cell("CLIENT", w_client),
         cell("WORKSTATION", w_ws),
         cell("PRODUCT", w_prod),
-        cell("VER", w_ver),
+        cell(if w_ver < 3 { "V" } else { "VER" }, w_ver),
         cell(if wide { "COUNT/REQ" } else { "CNT/REQ" }, w_count + 1),
         "OUTCOME"
     );
@@ -154,6 +158,9 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         };
         let call = row.call();
         let mut t = row_text(&row.ev, call, wide);
+        if t.version.chars().count() > w_ver {
+            t.version = t.version.split('.').next().unwrap_or("?").to_string();
+        }
         if t.workstation.chars().count() > w_ws {
             // A cut FQDN reads worse than its host name: keep the first label.
             if let Some((host, _)) = t.workstation.split_once('.') {

@@ -22,6 +22,40 @@
 //! polled with a timeout so that event batches are coalesced into at most one frame per ~33 ms.
 //! Freezing the view (space) parks new events in the app without stopping ingest. A panic hook and
 //! a drop guard restore the terminal on every exit path. Only this module touches ratatui/crossterm.
+//!
+//! ## Live capture
+//!
+//! `kmsscope live -i IFACE` opens the UI when standard output is a terminal. The live command runs
+//! its capture + engine on a thread of its own and the UI on the main thread:
+//!
+//! ```no_run
+//! use kmsscope::engine::{Engine, EngineConfig};
+//! use kmsscope::output::Sink;
+//! use kmsscope::tui::{self, Backpressure, TuiOptions};
+//!
+//! let (mut sink, rx) = tui::channel(Backpressure::Drop);
+//! let engine_thread = std::thread::spawn(move || {
+//!     let cfg = EngineConfig { keep_payloads: true, ..EngineConfig::default() }; // hex view
+//!     let mut engine = Engine::new("live:eth0", cfg);
+//!     let (mut packets, mut bytes) = (0u64, 0u64);
+//!     loop {
+//!         // pkt = capture.next()...;  on a read timeout: `sink.tick(); continue;`
+//!         // engine.packet(&pkt, &mut |ev| { let _ = sink.event(ev); /* + other sinks */ });
+//!         // packets += 1; bytes += u64::from(pkt.orig_len);
+//!         sink.progress(packets, bytes); // cheap, never blocks; also flushes a waiting batch
+//!         if sink.is_closed() {
+//!             break; // the user quit the UI
+//!         }
+//!         # break;
+//!     }
+//!     engine.finish(&mut |ev| { let _ = sink.event(ev); });
+//!     let _ = sink.finish(); // sends the rest and `Msg::Done`
+//! });
+//! let app = tui::run_tui(rx, TuiOptions { source: "live:eth0".into(), ..TuiOptions::default() })?;
+//! // The terminal is restored here. `app.status.errors` holds errors the engine reported.
+//! # let _ = (engine_thread, app);
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 pub mod app;
 mod calls;
@@ -39,7 +73,7 @@ mod tests;
 use std::io::{self, IsTerminal};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -56,6 +90,7 @@ use crate::capture::{self, Opened, PacketSource};
 use crate::engine::{Engine, EngineConfig};
 use crate::event::Event;
 use crate::output::Sink;
+use crate::output::escape::escape;
 
 /// Messages of the bounded channel in a batch.
 pub const BATCH_EVENTS: usize = 1024;
@@ -423,6 +458,10 @@ impl Default for TuiOptions {
 }
 
 static HOOK: Once = Once::new();
+/// The thread running the UI while the terminal is in raw mode / the alternate screen.
+static UI_THREAD: Mutex<Option<thread::ThreadId>> = Mutex::new(None);
+/// Panic messages of other threads while the UI runs, printed once the terminal is restored.
+static DEFERRED_PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// Restores the terminal: leaves raw mode and the alternate screen, shows the cursor.
 pub fn restore_terminal() {
@@ -450,10 +489,26 @@ pub fn run_tui(rx: UiReceiver, opts: TuiOptions) -> io::Result<App> {
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            restore_terminal();
-            previous(info);
+            let ui = UI_THREAD.lock().map(|g| *g).unwrap_or(None);
+            match ui {
+                // Another thread (the engine) while the UI runs: printing now would scribble over
+                // the screen; keep the message for after the terminal is restored.
+                Some(id) if id != thread::current().id() => {
+                    if let Ok(mut v) = DEFERRED_PANICS.lock() {
+                        v.push(format!("{info}"));
+                    }
+                }
+                // The UI thread itself, or no UI running: restore first, then report.
+                _ => {
+                    restore_terminal();
+                    previous(info);
+                }
+            }
         }));
     });
+    if let Ok(mut g) = UI_THREAD.lock() {
+        *g = Some(thread::current().id());
+    }
     terminal::enable_raw_mode()?;
     let guard = TerminalGuard;
     execute!(io::stdout(), terminal::EnterAlternateScreen, cursor::Hide)?;
@@ -463,6 +518,14 @@ pub fn run_tui(rx: UiReceiver, opts: TuiOptions) -> io::Result<App> {
     rx.closed.store(true, Ordering::Relaxed);
     drop(term);
     drop(guard);
+    if let Ok(mut g) = UI_THREAD.lock() {
+        *g = None;
+    }
+    if let Ok(mut v) = DEFERRED_PANICS.lock() {
+        for m in v.drain(..) {
+            eprintln!("kmsscope: the analysis thread panicked: {}", escape(&m));
+        }
+    }
     app
 }
 
@@ -493,6 +556,11 @@ fn event_loop(
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
                         disconnected = true;
+                        if !app.status.done {
+                            app.status
+                                .errors
+                                .push("the analysis stopped unexpectedly".into());
+                        }
                         app.status.done = true;
                         dirty = true;
                         break;

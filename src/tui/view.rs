@@ -341,42 +341,56 @@ fn filter_bar(app: &App, area: Rect, buf: &mut Buffer) {
 fn status_bar(app: &App, area: Rect, buf: &mut Buffer) {
     let s = &app.status;
     let source = esc(&s.source).into_owned();
-    let mut parts: Vec<String> = vec![
+    let short = source
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(&source)
+        .to_string();
+    let essential = [
         format!("{} pkts", s.packets),
         format!("{} calls", app.calls.len() as u64 + s.calls_over_limit),
         format!("{} findings", app.findings.len()),
-        format!("{} anomalies", s.anomalies),
     ];
+    let mut optional = vec![format!("{} anomalies", s.anomalies)];
     if let (Some(r), false) = (s.rate, s.done) {
-        parts.push(format!("{r:.0} pkt/s"));
+        optional.push(format!("{r:.0} pkt/s"));
     }
-    parts.push(format!("{} drops", s.dropped + s.capture_dropped));
-    parts.push(if s.done {
-        "done".into()
-    } else {
-        "reading…".into()
-    });
+    let mut tail = vec![
+        format!("{} drops", s.dropped + s.capture_dropped),
+        if s.done {
+            "done".into()
+        } else {
+            "reading…".into()
+        },
+    ];
     if !s.errors.is_empty() {
-        parts.push(format!("{} errors: {}", s.errors.len(), esc(&s.errors[0])));
+        tail.push(format!("{} errors: {}", s.errors.len(), esc(&s.errors[0])));
     }
     let frozen = if app.frozen {
         format!(" FROZEN +{} ", app.pending.len())
     } else {
         String::new()
     };
-    // Name the source in full when it fits, else by its file name, else not at all.
+    // The most that fits: the source in full, or by file name, then the optional counters.
     let room = (area.width as usize).saturating_sub(frozen.chars().count() + 2);
-    let rest = parts.join(" │ ");
-    let short = source
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or(&source)
-        .to_string();
-    let text = [source, short]
+    let join = |src: Option<&String>, opt: bool| {
+        let mut v: Vec<&str> = src.map(|x| x.as_str()).into_iter().collect();
+        v.extend(essential.iter().map(String::as_str));
+        if opt {
+            v.extend(optional.iter().map(String::as_str));
+        }
+        v.extend(tail.iter().map(String::as_str));
+        v.join(" │ ")
+    };
+    let candidates = [
+        join(Some(&source), true),
+        join(Some(&short), true),
+        join(Some(&short), false),
+    ];
+    let text = candidates
         .into_iter()
-        .map(|src| format!("{src} │ {rest}"))
         .find(|t| t.chars().count() <= room)
-        .unwrap_or(rest);
+        .unwrap_or_else(|| join(None, false));
     let mut spans = Vec::new();
     if app.frozen {
         spans.push(Span::styled(
