@@ -118,9 +118,10 @@ fn cmd_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
 
 /// `read --tui`: the files replayed into the terminal UI (`--jsonl PATH` still writes the events).
 fn cmd_read_tui(args: ReadArgs) -> anyhow::Result<ExitCode> {
-    if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
+    // Keys are read from the terminal (crossterm opens /dev/tty when standard input is a capture).
+    if !io::stdout().is_terminal() {
         eprintln!(
-            "kmsscope: --tui needs a terminal (standard input and output); use the table or --jsonl instead"
+            "kmsscope: --tui needs a terminal on standard output; use the table or --jsonl instead"
         );
         return Ok(ExitCode::from(2));
     }
