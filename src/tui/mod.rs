@@ -606,7 +606,9 @@ fn event_loop(
                         match app.key(k) {
                             app::Action::Quit => return Ok(app),
                             app::Action::WriteReport => {
-                                let events = app.events.clone();
+                                // Everything received, including what waits behind a frozen view.
+                                let mut events = app.events.clone();
+                                events.extend(app.pending.iter().cloned());
                                 let path = opts.report_path.clone();
                                 let tx = report_tx.clone();
                                 app.notice = Some(format!("writing {}…", path.display()));
