@@ -7,15 +7,32 @@ use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
+use unicode_width::UnicodeWidthChar;
 
 use super::app::{App, Pane};
 use super::detail::outcome_tone;
 use super::view::{block, cell, esc, fit, selected_style, tone_style};
 use crate::event::{Event, KmsCall, Severity};
 
-/// Column widths: (time, client, version, count, outcome); workstation and product share the rest.
-fn widths(total: usize) -> (usize, usize, usize, usize, usize, usize, usize) {
-    let (time, client, ver, count, outcome) = if total >= 110 {
+/// Column widths of the list.
+struct Widths {
+    time: usize,
+    client: usize,
+    ws: usize,
+    product: usize,
+    ver: usize,
+    count: usize,
+    outcome: usize,
+}
+
+fn text_width(s: &str) -> usize {
+    s.chars().map(|c| c.width().unwrap_or(0)).sum()
+}
+
+/// Widths for `total` columns, fitted to the rows on screen: the client column is as wide as the
+/// widest address shown, and workstation and product share the rest by what they need.
+fn widths(total: usize, rows: &[&RowText]) -> Widths {
+    let (time, client_cap, ver, count, outcome) = if total >= 110 {
         (12, 21, 3, 7, 18)
     } else if total >= 90 {
         (8, 15, 3, 7, 12)
@@ -23,12 +40,46 @@ fn widths(total: usize) -> (usize, usize, usize, usize, usize, usize, usize) {
         // 80 columns: the version as its major number only.
         (8, 15, 1, 6, 11)
     };
+    let widest = |f: fn(&RowText) -> &str| rows.iter().map(|r| text_width(f(r))).max().unwrap_or(0);
+    let client = widest(|r| &r.client).clamp(6, client_cap);
     // mark + 7 separating spaces
     let fixed = 1 + time + client + ver + count + outcome + 7;
     let rest = total.saturating_sub(fixed).max(10);
-    let ws = (rest * 9 / 20).max(5);
-    let product = rest.saturating_sub(ws).max(5);
-    (time, client, ws, product, ver, count, outcome)
+    let ws_need = widest(|r| &r.workstation).max(4);
+    let prod_need = widest(|r| &r.product).max(7);
+    // The host name (first label) of a workstation tells machines apart: keep it whole if we can.
+    let label_need = rows
+        .iter()
+        .map(|r| match r.workstation.split_once('.') {
+            Some((h, _)) => text_width(h) + 1,
+            None => text_width(&r.workstation),
+        })
+        .max()
+        .unwrap_or(0);
+    let (ws, product) = if ws_need + prod_need <= rest {
+        (ws_need, rest - ws_need)
+    } else {
+        // The workstation first (up to its need), the product at least 16 columns.
+        let ws = ws_need
+            .min(rest.saturating_sub(prod_need.min(16)))
+            .max(label_need.min(rest.saturating_sub(8)));
+        // Cut names show as their host name: no wider than the widest of those.
+        let ws = if ws < ws_need {
+            ws.min(label_need.max(4))
+        } else {
+            ws
+        };
+        (ws, rest - ws)
+    };
+    Widths {
+        time,
+        client,
+        ws,
+        product,
+        ver,
+        count,
+        outcome,
+    }
 }
 
 pub fn short_outcome(o: &str, w: usize) -> &str {
@@ -120,15 +171,31 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         return;
     }
     let wide = inner.width >= 110;
-    let (w_time, w_client, w_ws, w_prod, w_ver, w_count, w_out) = widths(inner.width as usize);
+    let height = inner.height.saturating_sub(1) as usize;
+    let mut cur = app.calls_cur;
+    cur.fit(app.view.len(), height);
+    // The rows on screen (only those: O(height) per frame whatever the number of calls).
+    let rows: Vec<(usize, usize, RowText)> = app
+        .view
+        .iter()
+        .enumerate()
+        .skip(cur.top)
+        .take(height)
+        .filter_map(|(pos, idx)| {
+            let row = app.calls.get(*idx as usize)?;
+            Some((pos, *idx as usize, row_text(&row.ev, row.call(), wide)))
+        })
+        .collect();
+    let texts: Vec<&RowText> = rows.iter().map(|r| &r.2).collect();
+    let w = widths(inner.width as usize, &texts);
     let head = format!(
         " {} {} {} {} {} {} {}",
-        cell("TIME", w_time),
-        cell("CLIENT", w_client),
-        cell("WORKSTATION", w_ws),
-        cell("PRODUCT", w_prod),
-        cell(if w_ver < 3 { "V" } else { "VER" }, w_ver),
-        cell(if wide { "COUNT/REQ" } else { "CNT/REQ" }, w_count + 1),
+        cell("TIME", w.time),
+        cell("CLIENT", w.client),
+        cell("WORKSTATION", w.ws),
+        cell("PRODUCT", w.product),
+        cell(if w.ver < 3 { "V" } else { "VER" }, w.ver),
+        cell(if wide { "COUNT/REQ" } else { "CNT/REQ" }, w.count + 1),
         "OUTCOME"
     );
     let mut lines = vec![Line::styled(
@@ -137,7 +204,6 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             .fg(Color::Gray)
             .add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
     )];
-    let height = inner.height.saturating_sub(1) as usize;
     if app.view.is_empty() {
         let msg = if total == 0 {
             if app.status.done {
@@ -150,44 +216,39 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         };
         lines.push(Line::styled(msg, Style::default().fg(Color::DarkGray)));
     }
-    let mut cur = app.calls_cur;
-    cur.fit(app.view.len(), height);
-    for (pos, idx) in app.view.iter().enumerate().skip(cur.top).take(height) {
-        let Some(row) = app.calls.get(*idx as usize) else {
-            continue;
-        };
-        let call = row.call();
-        let mut t = row_text(&row.ev, call, wide);
-        if t.version.chars().count() > w_ver {
+    for (pos, idx, mut t) in rows {
+        let call = app.calls[idx].call();
+        if t.version.chars().count() > w.ver {
             t.version = t.version.split('.').next().unwrap_or("?").to_string();
         }
-        if t.workstation.chars().count() > w_ws {
+        if text_width(&t.workstation) > w.ws {
             // A cut FQDN reads worse than its host name: keep the first label.
             if let Some((host, _)) = t.workstation.split_once('.') {
                 t.workstation = format!("{host}…");
             }
         }
-        let mark = match app.severity_of(*idx as usize) {
+        let mark = match app.severity_of(idx) {
             Some(s) => Span::styled("!", sev_style(s)),
             None => Span::raw(" "),
         };
         let ostyle = tone_style(outcome_tone(call.outcome));
-        let mut outcome = short_outcome(call.outcome, w_out).to_string();
+        let mut outcome = short_outcome(call.outcome, w.outcome).to_string();
         if !call.integrity.failures.is_empty() && wide {
             outcome.push('*');
         }
+        let w_count = w.count;
         let mut line = Line::from(vec![
             mark,
             Span::raw(format!(
                 "{} {} {} {} {} ",
-                cell(&t.time, w_time),
-                cell(&t.client, w_client),
-                cell(&t.workstation, w_ws),
-                cell(&t.product, w_prod),
-                cell(&t.version, w_ver),
+                cell(&t.time, w.time),
+                cell(&t.client, w.client),
+                cell(&t.workstation, w.ws),
+                cell(&t.product, w.product),
+                cell(&t.version, w.ver),
             )),
             Span::styled(format!("{:>w_count$} ", fit(&t.count, w_count)), ostyle),
-            Span::styled(cell(&outcome, w_out), ostyle),
+            Span::styled(cell(&outcome, w.outcome), ostyle),
         ]);
         if pos == cur.sel {
             line = line.patch_style(selected_style(focused));

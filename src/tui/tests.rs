@@ -261,6 +261,27 @@ fn wide_layout_has_everything_at_once() {
 }
 
 #[test]
+fn medium_layout_shows_hosts_and_findings_beside_the_calls() {
+    let mut app = app_with_findings();
+    let s = screen(&mut app, 120, 32);
+    for want in [
+        "FIN-PC-231",
+        "Connection",
+        "KMS hosts",
+        "count 1/25",
+        "KMS-07",
+    ] {
+        assert!(s.contains(want), "missing {want}:\n{s}");
+    }
+    while app.focus != Pane::Dns {
+        key(&mut app, KeyCode::Tab);
+    }
+    let s = screen(&mut app, 120, 32);
+    assert!(s.contains("_vlmcs._tcp") && s.contains("KMS hosts"), "{s}");
+    insta::assert_snapshot!("120x32_dns", s);
+}
+
+#[test]
 fn outcome_colours_and_finding_marks() {
     let mut app = app_with_findings();
     let buf = draw(&mut app, 160, 48);

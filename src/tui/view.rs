@@ -18,6 +18,9 @@ use crate::output::escape::escape;
 /// The screen is wide enough for every pane at once from this size on.
 pub const WIDE_MIN_COLS: u16 = 140;
 pub const WIDE_MIN_ROWS: u16 = 36;
+/// From this size on, hosts and findings (or DNS) stand beside calls and detail.
+pub const MEDIUM_MIN_COLS: u16 = 110;
+pub const MEDIUM_MIN_ROWS: u16 = 28;
 
 /// Where each pane goes. `None` for panes not shown in this layout.
 #[derive(Clone, Copy, Debug, Default)]
@@ -35,8 +38,9 @@ pub struct Areas {
 }
 
 /// Lays the panes out in `area`. Wide: calls and detail (tree | hex) on the left, hosts, findings
-/// and DNS on the right. Narrow: the call list on top and one other pane below it (the one last
-/// focused; the detail by default).
+/// and DNS on the right. Medium: the same without the hex pane, and findings or DNS (the one last
+/// focused). Narrow: the call list on top and one other pane below it (the one last focused; the
+/// detail by default).
 pub fn layout(area: Rect, lower: Pane) -> Areas {
     let [header, body, filter, status] = Layout::vertical([
         Constraint::Length(1),
@@ -73,6 +77,23 @@ pub fn layout(area: Rect, lower: Pane) -> Areas {
         a.hosts = Some(hosts);
         a.findings = Some(findings);
         a.dns = Some(dns);
+    } else if area.width >= MEDIUM_MIN_COLS && area.height >= MEDIUM_MIN_ROWS {
+        // Calls and detail (bytes in the tree) on the left; hosts, and findings or DNS, on the right.
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)])
+                .areas(body);
+        let [calls, detail] =
+            Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(left);
+        let [hosts, other] =
+            Layout::vertical([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(right);
+        a.calls = calls;
+        a.detail = Some(detail);
+        a.hosts = Some(hosts);
+        if lower == Pane::Dns {
+            a.dns = Some(other);
+        } else {
+            a.findings = Some(other);
+        }
     } else {
         let [calls, lower_area] =
             Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(body);
