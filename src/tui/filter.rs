@@ -15,8 +15,8 @@
 
 use std::borrow::Cow;
 
+use super::view::esc as escape;
 use crate::event::{Event, KmsCall};
-use crate::output::escape::escape;
 
 /// Outcomes of a `kms` event (docs/events.md).
 pub const OUTCOMES: &[&str] = &[

@@ -652,7 +652,7 @@ pub fn read_files(
         speed,
         engine: EngineConfig::default(),
     };
-    let _engine = spawn_replay(files.to_vec(), opts, sink, extra)?;
+    let engine = spawn_replay(files.to_vec(), opts, sink, extra)?;
     let app = run_tui(
         rx,
         TuiOptions {
@@ -660,5 +660,14 @@ pub fn read_files(
             ..TuiOptions::default()
         },
     )?;
+    // The replay thread sees the UI gone at its next event and stops (flushing `--jsonl`); give it
+    // a moment, but do not hang on a source that blocks (a pipe on stdin).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !engine.is_finished() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    if engine.is_finished() {
+        let _ = engine.join();
+    }
     Ok(app.status.errors)
 }

@@ -160,7 +160,7 @@ fn assert_terminal_safe(buf: &Buffer) {
             for c in buf[(x, y)].symbol().chars() {
                 assert!(
                     !(c.is_control()
-                        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')),
+                        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}' | '\u{e0000}'..='\u{e007f}')),
                     "raw {c:?} at ({x},{y}):\n{}",
                     text(buf)
                 );
@@ -390,7 +390,8 @@ fn failed_connections_are_listed_with_the_dns() {
 // ------------------------------------------------------------------------------------------------
 // Hostile strings
 
-const HOSTILE: &str = "\x1b[2J\x1b]0;pwn\x07evil\u{202e}gpj.exe\u{2066}\r\n\u{9b}31m";
+const HOSTILE: &str =
+    "\x1b[2J\x1b]0;pwn\x07evil\u{202e}gpj.exe\u{2066}\r\n\u{9b}31m\u{2028}\u{200b}\u{e0041}";
 
 fn hostile_events() -> Vec<Event> {
     let client = Endpoint {

@@ -171,9 +171,27 @@ impl Widget for &View<'_> {
 // ------------------------------------------------------------------------------------------------
 // Helpers shared by the views
 
-/// Escapes a wire string for the terminal (control characters, bidi overrides).
+/// Escapes a wire string for the terminal: control characters and bidi overrides (the shared
+/// `output::escape`), and also the invisible or line-breaking format characters a terminal may
+/// render surprisingly (line/paragraph separators, zero-width and tag characters).
 pub fn esc(s: &str) -> Cow<'_, str> {
-    escape(s)
+    let e = escape(s);
+    if !e.chars().any(invisible) {
+        return e;
+    }
+    let mut out = String::with_capacity(e.len() + 8);
+    for c in e.chars() {
+        if invisible(c) {
+            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200d}' | '\u{2028}' | '\u{2029}' | '\u{2060}'..='\u{2064}' | '\u{fff9}'..='\u{fffb}' | '\u{e0000}'..='\u{e007f}')
 }
 
 /// Cuts `s` to at most `w` columns, marking a cut with `…`.
@@ -482,6 +500,13 @@ fn help(area: Rect, buf: &mut Buffer) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn esc_hides_nothing() {
+        assert_eq!(esc("PC-01"), "PC-01");
+        assert_eq!(esc("a\x1bb"), "a\\x1bb");
+        assert_eq!(esc("a\u{2028}b\u{200b}"), "a\\u{2028}b\\u{200b}");
+    }
 
     #[test]
     fn fit_and_wrap() {
