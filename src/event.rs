@@ -109,6 +109,25 @@ pub struct KmsCall {
     pub request_size: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_size: Option<usize>,
+    /// The KMS message bytes and their decryptions, for the terminal UI's hex view only. Filled
+    /// only when `EngineConfig::keep_payloads` is set; never serialised (the JSON contract is
+    /// unchanged).
+    #[serde(skip)]
+    pub raw: Option<Arc<KmsRaw>>,
+}
+
+/// The bytes behind a `kms` event (UI only, see [`KmsCall::raw`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KmsRaw {
+    /// The KMS request message as carried in the NDR stub (kms-protocol.md §2.1); the whole stub
+    /// when it did not parse.
+    pub request: Option<Vec<u8>>,
+    /// The KMS response message (or the whole `[out]` stub of a refusal or an unparsable reply).
+    pub response: Option<Vec<u8>>,
+    /// v5/v6: the 256 decrypted request bytes (S_c ‖ base request ‖ pad).
+    pub request_plain: Option<Vec<u8>>,
+    /// v5/v6: the decrypted response bytes (S_s ‖ base response ‖ trailer ‖ pad).
+    pub response_plain: Option<Vec<u8>>,
 }
 
 /// The decoded KMS request (kms-protocol.md §2.1).

@@ -9,7 +9,8 @@
 //!    -> kms (parse, decrypt, validate) -> `kms` event
 //!    -> dns (parse, pair query/answer) -> `dns` event
 //!    -> analysis (hosts, clients; checks) -> `finding` events, `summary`
-//!    -> sinks: JSON Lines | text table | Markdown report
+//!    -> sinks: JSON Lines | text table | Markdown report | terminal UI (`tui`, the only module
+//!       that touches a terminal library)
 //! ```
 //!
 //! Parsers (`dcerpc`, `kms`, `dns`) know nothing of flows, events or output; `analysis` knows
@@ -30,5 +31,6 @@ pub mod kms;
 pub mod output;
 pub mod run;
 pub mod time;
+pub mod tui;
 
 pub use direction::Direction;

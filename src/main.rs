@@ -46,6 +46,12 @@ struct ReadArgs {
     /// Table width in columns (default: the terminal's width, or 160 when not a terminal).
     #[arg(long, value_name = "COLS")]
     width: Option<usize>,
+    /// Open the terminal UI (calls, decoded fields, findings, hosts, DNS) instead of the table.
+    #[arg(long)]
+    tui: bool,
+    /// With --tui: replay in packet time, N times faster (default: as fast as possible).
+    #[arg(long, value_name = "N", requires = "tui")]
+    speed: Option<f64>,
 }
 
 fn main() -> ExitCode {
@@ -73,6 +79,9 @@ fn terminal_width() -> usize {
 }
 
 fn cmd_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
+    if args.tui {
+        return cmd_read_tui(args);
+    }
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let jsonl_stdout = args.jsonl.as_deref().is_some_and(|p| p.as_os_str() == "-");
     if let Some(path) = &args.jsonl {
@@ -127,5 +136,44 @@ fn cmd_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// `read --tui`: the files replayed into the terminal UI (`--jsonl PATH` still writes the events).
+fn cmd_read_tui(args: ReadArgs) -> anyhow::Result<ExitCode> {
+    // Keys are read from the terminal (crossterm opens /dev/tty when standard input is a capture).
+    if !io::stdout().is_terminal() {
+        eprintln!(
+            "kmsscope: --tui needs a terminal on standard output; use the table or --jsonl instead"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    if let Some(s) = args.speed {
+        if !(s > 0.0 && s.is_finite()) {
+            eprintln!("kmsscope: --speed takes a positive number");
+            return Ok(ExitCode::from(2));
+        }
+    }
+    let mut extra: Vec<Box<dyn Sink + Send>> = Vec::new();
+    if let Some(path) = &args.jsonl {
+        if path.as_os_str() == "-" {
+            eprintln!(
+                "kmsscope: --jsonl - writes to standard output, which the UI uses; give a file"
+            );
+            return Ok(ExitCode::from(2));
+        }
+        let f = std::fs::File::create(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        extra.push(Box::new(JsonlSink::new(f, false)));
+    }
+    let errors =
+        kmsscope::tui::read_files(&args.files, args.speed, extra).context("terminal UI")?;
+    for err in &errors {
+        eprintln!("kmsscope: {}", escape(err));
+    }
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }

@@ -977,8 +977,17 @@ mod tests {
         assert_eq!(f.status, 0x1c01_0003);
         assert_eq!(fault_status_name(f.status), Some("nca_unk_if"));
 
+        let mut minor1 = FAULT;
+        minor1[1] = 1;
+        assert!(
+            parse_pdu_raw(&minor1).is_ok(),
+            "5.1 is a valid version (C706)"
+        );
         let mut bad = FAULT;
-        bad[1] = 1;
+        bad[1] = 2;
+        assert!(matches!(parse_pdu_raw(&bad), Err(Err::Error(_))));
+        let mut bad = FAULT;
+        bad[0] = 4;
         assert!(matches!(parse_pdu_raw(&bad), Err(Err::Error(_))));
         let mut bad = FAULT;
         bad[8] = 15;

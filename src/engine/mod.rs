@@ -41,6 +41,9 @@ pub struct EngineConfig {
     pub dns_timeout_ns: i64,
     /// Policy inputs of the checks.
     pub policy: crate::analysis::Policy,
+    /// Keep the KMS message bytes and their decryptions in `KmsCall::raw` (the terminal UI's hex
+    /// view sets this; JSON and table runs do not pay for the copies).
+    pub keep_payloads: bool,
 }
 
 impl Default for EngineConfig {
@@ -49,6 +52,7 @@ impl Default for EngineConfig {
             kms_ports: vec![KMS_PORT],
             dns_timeout_ns: dns::DEFAULT_TIMEOUT_NS,
             policy: crate::analysis::Policy::default(),
+            keep_payloads: false,
         }
     }
 }
@@ -911,7 +915,7 @@ impl Core {
             (None, Reply::Fault { ts, frame, .. }) => (*ts, *frame),
             (None, Reply::Missing(_)) => return,
         };
-        let kc = kms_call(&call);
+        let kc = kms_call(&call, self.cfg.keep_payloads);
         self.stats.kms_calls += 1;
         *self.stats.kms_by_status.entry(kc.call.status).or_insert(0) += 1;
         if let Some(e) = kc.anomaly.clone() {
@@ -1127,8 +1131,9 @@ struct KmsCallOut {
     anomaly: Option<(&'static str, String)>,
 }
 
-/// Decodes and validates the KMS request and reply of one RPC call (kms-protocol.md §2.8).
-fn kms_call(call: &Call) -> KmsCallOut {
+/// Decodes and validates the KMS request and reply of one RPC call (kms-protocol.md §2.8). With
+/// `keep_payloads`, the KMS bytes and plaintexts are kept in `raw` for the UI's hex view.
+fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
     let mut kc = KmsCall {
         call_id: call.call_id,
         ctx_id: call.ctx_id,
@@ -1140,6 +1145,20 @@ fn kms_call(call: &Call) -> KmsCallOut {
         ..KmsCall::default()
     };
     let mut anomaly = None;
+    // UI only (keep_payloads): the bytes behind the event; filled as the halves are decoded.
+    let mut raw = event::KmsRaw::default();
+    if keep_payloads {
+        raw.request = call.request.as_ref().map(|h| match call.kms_request() {
+            Some(Ok(q)) => q.to_vec(),
+            _ => h.stub.clone(),
+        });
+        if let Reply::Response(h) = &call.reply {
+            raw.response = Some(match call.kms_reply() {
+                Some(Ok(KmsReply::Success { kms: a, .. })) => a.to_vec(),
+                _ => h.stub.clone(),
+            });
+        }
+    }
     let req = match call.kms_request() {
         Some(Ok(q)) => {
             kc.request_size = Some(q.len());
@@ -1153,6 +1172,9 @@ fn kms_call(call: &Call) -> KmsCallOut {
         None => None,
     };
     if let Some(r) = &req {
+        if keep_payloads {
+            raw.request_plain = r.plaintext.clone();
+        }
         kc.version = r.outer_version.map(|v| v.to_string());
         kc.integrity.request = Some(r.verdict.as_str());
         kc.integrity.failures.extend(r.failures.iter().copied());
@@ -1188,6 +1210,9 @@ fn kms_call(call: &Call) -> KmsCallOut {
                     match &req {
                         Some(r) => {
                             let resp = kms::decode_response(r, a);
+                            if keep_payloads {
+                                raw.response_plain = resp.plaintext.clone();
+                            }
                             kc.integrity.response = Some(resp.verdict.as_str());
                             for f in &resp.failures {
                                 if !kc.integrity.failures.contains(f) {
@@ -1244,6 +1269,9 @@ fn kms_call(call: &Call) -> KmsCallOut {
                 other => other.as_str(),
             });
         }
+    }
+    if keep_payloads {
+        kc.raw = Some(Arc::new(raw));
     }
     KmsCallOut { call: kc, anomaly }
 }

@@ -197,9 +197,7 @@ impl<W: Write> Sink for ReportSink<W> {
         // Sources whose last summary never came (e.g. live capture stopped): write what is known.
         let pending = std::mem::take(&mut self.pending);
         for (name, src) in pending {
-            if src.summary.is_some() {
-                self.write_source(&name, src)?;
-            }
+            self.write_source(&name, src)?;
         }
         if self.written > 0 {
             self.out.write_all(footer().as_bytes())?;
