@@ -453,7 +453,7 @@ impl Decoder {
             Some("fragment cut by the capture's snap length")
         } else if end > MAX_REASSEMBLED_LEN {
             Some("fragment ends beyond the 65535-byte datagram limit")
-        } else if more && data.len() % 8 != 0 {
+        } else if more && !data.len().is_multiple_of(8) {
             Some("non-final fragment length is not a multiple of 8")
         } else {
             let e = &self.frags[idx];

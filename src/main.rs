@@ -125,10 +125,10 @@ fn cmd_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
         }
     }
     for s in &mut sinks {
-        if let Err(e) = s.finish() {
-            if e.kind() != io::ErrorKind::BrokenPipe {
-                return Err(e).context("writing output");
-            }
+        if let Err(e) = s.finish()
+            && e.kind() != io::ErrorKind::BrokenPipe
+        {
+            return Err(e).context("writing output");
         }
     }
     let _ = io::stderr().flush();
@@ -148,11 +148,11 @@ fn cmd_read_tui(args: ReadArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
-    if let Some(s) = args.speed {
-        if !(s > 0.0 && s.is_finite()) {
-            eprintln!("kmsscope: --speed takes a positive number");
-            return Ok(ExitCode::from(2));
-        }
+    if let Some(s) = args.speed
+        && !(s > 0.0 && s.is_finite())
+    {
+        eprintln!("kmsscope: --speed takes a positive number");
+        return Ok(ExitCode::from(2));
     }
     let mut extra: Vec<Box<dyn Sink + Send>> = Vec::new();
     if let Some(path) = &args.jsonl {

@@ -108,10 +108,10 @@ fn streams(msgs: &[Msg]) -> Streams {
     let mut last_after: [Option<Option<usize>>; 2] = [None, None];
     for (i, m) in msgs.iter().enumerate() {
         let d = m.dir.index();
-        if let Some(prev) = last_after[d] {
-            if prev != m.after {
-                st.forced[d].push(st.bytes[d].len());
-            }
+        if let Some(prev) = last_after[d]
+            && prev != m.after
+        {
+            st.forced[d].push(st.bytes[d].len());
         }
         last_after[d] = Some(m.after);
         st.bytes[d].extend_from_slice(&m.bytes);

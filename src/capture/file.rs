@@ -604,10 +604,10 @@ impl NgState {
                 let orig_len = rd_u32(b, 8, big);
                 let room = blen - 16;
                 let mut caplen = orig_len.min(u32::try_from(room).unwrap_or(u32::MAX));
-                if let Some(i) = self.ifaces.first() {
-                    if i.snaplen != 0 {
-                        caplen = caplen.min(i.snaplen);
-                    }
+                if let Some(i) = self.ifaces.first()
+                    && i.snaplen != 0
+                {
+                    caplen = caplen.min(i.snaplen);
                 }
                 self.packet(
                     "simple packet block",
@@ -760,7 +760,7 @@ impl PacketSource for PcapNgSource {
                 rd_u32(rd.data(), 0, big)
             };
             let blen = rd_u32(rd.data(), 4, big);
-            if blen < 12 || blen % 4 != 0 {
+            if blen < 12 || !blen.is_multiple_of(4) {
                 return Err(st.m.fail(
                     CaptureErrorKind::Corrupt(format!(
                         "invalid pcapng block length {blen} (block type {btype:#010x})"

@@ -1054,10 +1054,10 @@ impl Session {
                 PacketType::CO_CANCEL | PacketType::ORPHANED | PacketType::AUTH3,
                 Direction::ToServer,
             ) => {
-                if h.ptype == PacketType::ORPHANED {
-                    if let Some(i) = self.calls.iter().position(|c| c.call_id == h.call_id) {
-                        self.close_call(i, CloseReason::Orphaned, here, out);
-                    }
+                if h.ptype == PacketType::ORPHANED
+                    && let Some(i) = self.calls.iter().position(|c| c.call_id == h.call_id)
+                {
+                    self.close_call(i, CloseReason::Orphaned, here, out);
                 }
                 out.push(RpcEvent::Control {
                     dir,
@@ -1298,16 +1298,16 @@ impl Session {
                 );
                 return;
             }
-            if let Some(c) = idx.and_then(|i| self.calls.get(i)) {
-                if c.ctx_id != r.ctx_id || c.opnum != Some(r.opnum) {
-                    let (c0, o0) = (c.ctx_id, c.opnum.unwrap_or(0));
-                    self.anomaly(
+            if let Some(c) = idx.and_then(|i| self.calls.get(i))
+                && (c.ctx_id != r.ctx_id || c.opnum != Some(r.opnum))
+            {
+                let (c0, o0) = (c.ctx_id, c.opnum.unwrap_or(0));
+                self.anomaly(
                         here,
                         ak::FRAGMENT_MISMATCH,
                         || format!("call_id {id}: fragment names context {} opnum {}, first fragment context {c0} opnum {o0}", r.ctx_id, r.opnum),
                         out,
                     );
-                }
             }
         }
         let Some(i) = idx else { return };
@@ -1461,23 +1461,23 @@ impl Session {
             }
         };
         // A reply ends the request: if it was still being reassembled, it is incomplete.
-        if let Some(req) = self.calls.get_mut(i).and_then(|c| c.request.as_mut()) {
-            if !req.complete {
-                req.complete = true;
-                req.truncated = true;
-                self.anomaly(
-                    here,
-                    ak::REPLY_BEFORE_REQUEST_COMPLETE,
-                    || {
-                        format!(
-                            "{} for call_id {id} before the request's last fragment",
-                            h.ptype
-                        )
-                    },
-                    out,
-                );
-                self.request_completed(i, here, out);
-            }
+        if let Some(req) = self.calls.get_mut(i).and_then(|c| c.request.as_mut())
+            && !req.complete
+        {
+            req.complete = true;
+            req.truncated = true;
+            self.anomaly(
+                here,
+                ak::REPLY_BEFORE_REQUEST_COMPLETE,
+                || {
+                    format!(
+                        "{} for call_id {id} before the request's last fragment",
+                        h.ptype
+                    )
+                },
+                out,
+            );
+            self.request_completed(i, here, out);
         }
         if is_fault {
             let Some(c) = (i < self.calls.len()).then(|| self.calls.remove(i)) else {

@@ -505,17 +505,17 @@ pub fn parse_message(payload: &[u8]) -> Result<DnsMessage, DnsError> {
         for index in 0..usize::from(count) {
             cx.at(section, index, dec.index());
             let rec = read_record(&mut dec, &cx, &mut msg.issues)?;
-            if rec.rtype == rtype::OPT {
-                if let RecordData::Opt(edns) = rec.data {
-                    if section == Section::Additional && msg.edns.is_none() {
-                        msg.edns = Some(edns);
-                        continue;
-                    }
-                    msg.issues.push(format!(
-                        "unexpected OPT record in the {section} section (entry {index}); \
-                         RFC 6891 allows one, in the additional section"
-                    ));
+            if rec.rtype == rtype::OPT
+                && let RecordData::Opt(edns) = rec.data
+            {
+                if section == Section::Additional && msg.edns.is_none() {
+                    msg.edns = Some(edns);
+                    continue;
                 }
+                msg.issues.push(format!(
+                    "unexpected OPT record in the {section} section (entry {index}); \
+                         RFC 6891 allows one, in the additional section"
+                ));
             }
             match section {
                 Section::Answer => msg.answers.push(rec),

@@ -594,10 +594,11 @@ impl Core {
             if let Some(f) = self.flows.remove(&key) {
                 self.close_flow(f, CloseReason::Reset, frame, ts, out);
             }
-        } else if flow.hs.fin[0] && flow.hs.fin[1] {
-            if let Some(f) = self.flows.remove(&key) {
-                self.close_flow(f, CloseReason::ConnectionClosed, frame, ts, out);
-            }
+        } else if flow.hs.fin[0]
+            && flow.hs.fin[1]
+            && let Some(f) = self.flows.remove(&key)
+        {
+            self.close_flow(f, CloseReason::ConnectionClosed, frame, ts, out);
         }
     }
 
@@ -1004,10 +1005,10 @@ impl Core {
             // SRV answers tell which ports to watch for connection outcomes.
             if let Some(resp) = &ex.response {
                 for r in resp.answers.iter().chain(resp.additional.iter()) {
-                    if let dns::RecordData::Srv { port, .. } = r.data {
-                        if self.watched_ports.len() < MAX_WATCHED_PORTS {
-                            self.watched_ports.insert(port, ());
-                        }
+                    if let dns::RecordData::Srv { port, .. } = r.data
+                        && self.watched_ports.len() < MAX_WATCHED_PORTS
+                    {
+                        self.watched_ports.insert(port, ());
                     }
                 }
             }

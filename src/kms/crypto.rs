@@ -377,7 +377,7 @@ pub fn cbc_decrypt_zero_iv(
     data: &[u8],
     out: &mut [u8],
 ) -> Result<(), CryptoError> {
-    if data.len() % BLOCK != 0 {
+    if !data.len().is_multiple_of(BLOCK) {
         return Err(CryptoError::NotBlockAligned(data.len()));
     }
     if out.len() < data.len() {

@@ -38,7 +38,7 @@ impl fmt::Display for Date {
 /// Days in `year` (proleptic Gregorian).
 fn year_len(year: u16) -> u16 {
     let y = year;
-    if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
+    if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) {
         366
     } else {
         365
@@ -225,10 +225,10 @@ impl Epid {
                 }
             }
         }
-        if let Some(l) = self.lcid {
-            if l == 0 || l > 0xFFFF || l & 0x3FF == 0 || l >> 10 == 0 {
-                v.push("implausible_lcid");
-            }
+        if let Some(l) = self.lcid
+            && (l == 0 || l > 0xFFFF || l & 0x3FF == 0 || l >> 10 == 0)
+        {
+            v.push("implausible_lcid");
         }
         if let Some((_, released)) = self.csvlk() {
             if self

@@ -291,7 +291,7 @@ pub fn parse_request(b: &[u8]) -> Result<KmsRequest, ParseError> {
 /// Checks the ePID framing rules of §2.2 / §2.8 step 6 on the raw ePID bytes (length = EpidSize):
 /// EpidSize even, ≤ 128, the last UTF-16 unit NUL and no earlier unit NUL.
 pub fn epid_format_ok(epid_size: u32, raw: &[u8]) -> bool {
-    if epid_size % 2 != 0 || !(2..=MAX_EPID_SIZE).contains(&epid_size) {
+    if !epid_size.is_multiple_of(2) || !(2..=MAX_EPID_SIZE).contains(&epid_size) {
         return false;
     }
     if raw.len() != epid_size as usize {

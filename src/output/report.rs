@@ -183,10 +183,10 @@ impl<W: Write> Sink for ReportSink<W> {
             Body::Anomaly(a) => *src.anomalies.entry(a.kind).or_insert(0) += 1,
             Body::Summary(s) => {
                 src.summary = Some((ev.ts, (**s).clone()));
-                if s.last {
-                    if let Some(src) = self.pending.remove(&ev.source) {
-                        self.write_source(&ev.source, src)?;
-                    }
+                if s.last
+                    && let Some(src) = self.pending.remove(&ev.source)
+                {
+                    self.write_source(&ev.source, src)?;
                 }
             }
         }

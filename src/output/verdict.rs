@@ -382,16 +382,16 @@ impl Facts {
 
     fn dns(&mut self, ev: &Event, d: &DnsExchange) {
         for rec in d.answers.iter().chain(&d.additional) {
-            if rec.rtype == "SRV" {
-                if let Some(t) = &rec.target {
-                    let port = rec.port.unwrap_or(0);
-                    bump(
-                        &mut self.targets,
-                        (t.clone(), port),
-                        ev.frame,
-                        &mut self.overflow,
-                    );
-                }
+            if rec.rtype == "SRV"
+                && let Some(t) = &rec.target
+            {
+                let port = rec.port.unwrap_or(0);
+                bump(
+                    &mut self.targets,
+                    (t.clone(), port),
+                    ev.frame,
+                    &mut self.overflow,
+                );
             }
             if let Some(addr) = rec.address {
                 if self.names.len() < MAX_NAMES || self.names.contains_key(&addr) {
@@ -442,10 +442,9 @@ impl Facts {
                     query.to_ascii_lowercase(),
                     ev.frame,
                     &mut self.overflow,
-                ) {
-                    if failure.is_some() {
-                        l.failure = failure;
-                    }
+                ) && failure.is_some()
+                {
+                    l.failure = failure;
                 }
             }
             _ => {}
@@ -690,26 +689,26 @@ impl Facts {
         for t in &self.targets {
             let (target, _port) = &t.key;
             let lower = target.to_ascii_lowercase();
-            if let Some(l) = self.lookups.iter().find(|l| l.key == lower) {
-                if !l.val.resolved {
-                    let how = l
-                        .val
-                        .failure
-                        .as_deref()
-                        .map(|r| format!(" ({})", wire(r)))
-                        .unwrap_or_else(|| " (no address in any answer)".to_string());
-                    out.push(Issue {
-                        severity: Severity::Error,
-                        rank: 8,
-                        frame: t.frame,
-                        call_failure: false,
-                        text: format!(
-                            "the published KMS host {} does not resolve{how}",
-                            wire(target)
-                        ),
-                        predicts: Some(E_NO_KMS.to_string()),
-                    });
-                }
+            if let Some(l) = self.lookups.iter().find(|l| l.key == lower)
+                && !l.val.resolved
+            {
+                let how = l
+                    .val
+                    .failure
+                    .as_deref()
+                    .map(|r| format!(" ({})", wire(r)))
+                    .unwrap_or_else(|| " (no address in any answer)".to_string());
+                out.push(Issue {
+                    severity: Severity::Error,
+                    rank: 8,
+                    frame: t.frame,
+                    call_failure: false,
+                    text: format!(
+                        "the published KMS host {} does not resolve{how}",
+                        wire(target)
+                    ),
+                    predicts: Some(E_NO_KMS.to_string()),
+                });
             }
         }
         for t in &self.pending {

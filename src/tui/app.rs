@@ -358,10 +358,10 @@ impl App {
                 {
                     self.dns.push(ev.clone());
                 }
-                if matches!(r.pdu, "bind_ack" | "alter_context_resp" | "bind_nak") {
-                    if let (Some(c), Some(s)) = (ev.client, ev.server) {
-                        self.binds.insert((c, s), ev.clone());
-                    }
+                if matches!(r.pdu, "bind_ack" | "alter_context_resp" | "bind_nak")
+                    && let (Some(c), Some(s)) = (ev.client, ev.server)
+                {
+                    self.binds.insert((c, s), ev.clone());
                 }
             }
             Body::Anomaly(_) => self.status.anomalies += 1,
@@ -455,10 +455,10 @@ impl App {
     pub fn checks_of(&self, idx: usize) -> Vec<&'static str> {
         let mut out = Vec::new();
         for fi in self.finding_indices(idx) {
-            if let Body::Finding(f) = &self.findings[fi as usize].body {
-                if !out.contains(&f.check) {
-                    out.push(f.check);
-                }
+            if let Body::Finding(f) = &self.findings[fi as usize].body
+                && !out.contains(&f.check)
+            {
+                out.push(f.check);
             }
         }
         out
@@ -673,12 +673,11 @@ impl App {
             }
             Pane::Detail => {
                 let lines = detail::tree(self);
-                if let Some(l) = lines.get(self.detail_cur.sel) {
-                    if let Some((id, _)) = l.header {
-                        if !self.toggled.remove(id) {
-                            self.toggled.insert(id);
-                        }
-                    }
+                if let Some(l) = lines.get(self.detail_cur.sel)
+                    && let Some((id, _)) = l.header
+                    && !self.toggled.remove(id)
+                {
+                    self.toggled.insert(id);
                 }
                 let n = self.detail_len();
                 self.detail_cur.fit(n, self.heights.detail);

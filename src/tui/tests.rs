@@ -86,14 +86,13 @@ fn app_with_findings() -> App {
     let mut app = App::new("captures/interop/s14_ticket_combined.pcapng");
     let mut clone_frames = Vec::new();
     for ev in evs {
-        if let Body::Kms(c) = &ev.body {
-            if ev.source.contains("s10")
-                && c.request
-                    .as_ref()
-                    .is_some_and(|r| r.workstation.contains("CLONE"))
-            {
-                clone_frames.push(ev.frame);
-            }
+        if let Body::Kms(c) = &ev.body
+            && ev.source.contains("s10")
+            && c.request
+                .as_ref()
+                .is_some_and(|r| r.workstation.contains("CLONE"))
+        {
+            clone_frames.push(ev.frame);
         }
         app.add_event(Arc::new(ev));
     }

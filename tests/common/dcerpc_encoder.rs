@@ -275,7 +275,7 @@ pub fn kms_request_stub(kms: &[u8], ndr: TransferSyntax) -> Vec<u8> {
 }
 
 fn pad4(s: &mut Vec<u8>) {
-    while s.len() % 4 != 0 {
+    while !s.len().is_multiple_of(4) {
         s.push(0);
     }
 }

@@ -6,7 +6,7 @@
 /// Decodes hex text, ignoring whitespace. Panics on malformed input (constants below only).
 pub fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    assert!(digits.len() % 2 == 0, "odd hex length");
+    assert!(digits.len().is_multiple_of(2), "odd hex length");
     digits
         .chunks(2)
         .map(|p| {

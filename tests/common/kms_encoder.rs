@@ -59,7 +59,7 @@ pub fn pkcs7_pad(v: &mut Vec<u8>) {
 
 /// CBC encryption with an all-zero IV (§2.6). `pt.len()` must be a multiple of 16.
 pub fn cbc_encrypt_zero_iv(cipher: KmsCipher, pt: &[u8]) -> Vec<u8> {
-    assert!(pt.len() % 16 == 0, "plaintext not block aligned");
+    assert!(pt.len().is_multiple_of(16), "plaintext not block aligned");
     let mut out = Vec::with_capacity(pt.len());
     let mut prev = [0u8; 16];
     for c in pt.chunks_exact(16) {
