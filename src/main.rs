@@ -41,6 +41,9 @@ struct ReadArgs {
     /// Table width in columns (default: the terminal's width, or 160 when not a terminal).
     #[arg(long, value_name = "COLS")]
     width: Option<usize>,
+    /// Policy inputs of the checks (--config, --allow-host, --kms-domain, limits).
+    #[command(flatten)]
+    policy: kmsscope::analysis::policy::PolicyArgs,
 }
 
 fn main() -> ExitCode {
@@ -83,7 +86,8 @@ fn cmd_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
         let width = args.width.unwrap_or_else(terminal_width);
         sinks.push(Box::new(TableSink::new(io::stdout().lock(), width)));
     }
-    let opts = RunOptions::default();
+    let mut opts = RunOptions::default();
+    opts.engine.policy = args.policy.resolve()?;
     let mut unreadable = false;
     for file in &args.files {
         let report = run::analyze_path(file, &opts, &mut sinks);

@@ -112,6 +112,8 @@ impl Engine {
         for p in &cfg.kms_ports {
             watched_ports.insert(*p, ());
         }
+        // The state applies the policy's KMS-02 margin and RPC-06 limit while folding events in.
+        let state = State::with_policy(&cfg.policy);
         Engine {
             decoder: Decoder::new(),
             core: Core {
@@ -119,7 +121,7 @@ impl Engine {
                 dns: DnsTracker::new(cfg.dns_timeout_ns),
                 cfg,
                 flows: FlowTable::default(),
-                state: State::default(),
+                state,
                 stats: Stats::default(),
                 watched_ports,
                 rpc_buf: Vec::new(),
@@ -985,6 +987,9 @@ impl Core {
 
     /// Runs the checks over the state and emits the findings.
     fn findings(&mut self, ts: Ts, out: &mut dyn FnMut(&Event)) {
+        // The time-based checks (KMS-19/20, RPC-02, DNS-04) need the capture's span, not only the
+        // span of the events.
+        self.state.set_span(self.stats.first_ts, ts);
         let findings = crate::analysis::checks::run(&self.state, &self.cfg.policy);
         for f in findings {
             *self.stats.findings.entry(f.severity.as_str()).or_insert(0) += 1;
@@ -1019,7 +1024,8 @@ impl Core {
             anomalies: self.stats.anomalies,
             findings: self.stats.findings.clone(),
             hosts: self.state.host_summaries(),
-            clients: self.state.clients.len() as u64,
+            clients: self.state.clients.len() as u64 + self.state.clients_untracked,
+            client_list: self.state.client_list(),
             last,
         }
     }
