@@ -84,25 +84,53 @@ const EXPECTED: [(&str, &[(&str, &str)]); 14] = [
     ("s02_v4_office2010_newconn", &[("KMS-21", "info")]),
     (
         "s03_v5_server2012",
-        &[("KMS-09", "warning"), ("KMS-21", "info"), ("KMS-22", "info")],
+        &[
+            ("KMS-09", "warning"),
+            ("KMS-21", "info"),
+            ("KMS-22", "info"),
+        ],
     ),
-    ("s04_v5_win8_ndr32", &[("KMS-09", "warning"), ("KMS-21", "info")]),
+    (
+        "s04_v5_win8_ndr32",
+        &[("KMS-09", "warning"), ("KMS-21", "info")],
+    ),
     ("s05_v6_office2016_multi", &[("KMS-11", "warning")]),
     (
         "s06_v6_win10_ndr32_prevcmid",
-        &[("KMS-05", "info"), ("KMS-09", "warning"), ("KMS-11", "warning")],
+        &[
+            ("KMS-05", "info"),
+            ("KMS-09", "warning"),
+            ("KMS-11", "warning"),
+        ],
     ),
-    ("s07_threshold_below", &[("KMS-01", "error"), ("KMS-11", "warning")]),
-    ("s08_threshold_above", &[("KMS-11", "warning"), ("KMS-14", "warning")]),
+    (
+        "s07_threshold_below",
+        &[("KMS-01", "error"), ("KMS-11", "warning")],
+    ),
+    (
+        "s08_threshold_above",
+        &[("KMS-11", "warning"), ("KMS-14", "warning")],
+    ),
     (
         "s09_xi_vlmcs_to_pykms",
-        &[("KMS-02", "warning"), ("KMS-11", "warning"), ("KMS-21", "info")],
+        &[
+            ("KMS-02", "warning"),
+            ("KMS-11", "warning"),
+            ("KMS-21", "info"),
+        ],
     ),
     (
         "s10_duplicate_cmid",
-        &[("KMS-01", "error"), ("KMS-04", "error"), ("KMS-11", "warning")],
+        &[
+            ("KMS-01", "error"),
+            ("KMS-04", "error"),
+            ("KMS-11", "warning"),
+        ],
     ),
-    ("s11_dns_srv_ok", &[("DNS-08", "info"), ("KMS-11", "warning")]),
+    (
+        "s11_dns_srv_ok",
+        &[("DNS-08", "info"), ("KMS-11", "warning")],
+    ),
     (
         "s12_dns_srv_wrong_port",
         &[
@@ -197,7 +225,10 @@ fn findings_are_well_formed_and_counted_in_the_summary() {
         for e in &events {
             let kind = e["event"].as_str().unwrap_or("");
             if kind == "finding" {
-                assert_ne!(last_kind, "summary", "{stem}: findings come before the summary");
+                assert_ne!(
+                    last_kind, "summary",
+                    "{stem}: findings come before the summary"
+                );
                 let id = e["check"].as_str().unwrap_or("");
                 let name = kmsscope::analysis::checks::name_of(id);
                 assert_ne!(name, "unknown", "{stem}: {id}");
@@ -209,7 +240,10 @@ fn findings_are_well_formed_and_counted_in_the_summary() {
                     .filter_map(Value::as_u64)
                     .collect();
                 assert!(!frames.is_empty(), "{stem}: {id} frames");
-                assert!(frames.windows(2).all(|w| w[0] < w[1]), "{stem}: {id} frames in order");
+                assert!(
+                    frames.windows(2).all(|w| w[0] < w[1]),
+                    "{stem}: {id} frames in order"
+                );
                 assert_eq!(e["frame"].as_u64(), frames.first().copied(), "{stem}: {id}");
                 assert!(e["count"].as_u64().unwrap_or(0) >= 1, "{stem}: {id} count");
                 assert!(!msg(e).is_empty() && !e["fix"].as_str().unwrap_or("").is_empty());
@@ -270,7 +304,11 @@ fn s10_duplicate_cmid_names_cmid_and_workstations() {
         let ws = format!("W10-CLONE-0{i}.corp.example");
         assert!(msg(k[0]).contains(&ws), "{}", msg(k[0]));
     }
-    assert!(msg(k[0]).contains("4 different workstations"), "{}", msg(k[0]));
+    assert!(
+        msg(k[0]).contains("4 different workstations"),
+        "{}",
+        msg(k[0])
+    );
     assert!(!msg(k[0]).contains("W10-FRESH-01"), "{}", msg(k[0]));
     // The count stayed at 2 with 5 distinct machines? No: 2 distinct CMIDs, count 2: no KMS-03.
     assert!(find(&events, "KMS-03").is_empty());
@@ -290,7 +328,11 @@ fn s12_wrong_srv_port_and_refused_connect() {
     let d6 = find(&events, "DNS-06");
     assert_eq!(d6[0]["subject"]["server"], "10.77.0.10:1689");
     assert_eq!(d6[0]["subject"]["host"], "kms1.corp.example");
-    assert!(msg(d6[0]).contains("non-default port 1689"), "{}", msg(d6[0]));
+    assert!(
+        msg(d6[0]).contains("non-default port 1689"),
+        "{}",
+        msg(d6[0])
+    );
     // The connection outcome event itself.
     let connect: Vec<&Value> = events
         .iter()
@@ -327,14 +369,29 @@ fn s14_combined_ticket() {
     let r1 = find(&events, "RPC-01");
     assert_eq!(r1.len(), 1);
     assert_eq!(r1[0]["subject"]["server"], "10.77.0.12:1688");
-    assert!(msg(r1[0]).contains("kms-old.corp.example"), "{}", msg(r1[0]));
+    assert!(
+        msg(r1[0]).contains("kms-old.corp.example"),
+        "{}",
+        msg(r1[0])
+    );
     let d12 = find(&events, "DNS-12");
     assert_eq!(d12.len(), 1);
     assert_eq!(d12[0]["subject"]["server"], "10.77.0.12:1688");
     assert_eq!(d12[0]["subject"]["client"], "10.77.0.20");
-    assert!(msg(d12[0]).contains("kms-old.corp.example"), "{}", msg(d12[0]));
-    assert!(msg(d12[0]).contains("NOT among the published hosts"), "{}", msg(d12[0]));
-    assert!(find(&events, "DNS-06").is_empty(), "kms-old is not an SRV target");
+    assert!(
+        msg(d12[0]).contains("kms-old.corp.example"),
+        "{}",
+        msg(d12[0])
+    );
+    assert!(
+        msg(d12[0]).contains("NOT among the published hosts"),
+        "{}",
+        msg(d12[0])
+    );
+    assert!(
+        find(&events, "DNS-06").is_empty(),
+        "kms-old is not an SRV target"
+    );
 }
 
 #[test]
@@ -405,7 +462,11 @@ fn policy_flags_enable_allow_list_and_domain_checks() {
     let k12 = find(&bad, "KMS-12");
     assert_eq!(k12.len(), 1);
     assert_eq!(k12[0]["subject"]["host"], "10.77.0.10:1688");
-    assert!(msg(k12[0]).contains("not an approved KMS host"), "{}", msg(k12[0]));
+    assert!(
+        msg(k12[0]).contains("not an approved KMS host"),
+        "{}",
+        msg(k12[0])
+    );
     let d11 = find(&bad, "DNS-11");
     assert_eq!(d11.len(), 1);
     assert_eq!(d11[0]["severity"], "warning");
@@ -414,15 +475,24 @@ fn policy_flags_enable_allow_list_and_domain_checks() {
     let dir = std::env::temp_dir().join(format!("kmsscope-golden-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp");
     let cfg = dir.join("policy.toml");
-    std::fs::write(&cfg, "allowed_hosts = [\"10.77.0.99\"]\nemulator_critical = true\n")
-        .expect("write");
+    std::fs::write(
+        &cfg,
+        "allowed_hosts = [\"10.77.0.99\"]\nemulator_critical = true\n",
+    )
+    .expect("write");
     let from_file = run_jsonl(&s14, &["--config", cfg.to_str().expect("path")]);
     assert_eq!(find(&from_file, "DNS-10").len(), 1);
     assert_eq!(find(&from_file, "KMS-11")[0]["severity"], "critical");
     // A bad file is a usage error, not a silent default.
     std::fs::write(&cfg, "allowed_hostz = []\n").expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_kmsscope"))
-        .args(["read", s14.to_str().expect("path"), "--jsonl", "-", "--config"])
+        .args([
+            "read",
+            s14.to_str().expect("path"),
+            "--jsonl",
+            "-",
+            "--config",
+        ])
         .arg(&cfg)
         .output()
         .expect("run");
@@ -444,7 +514,10 @@ fn summary_client_list_carries_the_discovery_chain() {
         .iter()
         .find(|c| c["cmid"] == "34e72f41-6a97-4241-a383-108090a1737a")
         .expect("client");
-    assert_eq!(c["workstations"], serde_json::json!(["FIN-PC-231.corp.example"]));
+    assert_eq!(
+        c["workstations"],
+        serde_json::json!(["FIN-PC-231.corp.example"])
+    );
     assert_eq!(c["addresses"], serde_json::json!(["10.77.0.20"]));
     assert_eq!(c["last_outcome"], "count_insufficient");
     let d = &c["discovery"];
@@ -455,7 +528,10 @@ fn summary_client_list_carries_the_discovery_chain() {
     assert_eq!(d["target"]["port"], 1688);
     assert_eq!(d["address_lookup"]["frame"], 25);
     assert_eq!(d["address_lookup"]["qtype"], "A");
-    assert_eq!(d["address_lookup"]["answers"], serde_json::json!(["10.77.0.10"]));
+    assert_eq!(
+        d["address_lookup"]["answers"],
+        serde_json::json!(["10.77.0.10"])
+    );
     assert_eq!(d["connect"]["result"], "established");
     assert_eq!(d["bind"]["result"], "accepted");
     assert_eq!(d["call"]["frame"], 36);
@@ -476,7 +552,10 @@ fn summary_client_list_carries_the_discovery_chain() {
     assert_eq!(office["count_history"][0]["required_count"], 5);
     // s07: the count grows 1, 2, 3 and the history shows it.
     let s07 = run_jsonl(&capture("s07_threshold_below"), &[]);
-    let sum = s07.iter().find(|e| e["event"] == "summary").expect("summary");
+    let sum = s07
+        .iter()
+        .find(|e| e["event"] == "summary")
+        .expect("summary");
     let win = sum["hosts"][0]["apps"]
         .as_array()
         .expect("apps")
@@ -498,9 +577,8 @@ fn summary_client_list_carries_the_discovery_chain() {
 
 #[test]
 fn readme_check_table_matches_the_code() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-            .expect("README");
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README");
     let section = readme
         .split("\n## Checks\n")
         .nth(1)

@@ -170,6 +170,9 @@ pub struct NetState {
     pub name_addrs: HashMap<String, Vec<IpAddr>>,
     /// CNAME per normalised name.
     pub cnames: HashMap<String, String>,
+    /// Reverse indexes: names per address, CNAME owners per target (bounded like the forward ones).
+    addr_names: HashMap<IpAddr, Vec<String>>,
+    cname_owners: HashMap<String, Vec<String>>,
     pub lookup_failures: HashMap<String, LookupFailure>,
     /// Any DNS exchange was captured.
     pub dns_seen: bool,
@@ -199,12 +202,21 @@ impl NetState {
                     if !self.name_addrs.contains_key(&name) && self.name_addrs.len() >= MAX_NAMES {
                         continue;
                     }
+                    if self.addr_names.len() < MAX_NAMES || self.addr_names.contains_key(&a) {
+                        let r = self.addr_names.entry(a).or_default();
+                        insert_bounded(r, name.clone(), MAX_ADDRS_PER_NAME);
+                    }
                     let v = self.name_addrs.entry(name).or_default();
                     insert_bounded(v, a, MAX_ADDRS_PER_NAME);
                 }
                 ("CNAME", _, Some(t)) => {
+                    let t = normalize_name(t);
+                    if self.cname_owners.len() < MAX_NAMES || self.cname_owners.contains_key(&t) {
+                        let r = self.cname_owners.entry(t.clone()).or_default();
+                        insert_bounded(r, name.clone(), MAX_ADDRS_PER_NAME);
+                    }
                     if self.cnames.len() < MAX_NAMES || self.cnames.contains_key(&name) {
-                        self.cnames.insert(name, normalize_name(t));
+                        self.cnames.insert(name, t);
                     }
                 }
                 _ => {}
@@ -234,26 +246,26 @@ impl NetState {
         };
         let name = normalize_name(query);
         let answered = d.status != "unanswered";
-        let nodata = d.rcode.as_deref() == Some("NOERROR")
-            && !d.answers.iter().any(|r| r.rtype == *qtype);
+        let nodata =
+            d.rcode.as_deref() == Some("NOERROR") && !d.answers.iter().any(|r| r.rtype == *qtype);
         let query_seen = d.status != "response_only";
         if qtype == "SRV" && name.starts_with(VLMCS_PREFIX) {
             self.observe_srv(frame, ts, client, server, query, &name, d);
         } else if qtype == "A" || qtype == "AAAA" {
             let addrs: Vec<IpAddr> = d.answers.iter().filter_map(|r| r.address).collect();
-            if answered && (d.rcode.as_deref() == Some("NXDOMAIN") || nodata) {
-                if self.lookup_failures.len() < MAX_NAMES
-                    || self.lookup_failures.contains_key(&name)
-                {
-                    let f = self.lookup_failures.entry(name.clone()).or_default();
-                    let ip = client.ip.to_string();
-                    if d.rcode.as_deref() == Some("NXDOMAIN") {
-                        f.nxdomain.add_labeled(frame, ts, &ip);
-                    } else if qtype == "A" {
-                        f.a_nodata.add_labeled(frame, ts, &ip);
-                    } else {
-                        f.aaaa_nodata.add_labeled(frame, ts, &ip);
-                    }
+            let failed = answered && (d.rcode.as_deref() == Some("NXDOMAIN") || nodata);
+            if failed
+                && (self.lookup_failures.len() < MAX_NAMES
+                    || self.lookup_failures.contains_key(&name))
+            {
+                let f = self.lookup_failures.entry(name.clone()).or_default();
+                let ip = client.ip.to_string();
+                if d.rcode.as_deref() == Some("NXDOMAIN") {
+                    f.nxdomain.add_labeled(frame, ts, &ip);
+                } else if qtype == "A" {
+                    f.a_nodata.add_labeled(frame, ts, &ip);
+                } else {
+                    f.aaaa_nodata.add_labeled(frame, ts, &ip);
                 }
             }
             if let Some(c) = self.client_mut(client.ip) {
@@ -327,8 +339,7 @@ impl NetState {
                 None if !answered => {
                     s.unanswered_count += 1;
                     if s.unanswered.len() < MAX_UNANSWERED_KEPT {
-                        s.unanswered
-                            .push((frame, ts, d.retransmissions, client.ip));
+                        s.unanswered.push((frame, ts, d.retransmissions, client.ip));
                     }
                 }
                 Some("NXDOMAIN") => s.nxdomain.add_labeled(frame, ts, &ip),
@@ -470,22 +481,24 @@ impl NetState {
     /// Names (normalised) that resolved to `ip` in any answer seen (CNAME owners included).
     pub fn names_of(&self, ip: IpAddr) -> BTreeSet<String> {
         let mut out: BTreeSet<String> = self
-            .name_addrs
-            .iter()
-            .filter(|(_, v)| v.contains(&ip))
-            .map(|(k, _)| k.clone())
-            .collect();
+            .addr_names
+            .get(&ip)
+            .map(|v| v.iter().cloned().collect())
+            .unwrap_or_default();
+        let mut frontier: Vec<String> = out.iter().cloned().collect();
         for _ in 0..MAX_CNAME_HOPS {
-            let more: Vec<String> = self
-                .cnames
-                .iter()
-                .filter(|(k, t)| out.contains(*t) && !out.contains(*k))
-                .map(|(k, _)| k.clone())
-                .collect();
-            if more.is_empty() {
+            let mut next = Vec::new();
+            for n in &frontier {
+                for owner in self.cname_owners.get(n).into_iter().flatten() {
+                    if out.insert(owner.clone()) {
+                        next.push(owner.clone());
+                    }
+                }
+            }
+            if next.is_empty() {
                 break;
             }
-            out.extend(more);
+            frontier = next;
         }
         out
     }
@@ -512,16 +525,16 @@ impl NetState {
         for (qname, s) in &self.srv_names {
             for (set, _, ev) in &s.target_sets {
                 for t in set {
-                    let e = out
-                        .entry((t.target.clone(), t.port))
-                        .or_insert_with(|| AdvertisedTarget {
-                            target: t.target.clone(),
-                            port: t.port,
-                            priority: t.priority,
-                            queries: Vec::new(),
-                            addrs: self.addrs_of(&t.target),
-                            evidence: Evidence::default(),
-                        });
+                    let e =
+                        out.entry((t.target.clone(), t.port))
+                            .or_insert_with(|| AdvertisedTarget {
+                                target: t.target.clone(),
+                                port: t.port,
+                                priority: t.priority,
+                                queries: Vec::new(),
+                                addrs: self.addrs_of(&t.target),
+                                evidence: Evidence::default(),
+                            });
                     e.priority = e.priority.min(t.priority);
                     insert_bounded(&mut e.queries, s.display.clone(), 8);
                     let _ = qname;

@@ -131,7 +131,11 @@ impl AllowedHost {
             let max = if addr.is_ipv4() { 32 } else { 128 };
             return (len <= max).then_some(AllowedHost::Net { addr, len });
         }
-        if let Ok(addr) = s.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        if let Ok(addr) = s
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
             let len = if addr.is_ipv4() { 32 } else { 128 };
             return Some(AllowedHost::Net { addr, len });
         }

@@ -313,7 +313,9 @@ impl State {
         }
         match &ev.body {
             Body::Kms(call) => self.observe_kms(ev, call),
-            Body::Dns(d) => self.net.observe_dns(ev.frame, ev.ts, ev.client, ev.server, d),
+            Body::Dns(d) => self
+                .net
+                .observe_dns(ev.frame, ev.ts, ev.client, ev.server, d),
             Body::Rpc(r) => self.observe_rpc(ev, r),
             Body::Anomaly(a) => {
                 if a.kind == crate::dcerpc::anomaly_kind::NOT_DCERPC {
@@ -356,7 +358,8 @@ impl State {
                             }
                         }
                         ConnectResult::Reset => {
-                            s.reset.add_labeled(ev.frame, ev.ts, r.detail.as_deref().unwrap_or(""))
+                            s.reset
+                                .add_labeled(ev.frame, ev.ts, r.detail.as_deref().unwrap_or(""))
                         }
                         ConnectResult::Established => {}
                     }
@@ -383,9 +386,7 @@ impl State {
                 if accepted {
                     self.pending_binds.remove(&key);
                 } else if !real.is_empty() && self.pending_binds.len() < MAX_PENDING_BINDS {
-                    self.pending_binds
-                        .entry(key)
-                        .or_insert((ev.frame, ev.ts));
+                    self.pending_binds.entry(key).or_insert((ev.frame, ev.ts));
                 }
                 let assoc = r.assoc_group;
                 if let Some(s) = self.server_mut(server) {
@@ -516,14 +517,13 @@ impl State {
         };
         // Host error, integrity, intervals, versions, VMs.
         if let Some(h) = &call.hresult {
-            if matches!(call.status, "refused" | "answered") {
-                if host.refusals.len() < MAX_SMALL_MAP || host.refusals.contains_key(&h.code) {
-                    host.refusals
-                        .entry(h.code.clone())
-                        .or_insert_with(|| (h.name, Evidence::default()))
-                        .1
-                        .add_labeled(ev.frame, ev.ts, &format!("{ws} ({product})"));
-                }
+            let room = host.refusals.len() < MAX_SMALL_MAP || host.refusals.contains_key(&h.code);
+            if matches!(call.status, "refused" | "answered") && room {
+                host.refusals
+                    .entry(h.code.clone())
+                    .or_insert_with(|| (h.name, Evidence::default()))
+                    .1
+                    .add_labeled(ev.frame, ev.ts, &format!("{ws} ({product})"));
             }
         }
         let soft = |f: &&&str| !kms::validate::failure::SOFT.contains(*f);
@@ -678,10 +678,9 @@ impl State {
             }
             if !host.epid_issues.contains_key(&resp.epid) && host.epid_issues.len() < MAX_EPIDS {
                 let mut issues = kms::parse_epid(&resp.epid).issues();
-                if let (Some(inst), Some(now)) = (
-                    resp.host.key_installed.as_deref(),
-                    Some(ev.ts.date()),
-                ) {
+                if let (Some(inst), Some(now)) =
+                    (resp.host.key_installed.as_deref(), Some(ev.ts.date()))
+                {
                     let today = format!("{:04}-{:02}-{:02}", now.0, now.1, now.2);
                     if inst > today.as_str() {
                         issues.push("installed_in_future");
@@ -734,7 +733,9 @@ impl State {
             }
             if let Some((ip, t)) = client.last_addr {
                 if ip != c.ip && ev.ts.0.saturating_sub(t.0).abs() <= DUPLICATE_ADDR_WINDOW_NS {
-                    client.addr_overlap.add_labeled(ev.frame, ev.ts, &c.ip.to_string());
+                    client
+                        .addr_overlap
+                        .add_labeled(ev.frame, ev.ts, &c.ip.to_string());
                     client.addr_overlap.label(&ip.to_string());
                 }
             }
@@ -761,7 +762,11 @@ impl State {
         if let Some(ct) = parse_rfc3339_secs(&req.client_time) {
             let skew = ct - ev.ts.secs();
             client.skew_evidence.add(ev.frame, ev.ts);
-            if client.skew.as_ref().is_none_or(|(s, ..)| skew.abs() > s.abs()) {
+            if client
+                .skew
+                .as_ref()
+                .is_none_or(|(s, ..)| skew.abs() > s.abs())
+            {
                 client.skew = Some((skew, ev.frame, req.client_time.clone(), ev.ts));
             }
         }
@@ -890,7 +895,14 @@ impl State {
     }
 }
 
-fn fingerprint(host: &mut HostState, key: &'static str, why: &str, frame: u64, ts: Ts, client: &str) {
+fn fingerprint(
+    host: &mut HostState,
+    key: &'static str,
+    why: &str,
+    frame: u64,
+    ts: Ts,
+    client: &str,
+) {
     if let Some((_, e)) = host.fingerprints.get_mut(key) {
         e.add_labeled(frame, ts, client);
         return;
@@ -919,10 +931,7 @@ fn product_issues(
         None => issues.push(format!("unknown KMS counted id {}", req.kms_id)),
         Some(k) if app_id.is_some_and(|a| a != k.app) => issues.push(format!(
             "ApplicationId {} does not match the KMS counted id {} ({}), which belongs to {}",
-            req.app_id,
-            req.kms_id,
-            k.name,
-            k.app
+            req.app_id, req.kms_id, k.name, k.app
         )),
         Some(_) => {}
     }
@@ -947,13 +956,7 @@ fn product_issues(
 /// Every server address seen with KMS traffic or a KMS bind.
 pub fn kms_servers(state: &State) -> BTreeSet<Endpoint> {
     let mut v: BTreeSet<Endpoint> = state.hosts.keys().copied().collect();
-    v.extend(
-        state
-            .servers
-            .iter()
-            .filter(|(_, s)| s.kms)
-            .map(|(e, _)| *e),
-    );
+    v.extend(state.servers.iter().filter(|(_, s)| s.kms).map(|(e, _)| *e));
     v
 }
 

@@ -308,10 +308,7 @@ fn fell_back(state: &State, ip: IpAddr, dead: &Endpoint, frame: u64) -> bool {
 pub fn dns_06_srv_target_stale(state: &State, policy: &Policy, out: &mut Findings) {
     for ((target, port), adv) in state.net.advertised() {
         for ip in &adv.addrs {
-            let ep = Endpoint {
-                ip: *ip,
-                port,
-            };
+            let ep = Endpoint { ip: *ip, port };
             if state
                 .servers
                 .get(&ep)
@@ -338,7 +335,9 @@ pub fn dns_06_srv_target_stale(state: &State, policy: &Policy, out: &mut Finding
                 "never answered the SYN"
             };
             let port_note = if port != crate::engine::KMS_PORT {
-                format!(" (the record advertises the non-default port {port}; if the host listens on 1688 the record's port is wrong)")
+                format!(
+                    " (the record advertises the non-default port {port}; if the host listens on 1688 the record's port is wrong)"
+                )
             } else {
                 String::new()
             };
@@ -600,12 +599,14 @@ pub fn dns_12_static_kms_host(state: &State, out: &mut Findings) {
     let advertised = state.net.advertised();
     let published: BTreeSet<Endpoint> = advertised
         .values()
-        .flat_map(|a| a.addrs.iter().map(|ip| Endpoint { ip: *ip, port: a.port }))
+        .flat_map(|a| {
+            a.addrs.iter().map(|ip| Endpoint {
+                ip: *ip,
+                port: a.port,
+            })
+        })
         .collect();
-    let published_names: Vec<String> = advertised
-        .keys()
-        .map(|(t, p)| format!("{t}:{p}"))
-        .collect();
+    let published_names: Vec<String> = advertised.keys().map(|(t, p)| format!("{t}:{p}")).collect();
     let kms_like = |ep: &Endpoint| {
         ep.port == crate::engine::KMS_PORT
             || state.hosts.contains_key(ep)

@@ -59,7 +59,8 @@ pub fn run(state: &State, policy: &Policy, out: &mut Findings) {
 }
 
 fn product_name(kms_id: &str, a: &AppState) -> String {
-    a.kms_name.map_or_else(|| kms_id.to_string(), str::to_string)
+    a.kms_name
+        .map_or_else(|| kms_id.to_string(), str::to_string)
 }
 
 fn host_product_subject(host: &Endpoint, product: String) -> Subject {
@@ -608,7 +609,8 @@ pub fn kms_12_off_network_kms(state: &State, policy: &Policy, out: &mut Findings
     let allow = policy.allow_list();
     for host in kms_servers(state) {
         let names = state.net.names_of(host.ip);
-        let allowed = |a: &AllowedHost| a.matches_ip(host.ip) || names.iter().any(|n| a.matches_name(n));
+        let allowed =
+            |a: &AllowedHost| a.matches_ip(host.ip) || names.iter().any(|n| a.matches_name(n));
         let (reason, fix) = if !allow.is_empty() {
             if allow.iter().any(allowed) {
                 continue;
@@ -635,7 +637,10 @@ pub fn kms_12_off_network_kms(state: &State, policy: &Policy, out: &mut Findings
         let names_note = if names.is_empty() {
             String::new()
         } else {
-            format!(" ({})", names.iter().cloned().collect::<Vec<_>>().join(", "))
+            format!(
+                " ({})",
+                names.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
         };
         out.add(
             "KMS-12",
@@ -1004,7 +1009,13 @@ mod tests {
 
     #[test]
     fn public_addresses() {
-        for a in ["8.8.8.8", "203.0.113.5", "2001:4860::8888", "2001:db8::1", "::ffff:1.1.1.1"] {
+        for a in [
+            "8.8.8.8",
+            "203.0.113.5",
+            "2001:4860::8888",
+            "2001:db8::1",
+            "::ffff:1.1.1.1",
+        ] {
             assert!(is_public(a.parse().unwrap()), "{a}");
         }
         for a in [

@@ -164,7 +164,7 @@ pub fn rpc_03_bind_rejected(state: &State, out: &mut Findings) {
     }
 }
 
-/// RPC-04 rpc_fault: fault PDUs answered calls (the status codes are named, e.g. nca_s_unk_if).
+/// RPC-04 rpc_fault: fault PDUs answered calls (the status codes are named, e.g. nca_unk_if).
 /// Error; one finding per server listing every status.
 pub fn rpc_04_rpc_fault(state: &State, out: &mut Findings) {
     for (ep, s) in &state.servers {
@@ -191,7 +191,7 @@ pub fn rpc_04_rpc_fault(state: &State, out: &mut Findings) {
                 ev.label_list(),
                 frames_text(&ev.frames)
             ),
-            "nca_s_unk_if / nca_s_op_rng_error: the listener is not a KMS host or does not know this interface version (update the KMS host, check the client's KMS version); nca_s_proto_error: broken client or a middlebox altering the stream; for others check the host's System and Application logs".to_string(),
+            "nca_unk_if / nca_op_rng_error: the listener is not a KMS host, or the client named a context or operation it never bound (update the KMS host, check the client); nca_proto_error: broken client or a middlebox altering the stream; for others check the host's System and Application logs".to_string(),
             None,
             &ev,
         );
@@ -211,7 +211,13 @@ pub fn rpc_05_no_response(state: &State, out: &mut Findings) {
             .iter()
             .map(|r| r.replace('_', " "))
             .collect();
-        let resets: Vec<String> = s.reset.labels.iter().filter(|l| !l.is_empty()).cloned().collect();
+        let resets: Vec<String> = s
+            .reset
+            .labels
+            .iter()
+            .filter(|l| !l.is_empty())
+            .cloned()
+            .collect();
         out.add(
             "RPC-05",
             Severity::Error,
