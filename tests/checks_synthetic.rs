@@ -401,10 +401,66 @@ fn dns_07_dead_primary_with_fallback() {
     assert_eq!(f["severity"], "warning");
     assert_eq!(f["subject"]["host"], "kms-a.corp.example");
     assert_msg(f, &["10.77.0.11:1688", "fell back"]);
-    // The stale record is still reported, lowered to a warning since the client recovered.
+    // The stale record and the refusal are still reported, lowered to warnings since the client
+    // recovered through the same SRV answer.
     assert_eq!(one(&ev, "DNS-06")["severity"], "warning");
+    let r1 = one(&ev, "RPC-01");
+    assert_eq!(r1["severity"], "warning");
+    assert_eq!(r1["predicts"], "0x800706BA");
     // Silent when the client goes straight to a working best-priority host.
     assert!(find(&run(&healthy(), &[]), "DNS-07").is_empty());
+}
+
+#[test]
+fn rpc_01_refused_address_with_fallback_to_another_is_a_warning() {
+    let mut s = Scenario::new();
+    let an = [
+        srv(ZONE, 0, 1688, "kms1.corp.example"),
+        srv(ZONE, 0, 1688, "kms2.corp.example"),
+    ];
+    let ar = [
+        addr("kms1.corp.example", "fd77::10"),
+        addr("kms1.corp.example", KMS1),
+        addr("kms2.corp.example", KMS2),
+    ];
+    s.dns(
+        ip("fd77::20"),
+        ip("fd77::2"),
+        SRV_NAME,
+        T_SRV,
+        Some((NOERROR, &an, &ar)),
+    );
+    s.refused(ip("fd77::20"), ep("fd77::10", 1688));
+    let ev = run(&s, &[]);
+    // Nothing else answered: the refusal stops activation.
+    let r1 = one(&ev, "RPC-01");
+    assert_eq!(r1["severity"], "error");
+    assert_eq!(r1["subject"]["server"], "[fd77::10]:1688");
+    assert_msg(r1, &["kms1.corp.example", "0xC004F074"]);
+    assert_eq!(one(&ev, "DNS-06")["severity"], "error");
+    // kms1 has two addresses; the client is refused on one and reaches the other.
+    let mut s = Scenario::new();
+    let ar = [
+        addr("kms1.corp.example", "10.77.0.13"),
+        addr("kms1.corp.example", KMS1),
+        addr("kms2.corp.example", KMS2),
+    ];
+    s.dns(
+        ip(CLIENT),
+        ip(RESOLVER),
+        SRV_NAME,
+        T_SRV,
+        Some((NOERROR, &an, &ar)),
+    );
+    s.refused(ip(CLIENT), ep("10.77.0.13", 1688));
+    activate(&mut s, CLIENT, ep(KMS1, 1688), 1, "PC", 50);
+    let ev = run(&s, &[]);
+    assert_eq!(one(&ev, "RPC-01")["severity"], "warning");
+    assert!(
+        findings(&ev).iter().all(|f| f["severity"] != "error"),
+        "{:?}",
+        ids(&ev)
+    );
 }
 
 #[test]

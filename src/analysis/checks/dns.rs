@@ -292,14 +292,47 @@ pub(crate) fn conclusive_no_answer(
         .collect()
 }
 
-/// True when client `ip` had an established connection to another endpoint than `dead` after
-/// `frame`.
-fn fell_back(state: &State, ip: IpAddr, dead: &Endpoint, frame: u64) -> bool {
-    state.net.clients.get(&ip).is_some_and(|c| {
-        c.attempts.iter().any(|a| {
-            a.connect == ConnectResult::Established && a.server != *dead && a.frame > frame
-        })
-    })
+/// True when every tracked client that failed to connect to `dead` then, within
+/// [`FALLBACK_WINDOW_NS`], reached a related endpoint: another address of a name that resolves to
+/// `dead` on the same port (e.g. IPv6 refused, IPv4 answered), or another target of the SRV answer
+/// that led to `dead`. Such a failure costs time but does not stop activation.
+pub(crate) fn clients_fell_back(state: &State, dead: &Endpoint) -> bool {
+    let names = state.net.names_of(dead.ip);
+    let same_host = |ep: &Endpoint| {
+        ep.port == dead.port && names.iter().any(|n| state.net.addrs_of(n).contains(&ep.ip))
+    };
+    let mut any = false;
+    for c in state.net.clients.values() {
+        for a in c
+            .attempts
+            .iter()
+            .filter(|a| a.server == *dead && a.connect.failed())
+        {
+            any = true;
+            // The SRV answer that advertised `dead` to this client, if that is how it got there.
+            let ch_a = state.net.chain_of(c, a);
+            let srv_of_a = ch_a
+                .srv_query
+                .filter(|_| ch_a.method == "dns_srv")
+                .map(|q| q.frame);
+            let recovered = c.attempts.iter().any(|b| {
+                b.connect == ConnectResult::Established
+                    && b.server != *dead
+                    && b.frame > a.frame
+                    && b.ts.0.saturating_sub(a.ts.0) <= FALLBACK_WINDOW_NS
+                    && (same_host(&b.server) || {
+                        let ch = state.net.chain_of(c, b);
+                        ch.method == "dns_srv"
+                            && srv_of_a.is_some()
+                            && ch.srv_query.map(|q| q.frame) == srv_of_a
+                    })
+            });
+            if !recovered {
+                return false;
+            }
+        }
+    }
+    any
 }
 
 /// DNS-06 srv_target_stale: an address of an SRV target refuses the advertised port (RST) or never
@@ -320,11 +353,7 @@ pub fn dns_06_srv_target_stale(state: &State, policy: &Policy, out: &mut Finding
             if ev.is_empty() {
                 continue;
             }
-            let first = ev.frames.first().copied().unwrap_or(0);
-            let recovered = ev.labels.iter().all(|l| {
-                l.parse::<IpAddr>()
-                    .is_ok_and(|c| fell_back(state, c, &ep, first))
-            });
+            let recovered = clients_fell_back(state, &ep);
             let refused = state
                 .servers
                 .get(&ep)

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::dns::conclusive_no_answer;
+use super::dns::{clients_fell_back, conclusive_no_answer};
 use super::{Findings, frames_text, subject, times};
 use crate::analysis::State;
 use crate::analysis::evidence::{Evidence, join_list};
@@ -41,7 +41,8 @@ fn names_note(state: &State, ep: &Endpoint) -> String {
 }
 
 /// RPC-01 connect_refused: a SYN to a KMS or SRV-advertised port answered by RST: nothing listens.
-/// Error; predicts 0xC004F074 (0x800706BA in the client's event log).
+/// Error (warning when every such client then reached another address of the same host name or
+/// another target of the same SRV answer); predicts 0xC004F074 (0x800706BA in the event log).
 pub fn rpc_01_connect_refused(state: &State, out: &mut Findings) {
     for (ep, s) in &state.servers {
         let ev = &s.refused;
@@ -52,30 +53,45 @@ pub fn rpc_01_connect_refused(state: &State, out: &mut Findings) {
             .established
             .map(|f| format!("; other connections to it worked (first at frame {f})"))
             .unwrap_or_default();
+        let recovered = clients_fell_back(state, ep);
         out.add(
             "RPC-01",
-            Severity::Error,
+            if recovered {
+                Severity::Warning
+            } else {
+                Severity::Error
+            },
             server_subject(ep),
             format!(
-                "Connection to {ep}{} was refused (SYN answered by RST) {} (clients {}, {}): nothing listens on that port, so these attempts fail with 0x800706BA and, without another host, 0xC004F074{worked}",
+                "Connection to {ep}{} was refused (SYN answered by RST) {} (clients {}, {}): nothing listens on that port, so these attempts fail with 0x800706BA{}{worked}",
                 names_note(state, ep),
                 times(ev.count),
                 ev.label_list(),
-                frames_text(&ev.frames)
+                frames_text(&ev.frames),
+                if recovered {
+                    "; the clients then reached another address or SRV target of the same service, so activation only slows down"
+                } else {
+                    " and, without another host, 0xC004F074"
+                }
             ),
             format!(
                 "On {ip}: start the Software Protection service (net start sppsvc) and check the KMS port (slmgr /dlv; slmgr /sprt {port}); if the host is decommissioned, point the clients elsewhere (slmgr /ckms to use DNS discovery) and delete its SRV record",
                 ip = ep.ip,
                 port = ep.port
             ),
-            Some("0xC004F074"),
+            Some(if recovered {
+                "0x800706BA"
+            } else {
+                "0xC004F074"
+            }),
             ev,
         );
     }
 }
 
 /// RPC-02 connect_filtered: SYNs to a KMS port without any answer, retried (or with the capture
-/// going on for `connect_wait_s` after it): a firewall drops the port. Error; predicts 0xC004F074.
+/// going on for `connect_wait_s` after it): a firewall drops the port. Error (warning when the
+/// clients fell back as for RPC-01); predicts 0xC004F074.
 pub fn rpc_02_connect_filtered(state: &State, policy: &Policy, out: &mut Findings) {
     for (ep, s) in &state.servers {
         let list = conclusive_no_answer(state, policy, s);
@@ -89,17 +105,27 @@ pub fn rpc_02_connect_filtered(state: &State, policy: &Policy, out: &mut Finding
             max_syns = max_syns.max(*syns);
         }
         ev.count += s.no_answer_count.saturating_sub(s.no_answer.len() as u64);
+        let recovered = clients_fell_back(state, ep);
         out.add(
             "RPC-02",
-            Severity::Error,
+            if recovered {
+                Severity::Warning
+            } else {
+                Severity::Error
+            },
             server_subject(ep),
             format!(
-                "Connections to {ep}{} got no answer at all {} (up to {max_syns} SYNs each; clients {}, {}): a firewall drops TCP {} or the host is down, so clients wait and report 0xC004F074",
+                "Connections to {ep}{} got no answer at all {} (up to {max_syns} SYNs each; clients {}, {}): a firewall drops TCP {} or the host is down, so clients wait{}",
                 names_note(state, ep),
                 times(ev.count),
                 ev.label_list(),
                 frames_text(&ev.frames),
-                ep.port
+                ep.port,
+                if recovered {
+                    ", then reach another address or SRV target of the same service"
+                } else {
+                    " and report 0xC004F074"
+                }
             ),
             format!(
                 "Open TCP {port} inbound on {ip} (netsh advfirewall firewall add rule name=\"KMS\" dir=in action=allow protocol=TCP localport={port}) and in network firewalls between the clients and the host; check that the host is up",
