@@ -1101,6 +1101,19 @@ fn kms_18_retry_loop() {
             "count_insufficient",
         ],
     );
+    // A capture where the client's clock was moved on 2 h between quick tries (faketime) still
+    // shows the retry timer through the request times.
+    let mut s = Scenario::new();
+    for i in 0..3i64 {
+        let mut req = s.request(WIN10, &cmid(1), "SHIFTED");
+        req.client_time = s.filetime(i * 2 * 3600 * 1_000_000);
+        s.kms(ip(CLIENT), ep(KMS1, 1688), &Call::new(req, Reply::count(3)));
+    }
+    let ev = run(&s, &[]);
+    assert_msg(
+        one(&ev, "KMS-18"),
+        &["3 separate activation tries", "about every 120 min"],
+    );
     // Three failures within a minute are one try.
     let mut s = Scenario::new();
     for _ in 0..3 {

@@ -165,13 +165,25 @@ pub struct ClientState {
     /// Grace nearly exhausted (KMS-16): (status, minutes left, frame).
     pub grace: Option<(String, u32, u64)>,
     pub grace_evidence: Evidence,
-    /// Failed requests (KMS-18): (ts, frame, outcome), the first ones.
-    pub failures: Vec<(Ts, u64, &'static str)>,
+    /// Failed requests (KMS-18), the first ones.
+    pub failures: Vec<Failure>,
     pub failure_count: u64,
     /// Last activation (KMS-19): (ts, frame, renewal interval in minutes).
     pub last_success: Option<(Ts, u64, u32)>,
     /// Workstation of the last request.
     pub last_workstation: String,
+}
+
+/// One failed request of a client (KMS-18).
+#[derive(Clone, Copy, Debug)]
+pub struct Failure {
+    /// Capture time of the request.
+    pub ts: Ts,
+    pub frame: u64,
+    /// The call's `outcome`.
+    pub outcome: &'static str,
+    /// The request's ClientRequestTime, seconds since the epoch (when it parsed).
+    pub client_secs: Option<i64>,
 }
 
 /// RPC-level evidence per server endpoint.
@@ -805,7 +817,12 @@ impl State {
         } else if call.status != "unanswered" || call.reason != Some("capture_ended") {
             client.failure_count += 1;
             if client.failures.len() < MAX_FAILURES_PER_CLIENT {
-                client.failures.push((ev.ts, ev.frame, call.outcome));
+                client.failures.push(Failure {
+                    ts: ev.ts,
+                    frame: ev.frame,
+                    outcome: call.outcome,
+                    client_secs: parse_rfc3339_secs(&req.client_time),
+                });
             }
         }
     }

@@ -8,7 +8,7 @@ use super::{Findings, frames_text, subject};
 use crate::analysis::State;
 use crate::analysis::evidence::{Evidence, join_list};
 use crate::analysis::policy::{AllowedHost, Policy};
-use crate::analysis::state::{AppState, ClientState, kms_servers};
+use crate::analysis::state::{AppState, ClientState, Failure, kms_servers};
 use crate::event::{Endpoint, Severity, Subject};
 
 /// KMS-16: a licensed or OOB-grace client with fewer minutes than this left (7 days) is warned.
@@ -127,10 +127,12 @@ pub fn kms_01_count_below_threshold(state: &State, out: &mut Findings) {
                 Severity::Error,
                 host_product_subject(host, product.clone()),
                 format!(
-                    "KMS host {host} returned count {count}/{n} for {product}: {} of {answers} answer(s) were below the clients' N policy (counts {} to {}), so these clients fail with 0xC004F038 ({}; {})",
+                    "KMS host {host} returned count {count}/{n} for {product}: {} of {answers} answer(s) were below the clients' N policy{}, so these clients fail with 0xC004F038 ({}; {})",
                     ev.count,
-                    a.min_count.unwrap_or(count),
-                    a.max_count.unwrap_or(count),
+                    match (a.min_count, a.max_count) {
+                        (Some(lo), Some(hi)) if lo != hi => format!(" (counts {lo} to {hi})"),
+                        _ => String::new(),
+                    },
                     ev.label_list(),
                     frames_text(&ev.frames)
                 ),
@@ -812,17 +814,30 @@ pub fn kms_17_nondefault_intervals(state: &State, out: &mut Findings) {
     }
 }
 
+/// Time between two failed requests in nanoseconds: the larger of the capture-time and the
+/// client-time difference (a capture whose client clock was shifted between tries still shows the
+/// client's retry timer).
+fn failure_gap_ns(a: &Failure, b: &Failure) -> i64 {
+    let capture = b.ts.0.saturating_sub(a.ts.0);
+    let client = match (a.client_secs, b.client_secs) {
+        (Some(x), Some(y)) => y.saturating_sub(x).saturating_mul(1_000_000_000),
+        _ => 0,
+    };
+    capture.max(client)
+}
+
 /// KMS-18 retry_loop: one CMID failed at least three times, each try at least 15 minutes after the
-/// previous counted one (the client's activation retry timer): a persistent failure. Warning.
+/// previous counted one (the shortest activation retry interval; by capture time or by the client's
+/// own request times): a persistent failure. Warning.
 pub fn kms_18_retry_loop(state: &State, out: &mut Findings) {
     for (cmid, c) in sorted_clients(state) {
-        let mut tries: Vec<&(crate::time::Ts, u64, &'static str)> = Vec::new();
-        let mut sorted: Vec<_> = c.failures.iter().collect();
-        sorted.sort_by_key(|f| f.0);
+        let mut tries: Vec<&Failure> = Vec::new();
+        let mut sorted: Vec<&Failure> = c.failures.iter().collect();
+        sorted.sort_by_key(|f| (f.ts, f.frame));
         for f in sorted {
             if tries
                 .last()
-                .is_none_or(|p| f.0.0.saturating_sub(p.0.0) >= RETRY_MIN_GAP_NS)
+                .is_none_or(|p| failure_gap_ns(p, f) >= RETRY_MIN_GAP_NS)
             {
                 tries.push(f);
             }
@@ -830,14 +845,13 @@ pub fn kms_18_retry_loop(state: &State, out: &mut Findings) {
         if tries.len() < RETRY_LOOP_MIN {
             continue;
         }
-        let gaps: Vec<i64> = tries
+        let mut gaps: Vec<i64> = tries
             .windows(2)
-            .map(|w| w[1].0.0.saturating_sub(w[0].0.0) / 60_000_000_000)
+            .map(|w| failure_gap_ns(w[0], w[1]) / 60_000_000_000)
             .collect();
-        let mut sorted_gaps = gaps.clone();
-        sorted_gaps.sort_unstable();
-        let median = sorted_gaps.get(sorted_gaps.len() / 2).copied().unwrap_or(0);
-        let frames: Vec<u64> = tries.iter().map(|t| t.1).collect();
+        gaps.sort_unstable();
+        let median = gaps.get(gaps.len() / 2).copied().unwrap_or(0);
+        let frames: Vec<u64> = tries.iter().map(|t| t.frame).collect();
         out.add(
             "KMS-18",
             Severity::Warning,
@@ -846,8 +860,8 @@ pub fn kms_18_retry_loop(state: &State, out: &mut Findings) {
                 "Client {} failed {} separate activation tries about every {median} min (outcomes: first {}, last {}; {} failed request(s) in all): it is stuck in its retry loop",
                 who(cmid, c),
                 tries.len(),
-                tries.first().map_or("", |t| t.2),
-                tries.last().map_or("", |t| t.2),
+                tries.first().map_or("", |t| t.outcome),
+                tries.last().map_or("", |t| t.outcome),
                 c.failure_count
             ),
             "Fix the first failing step of this client's discovery chain (see the other findings for its host and the summary's client_list); then slmgr /ato".to_string(),
