@@ -346,6 +346,9 @@ pub struct Subject {
     pub host: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub product: Option<String>,
+    /// The HRESULT or RPC status the finding is about (`0xC004F042`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// `anomaly`: something in the input that is not as it should be.

@@ -378,7 +378,7 @@ pub fn kms_07_host_error(state: &State, out: &mut Findings) {
                 Severity::Error,
                 Subject {
                     host: Some(host.to_string()),
-                    product: Some(code.clone()),
+                    code: Some(code.clone()),
                     ..subject()
                 },
                 format!(
@@ -453,30 +453,34 @@ fn epid_issue_text(issue: &str) -> &'static str {
 /// corrupt. Warning.
 pub fn kms_09_malformed_epid(state: &State, out: &mut Findings) {
     for (host, h) in &state.hosts {
-        for (epid, (issues, ev)) in &h.epid_issues {
+        let mut ev = Evidence::default();
+        let mut parts: Vec<String> = Vec::new();
+        for (epid, (issues, e)) in &h.epid_issues {
             if issues.is_empty() {
                 continue;
             }
             let texts: Vec<&str> = issues.iter().map(|i| epid_issue_text(i)).collect();
-            out.add(
-                "KMS-09",
-                Severity::Warning,
-                Subject {
-                    host: Some(host.to_string()),
-                    product: Some(epid.clone()),
-                    ..subject()
-                },
-                format!(
-                    "KMS host {host} returned the ePID {epid}, which looks synthetic or corrupt: {} ({} response(s), {})",
-                    texts.join("; "),
-                    ev.count,
-                    frames_text(&ev.frames)
-                ),
-                "A Microsoft host's ePID follows from its OS build, language and CSVLK: compare with slmgr /dlv on the host; an inconsistent ePID usually means a KMS emulator (see KMS-11) answers at this address".to_string(),
-                None,
-                ev,
-            );
+            parts.push(format!("{epid} ({})", texts.join("; ")));
+            ev.merge(e);
         }
+        if parts.is_empty() {
+            continue;
+        }
+        out.add(
+            "KMS-09",
+            Severity::Warning,
+            host_subject(host),
+            format!(
+                "KMS host {host} returned {} ePID(s) that look synthetic or corrupt: {} ({} response(s), {})",
+                parts.len(),
+                parts.join("; "),
+                ev.count,
+                frames_text(&ev.frames)
+            ),
+            "A Microsoft host's ePID follows from its OS build, language and CSVLK: compare with slmgr /dlv on the host; an inconsistent ePID usually means a KMS emulator (see KMS-11) answers at this address".to_string(),
+            None,
+            &ev,
+        );
     }
 }
 
@@ -700,32 +704,36 @@ pub fn kms_13_unknown_product(state: &State, out: &mut Findings) {
 pub fn kms_14_odd_n_policy(state: &State, out: &mut Findings) {
     for (host, h) in &state.hosts {
         for (kms_id, a) in &h.apps {
-            for (n, ev) in &a.odd_n {
-                let product = product_name(kms_id, a);
-                let over = if *n > 1000 {
-                    "; real hosts refuse more than 1000 with 0x8007000D"
-                } else {
-                    ""
-                };
-                out.add(
-                    "KMS-14",
-                    Severity::Warning,
-                    Subject {
-                        host: Some(host.to_string()),
-                        product: Some(format!("{product} N={n}")),
-                        ..subject()
-                    },
-                    format!(
-                        "Clients {} asked KMS host {host} for {product} with N policy {n} instead of 25 or 5 ({} request(s), {}){over}: a crafted or non-standard KMS client",
-                        ev.label_list(),
-                        ev.count,
-                        frames_text(&ev.frames)
-                    ),
-                    "Windows and Office clients send 25 (client editions) or 5 (servers, Office); find the tool that sends this value on those machines".to_string(),
-                    (*n > 1000).then_some("0x8007000D"),
-                    ev,
-                );
+            if a.odd_n.is_empty() {
+                continue;
             }
+            let product = product_name(kms_id, a);
+            let mut ev = Evidence::default();
+            let mut values: Vec<String> = Vec::new();
+            for (n, e) in &a.odd_n {
+                values.push(format!("{n} (from {})", e.label_list()));
+                ev.merge(e);
+            }
+            let over = a.odd_n.keys().any(|n| *n > 1000);
+            out.add(
+                "KMS-14",
+                Severity::Warning,
+                host_product_subject(host, product.clone()),
+                format!(
+                    "Clients asked KMS host {host} for {product} with N policy {} instead of 25 or 5 ({} request(s), {}){}: a crafted or non-standard KMS client",
+                    values.join(", "),
+                    ev.count,
+                    frames_text(&ev.frames),
+                    if over {
+                        "; real hosts refuse more than 1000 with 0x8007000D"
+                    } else {
+                        ""
+                    }
+                ),
+                "Windows and Office clients send 25 (client editions) or 5 (servers, Office); find the tool that sends this value on those machines".to_string(),
+                over.then_some("0x8007000D"),
+                &ev,
+            );
         }
     }
 }
@@ -782,35 +790,42 @@ pub fn kms_16_grace_nearly_exhausted(state: &State, out: &mut Findings) {
 /// minutes: info; outside 15 min - 30 days: warning (extreme values delay recovery).
 pub fn kms_17_nondefault_intervals(state: &State, out: &mut Findings) {
     for (host, h) in &state.hosts {
-        for ((act, ren), ev) in &h.intervals {
-            let extreme = !INTERVAL_RANGE_MIN.contains(act) || !INTERVAL_RANGE_MIN.contains(ren);
-            out.add(
-                "KMS-17",
-                if extreme {
-                    Severity::Warning
-                } else {
-                    Severity::Info
-                },
-                Subject {
-                    host: Some(host.to_string()),
-                    product: Some(format!("{act}/{ren} min")),
-                    ..subject()
-                },
-                format!(
-                    "KMS host {host} tells clients to retry activation every {act} min and renew every {ren} min (defaults 120 / 10080){} ({} response(s), {})",
-                    if extreme {
-                        ", outside the 15 min - 30 days range Microsoft documents"
-                    } else {
-                        ""
-                    },
-                    ev.count,
-                    frames_text(&ev.frames)
-                ),
-                "An administrator changed them with slmgr /sai and /sri on the host; reset with slmgr /sai 120 and slmgr /sri 10080 unless intended".to_string(),
-                None,
-                ev,
-            );
+        if h.intervals.is_empty() {
+            continue;
         }
+        let mut ev = Evidence::default();
+        let mut pairs: Vec<String> = Vec::new();
+        let mut extreme = false;
+        for ((act, ren), e) in &h.intervals {
+            extreme |= !INTERVAL_RANGE_MIN.contains(act) || !INTERVAL_RANGE_MIN.contains(ren);
+            pairs.push(format!(
+                "retry activation every {act} min and renew every {ren} min ({} response(s))",
+                e.count
+            ));
+            ev.merge(e);
+        }
+        out.add(
+            "KMS-17",
+            if extreme {
+                Severity::Warning
+            } else {
+                Severity::Info
+            },
+            host_subject(host),
+            format!(
+                "KMS host {host} tells clients to {} instead of the defaults 120 / 10080 min{} ({})",
+                pairs.join("; "),
+                if extreme {
+                    ", outside the 15 min - 30 days range Microsoft documents"
+                } else {
+                    ""
+                },
+                frames_text(&ev.frames)
+            ),
+            "An administrator changed them with slmgr /sai and /sri on the host; reset with slmgr /sai 120 and slmgr /sri 10080 unless intended".to_string(),
+            None,
+            &ev,
+        );
     }
 }
 
@@ -964,31 +979,37 @@ pub fn kms_20_population_below_threshold(state: &State, policy: &Policy, out: &m
 /// (Windows 8/2012/Office 2013): old products still in use; the host must serve their group. Info.
 pub fn kms_21_old_protocol(state: &State, out: &mut Findings) {
     for (host, h) in &state.hosts {
-        for (version, ev) in &h.old_versions {
-            let era = if version == "4.0" {
-                "Windows Vista/7, Server 2008/2008 R2, Office 2010"
-            } else {
-                "Windows 8, Server 2012, Office 2013"
-            };
-            out.add(
-                "KMS-21",
-                Severity::Info,
-                Subject {
-                    host: Some(host.to_string()),
-                    product: Some(format!("KMS {version}")),
-                    ..subject()
-                },
-                format!(
-                    "{} request(s) to KMS host {host} use KMS protocol {version} ({era} era): {} ({})",
-                    ev.count,
-                    ev.label_list(),
-                    frames_text(&ev.frames)
-                ),
-                "Old operating systems or Office versions are still in use: plan their retirement, and keep a host key (CSVLK) that covers their product group".to_string(),
-                None,
-                ev,
-            );
+        if h.old_versions.is_empty() {
+            continue;
         }
+        let mut ev = Evidence::default();
+        let mut parts: Vec<String> = Vec::new();
+        for (version, e) in &h.old_versions {
+            let era = if version == "4.0" {
+                "Windows Vista/7, Server 2008/2008 R2, Office 2010 era"
+            } else {
+                "Windows 8, Server 2012, Office 2013 era"
+            };
+            parts.push(format!(
+                "{} request(s) use KMS protocol {version} ({era}): {}",
+                e.count,
+                e.label_list()
+            ));
+            ev.merge(e);
+        }
+        out.add(
+            "KMS-21",
+            Severity::Info,
+            host_subject(host),
+            format!(
+                "Old clients at KMS host {host}: {} ({})",
+                parts.join("; "),
+                frames_text(&ev.frames)
+            ),
+            "Old operating systems or Office versions are still in use: plan their retirement, and keep a host key (CSVLK) that covers their product group".to_string(),
+            None,
+            &ev,
+        );
     }
 }
 
