@@ -943,12 +943,12 @@ fn kms_11_emulator_fingerprints() {
 #[test]
 fn kms_12_public_kms_host() {
     let mut s = Scenario::new();
-    activate(&mut s, CLIENT, ep("203.0.113.50", 1688), 1, "PC", 50);
+    activate(&mut s, CLIENT, ep("45.33.32.156", 1688), 1, "PC", 50);
     let ev = run(&s, &[]);
     let f = one(&ev, "KMS-12");
     assert_eq!(f["severity"], "critical");
-    assert_eq!(f["subject"]["host"], "203.0.113.50:1688");
-    assert_msg(f, &["public Internet address", CLIENT]);
+    assert_eq!(f["subject"]["host"], "45.33.32.156:1688");
+    assert_msg(f, &["globally routable Internet address", CLIENT]);
     // Microsoft's Azure KMS is public and legitimate; private hosts are never flagged.
     let mut s = Scenario::new();
     activate(&mut s, CLIENT, ep("20.118.99.224", 1688), 1, "AZ-VM", 50);

@@ -223,9 +223,14 @@ pub fn kms_04_duplicate_cmid(state: &State, out: &mut Findings) {
             )
         } else {
             format!(
-                "was sent by the workstation {} from {} addresses within minutes ({})",
+                "was sent by the workstation {} from {}{} addresses within minutes ({})",
                 c.last_workstation,
                 addrs.len(),
+                if addrs.len() >= crate::analysis::state::MAX_CLIENT_FACTS {
+                    "+"
+                } else {
+                    ""
+                },
                 addrs.join(", ")
             )
         };
@@ -574,10 +579,12 @@ pub fn kms_11_emulator_fingerprint(state: &State, policy: &Policy, out: &mut Fin
     }
 }
 
-/// True for an address that is globally routable: not private (RFC 1918), loopback, link-local,
-/// shared (100.64/10), benchmarking (198.18/15), IETF (192.0.0/24), multicast, unspecified or
-/// broadcast; IPv6 not loopback, unspecified, unique-local (fc00::/7), link-local or multicast
-/// (IPv4-mapped addresses are judged as IPv4). Documentation ranges count as public.
+/// True for an address that is globally reachable (IANA special-purpose registries): not private
+/// (RFC 1918), loopback, link-local, shared (100.64/10), benchmarking (198.18/15), IETF
+/// (192.0.0/24), documentation (192.0.2/24, 198.51.100/24, 203.0.113/24), reserved (240/4),
+/// multicast, unspecified or broadcast; IPv6 not loopback, unspecified, unique-local (fc00::/7),
+/// link-local, documentation (2001:db8::/32) or multicast (IPv4-mapped addresses are judged as
+/// IPv4).
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => {
@@ -592,6 +599,7 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || (o[0] == 100 && (o[1] & 0xC0) == 64)
                 || (o[0] == 198 && (o[1] & 0xFE) == 18)
                 || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || a.is_documentation()
                 || o[0] >= 240)
         }
         IpAddr::V6(a) => {
@@ -603,7 +611,8 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || a.is_unspecified()
                 || a.is_multicast()
                 || (s[0] & 0xFE00) == 0xFC00
-                || (s[0] & 0xFFC0) == 0xFE80)
+                || (s[0] & 0xFFC0) == 0xFE80
+                || (s[0] == 0x2001 && s[1] == 0x0db8))
         }
     }
 }
@@ -632,7 +641,7 @@ pub fn kms_12_off_network_kms(state: &State, policy: &Policy, out: &mut Findings
                 continue;
             }
             (
-                "a public Internet address outside the organisation".to_string(),
+                "a globally routable Internet address outside the organisation".to_string(),
                 "Clients activating against an outside KMS host usually run a piracy tool or were pointed there by one: find the setting (slmgr /dlv), clear it (slmgr /ckms), remove the tool and activate against your own KMS host; block outbound TCP 1688 at the perimeter",
             )
         };
@@ -1046,9 +1055,8 @@ mod tests {
     fn public_addresses() {
         for a in [
             "8.8.8.8",
-            "203.0.113.5",
+            "45.33.32.156",
             "2001:4860::8888",
-            "2001:db8::1",
             "::ffff:1.1.1.1",
         ] {
             assert!(is_public(a.parse().unwrap()), "{a}");
@@ -1068,6 +1076,10 @@ mod tests {
             "fd77::10",
             "fe80::1",
             "::ffff:10.0.0.1",
+            "203.0.113.5",
+            "198.51.100.10",
+            "192.0.2.1",
+            "2001:db8::1",
         ] {
             assert!(!is_public(a.parse().unwrap()), "{a}");
         }
