@@ -88,6 +88,13 @@ fn one<'a>(ev: &'a [Value], id: &str) -> &'a Value {
     v[0]
 }
 
+/// The `rpc` connect events.
+fn connects(ev: &[Value]) -> Vec<&Value> {
+    ev.iter()
+        .filter(|e| e["event"] == "rpc" && e["pdu"] == "connect")
+        .collect()
+}
+
 fn msg(f: &Value) -> &str {
     f["message"].as_str().unwrap_or("")
 }
@@ -373,6 +380,12 @@ fn dns_06_stale_target_and_rpc_02_filtered() {
     assert_eq!(r2["severity"], "error");
     assert_eq!(r2["subject"]["server"], "10.77.0.12:1688");
     assert_msg(r2, &["up to 3 SYNs", "kms-old.corp.example"]);
+    // The engine's connection outcome event behind it.
+    let c = connects(&ev);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0]["result"], "no_answer");
+    assert_eq!(c[0]["syn_count"], 3);
+    assert_eq!(c[0]["server"]["ip"], DEAD);
     // One SYN at the very end of the capture proves nothing.
     let mut s = healthy();
     s.no_answer(ip(CLIENT), ep(DEAD, 1688), 1);
@@ -667,6 +680,10 @@ fn rpc_05_no_response_and_rpc_06_slow() {
     assert_eq!(f["count"], 2);
     assert_eq!(f["predicts"], "0xC004F074");
     assert_msg(f, &["connection closed", "connection reset"]);
+    let c = connects(&ev);
+    assert_eq!(c.len(), 1, "only the reset with a call open is a connection outcome");
+    assert_eq!(c[0]["result"], "reset");
+    assert!(c[0]["detail"].as_str().unwrap_or("").contains("the server reset"));
     let f = one(&ev, "RPC-06");
     assert_eq!(f["severity"], "warning");
     assert_eq!(f["subject"]["server"], "10.77.0.11:1688");
