@@ -180,6 +180,30 @@ fn healthy_discovery_and_activation_is_silent() {
     assert_eq!(d["call"]["result"], "activated");
 }
 
+#[test]
+fn discovery_chain_survives_a_busy_client_history() {
+    // After activating, the client makes many unrelated lookups (more than the history keeps).
+    let mut s = healthy();
+    for i in 0..40 {
+        a_lookup(
+            &mut s,
+            CLIENT,
+            &format!("www{i}.example.org"),
+            Some("10.77.0.30"),
+        );
+    }
+    let ev = run(&s, &[]);
+    assert!(ids(&ev).is_empty(), "{:?}", ids(&ev));
+    let summary = ev
+        .iter()
+        .find(|e| e["event"] == "summary")
+        .expect("summary");
+    let d = &summary["client_list"][0]["discovery"];
+    assert_eq!(d["method"], "dns_srv");
+    assert_eq!(d["address_lookup"]["name"], "kms1.corp.example");
+    assert_eq!(d["srv_query"]["name"], SRV_NAME);
+}
+
 // ---------------------------------------------------------------------------------------------
 // DNS
 
@@ -681,9 +705,18 @@ fn rpc_05_no_response_and_rpc_06_slow() {
     assert_eq!(f["predicts"], "0xC004F074");
     assert_msg(f, &["connection closed", "connection reset"]);
     let c = connects(&ev);
-    assert_eq!(c.len(), 1, "only the reset with a call open is a connection outcome");
+    assert_eq!(
+        c.len(),
+        1,
+        "only the reset with a call open is a connection outcome"
+    );
     assert_eq!(c[0]["result"], "reset");
-    assert!(c[0]["detail"].as_str().unwrap_or("").contains("the server reset"));
+    assert!(
+        c[0]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("the server reset")
+    );
     let f = one(&ev, "RPC-06");
     assert_eq!(f["severity"], "warning");
     assert_eq!(f["subject"]["server"], "10.77.0.11:1688");

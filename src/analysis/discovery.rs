@@ -35,6 +35,9 @@ pub const MAX_TARGETS_PER_ANSWER: usize = 16;
 pub const MAX_NAMES: usize = 65_536;
 /// Addresses remembered per name.
 pub const MAX_ADDRS_PER_NAME: usize = 16;
+/// SRV target names whose addresses are remembered even when [`MAX_NAMES`] other names fill the
+/// tables (busy resolvers must not push the KMS hosts out).
+pub const MAX_SRV_TARGET_NAMES: usize = 4096;
 /// Unanswered queries remembered per SRV name (DNS-04).
 pub const MAX_UNANSWERED_KEPT: usize = 16;
 /// CNAME hops followed when resolving a name from the remembered answers.
@@ -116,6 +119,9 @@ pub struct Attempt {
     pub bind: Option<(u64, &'static str)>,
     /// (frame, outcome) of the last call.
     pub call: Option<(u64, &'static str)>,
+    /// The DNS part of the chain (SRV query, target, address lookup, method), taken when the
+    /// attempt was first seen, while the client's recent lookups were still in its bounded history.
+    pub dns: Option<Box<DiscoveryChain>>,
 }
 
 /// DNS and connection history of one client address.
@@ -173,6 +179,8 @@ pub struct NetState {
     /// Reverse indexes: names per address, CNAME owners per target (bounded like the forward ones).
     addr_names: HashMap<IpAddr, Vec<String>>,
     cname_owners: HashMap<String, Vec<String>>,
+    /// Names advertised as SRV targets (they always get room in the tables above).
+    srv_targets: std::collections::HashSet<String>,
     pub lookup_failures: HashMap<String, LookupFailure>,
     /// Any DNS exchange was captured.
     pub dns_seen: bool,
@@ -183,9 +191,16 @@ fn is_multicast_dns(server: Option<Endpoint>) -> bool {
 }
 
 impl NetState {
-    fn client_mut(&mut self, ip: IpAddr) -> Option<&mut ClientNet> {
+    /// The history of `ip`, created if there is room. Addresses seen only in ordinary lookups may
+    /// fill half the table; KMS discovery (SRV queries) and connections may use all of it.
+    fn client_mut(&mut self, ip: IpAddr, essential: bool) -> Option<&mut ClientNet> {
         if !self.clients.contains_key(&ip) {
-            if self.clients.len() >= MAX_CLIENT_IPS {
+            let cap = if essential {
+                MAX_CLIENT_IPS
+            } else {
+                MAX_CLIENT_IPS / 2
+            };
+            if self.clients.len() >= cap {
                 self.clients_untracked += 1;
                 return None;
             }
@@ -194,15 +209,31 @@ impl NetState {
         self.clients.get_mut(&ip)
     }
 
+    /// True when a table of `len` entries may take `name`: below [`MAX_NAMES`], or an SRV target
+    /// below the reserve.
+    fn room(&self, len: usize, name: &str) -> bool {
+        len < MAX_NAMES
+            || (len < MAX_NAMES + MAX_SRV_TARGET_NAMES && self.srv_targets.contains(name))
+    }
+
     fn learn(&mut self, d: &DnsExchange) {
+        for r in d.answers.iter() {
+            if let (true, Some(t)) = (r.rtype == "SRV", &r.target) {
+                if self.srv_targets.len() < MAX_SRV_TARGET_NAMES {
+                    self.srv_targets.insert(normalize_name(t));
+                }
+            }
+        }
         for r in d.answers.iter().chain(d.additional.iter()) {
             let name = normalize_name(&r.name);
             match (r.rtype.as_str(), r.address, &r.target) {
                 ("A" | "AAAA", Some(a), _) => {
-                    if !self.name_addrs.contains_key(&name) && self.name_addrs.len() >= MAX_NAMES {
+                    if !self.name_addrs.contains_key(&name)
+                        && !self.room(self.name_addrs.len(), &name)
+                    {
                         continue;
                     }
-                    if self.addr_names.len() < MAX_NAMES || self.addr_names.contains_key(&a) {
+                    if self.room(self.addr_names.len(), &name) || self.addr_names.contains_key(&a) {
                         let r = self.addr_names.entry(a).or_default();
                         insert_bounded(r, name.clone(), MAX_ADDRS_PER_NAME);
                     }
@@ -255,7 +286,7 @@ impl NetState {
             let addrs: Vec<IpAddr> = d.answers.iter().filter_map(|r| r.address).collect();
             let failed = answered && (d.rcode.as_deref() == Some("NXDOMAIN") || nodata);
             if failed
-                && (self.lookup_failures.len() < MAX_NAMES
+                && (self.room(self.lookup_failures.len(), &name)
                     || self.lookup_failures.contains_key(&name))
             {
                 let f = self.lookup_failures.entry(name.clone()).or_default();
@@ -268,7 +299,7 @@ impl NetState {
                     f.aaaa_nodata.add_labeled(frame, ts, &ip);
                 }
             }
-            if let Some(c) = self.client_mut(client.ip) {
+            if let Some(c) = self.client_mut(client.ip, false) {
                 c.dns_seen |= query_seen;
                 push_latest(
                     &mut c.lookups,
@@ -285,7 +316,7 @@ impl NetState {
                 );
             }
         } else if query_seen {
-            if let Some(c) = self.client_mut(client.ip) {
+            if let Some(c) = self.client_mut(client.ip, false) {
                 c.dns_seen = true;
             }
         }
@@ -378,7 +409,7 @@ impl NetState {
                 }
             }
         }
-        if let Some(c) = self.client_mut(client.ip) {
+        if let Some(c) = self.client_mut(client.ip, true) {
             c.dns_seen |= d.status != "response_only";
             if ok {
                 c.last_success_frame = c.last_success_frame.max(frame);
@@ -408,7 +439,7 @@ impl NetState {
         ts: Ts,
         update: AttemptUpdate,
     ) {
-        let Some(c) = self.client_mut(client.ip) else {
+        let Some(c) = self.client_mut(client.ip, true) else {
             return;
         };
         if let AttemptUpdate::Call("activated") = update {
@@ -425,7 +456,7 @@ impl NetState {
                     c.attempts_dropped += 1;
                     return;
                 }
-                c.attempts.push(Attempt {
+                let mut attempt = Attempt {
                     frame,
                     ts,
                     client_port: client.port,
@@ -434,7 +465,16 @@ impl NetState {
                     syns: 0,
                     bind: None,
                     call: None,
-                });
+                    dns: None,
+                };
+                // Snapshot the DNS part of the chain now (immutable borrow of the history).
+                if let Some(c) = self.clients.get(&client.ip) {
+                    attempt.dns = Some(Box::new(self.chain_of(c, &attempt)));
+                }
+                let Some(c) = self.clients.get_mut(&client.ip) else {
+                    return;
+                };
+                c.attempts.push(attempt);
                 let last = c.attempts.len() - 1;
                 &mut c.attempts[last]
             }
@@ -561,9 +601,12 @@ impl NetState {
     /// (its attempt, when tracked, gives the connect / bind / call steps; `fallback` otherwise).
     pub fn chain(&self, client: Endpoint, server: Endpoint, fallback: &Attempt) -> DiscoveryChain {
         let Some(c) = self.clients.get(&client.ip) else {
-            let mut ch = DiscoveryChain {
-                method: "unknown",
-                ..DiscoveryChain::default()
+            let mut ch = match &fallback.dns {
+                Some(snap) => (**snap).clone(),
+                None => DiscoveryChain {
+                    method: "unknown",
+                    ..DiscoveryChain::default()
+                },
             };
             fill_steps(&mut ch, fallback);
             return ch;
@@ -576,8 +619,23 @@ impl NetState {
         self.chain_of(c, attempt)
     }
 
-    /// The discovery chain of one tracked attempt of client history `c`.
+    /// True when the connection `client` -> `server` is among the tracked attempts.
+    pub fn is_tracked(&self, client: Endpoint, server: Endpoint) -> bool {
+        self.clients.get(&client.ip).is_some_and(|c| {
+            c.attempts
+                .iter()
+                .any(|a| a.client_port == client.port && a.server == server)
+        })
+    }
+
+    /// The discovery chain of one attempt of client history `c`: the DNS part snapshotted when the
+    /// attempt was first seen (or rebuilt from the history now), then its connect / bind / call.
     pub fn chain_of(&self, c: &ClientNet, attempt: &Attempt) -> DiscoveryChain {
+        if let Some(snap) = &attempt.dns {
+            let mut ch = (**snap).clone();
+            fill_steps(&mut ch, attempt);
+            return ch;
+        }
         let mut ch = DiscoveryChain::default();
         let server = attempt.server;
         let mut srv_before: Vec<&SrvLookup> =

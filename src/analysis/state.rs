@@ -172,6 +172,9 @@ pub struct ClientState {
     pub last_success: Option<(Ts, u64, u32)>,
     /// Workstation of the last request.
     pub last_workstation: String,
+    /// DNS part of the discovery chain of the last call, when its connection was not among the
+    /// tracked attempts of its address (a busy address): taken when the call was seen.
+    pub discovery_snapshot: Option<Box<crate::event::DiscoveryChain>>,
 }
 
 /// One failed request of a client (KMS-18).
@@ -766,6 +769,23 @@ impl State {
         client.last_client = client_ep;
         client.last_license_status = Some(req.license_status.clone());
         client.last_workstation.clone_from(&req.workstation);
+        client.discovery_snapshot = None;
+        if let Some(cl) = client_ep {
+            if !self.net.is_tracked(cl, server) {
+                let tmp = Attempt {
+                    frame: ev.frame,
+                    ts: ev.ts,
+                    client_port: cl.port,
+                    server,
+                    connect: ConnectResult::Established,
+                    syns: 0,
+                    bind: None,
+                    call: None,
+                    dns: None,
+                };
+                client.discovery_snapshot = Some(Box::new(self.net.chain(cl, server, &tmp)));
+            }
+        }
         if let Some(p) = &req.previous_cmid {
             if client.previous_cmid.is_none() {
                 client.previous_cmid = Some((p.clone(), ev.frame));
@@ -886,6 +906,7 @@ impl State {
                             syns: 0,
                             bind: None,
                             call: Some((c.last_frame, c.last_outcome)),
+                            dns: c.discovery_snapshot.clone(),
                         };
                         self.net.chain(cl, sv, &fallback)
                     }
