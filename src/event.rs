@@ -306,6 +306,9 @@ pub struct Finding {
     pub frames: Vec<u64>,
     pub count: u64,
     pub subject: Subject,
+    /// Capture time of the first evidence (becomes the event's `ts`; not serialised here).
+    #[serde(skip)]
+    pub first_ts: Option<Ts>,
 }
 
 /// Severity of a finding, ordered from least to most severe.

@@ -337,6 +337,10 @@ impl Findings {
                 frames.truncate(MAX_EVIDENCE_FRAMES);
                 old.frames = frames;
                 old.severity = old.severity.max(f.severity);
+                old.first_ts = match (old.first_ts, f.first_ts) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
             }
             None => {
                 self.map.insert((f.check, f.subject.clone()), f);
@@ -366,6 +370,7 @@ impl Findings {
             frames: ev.frames.clone(),
             count: ev.count.max(1),
             subject,
+            first_ts: ev.first_ts,
         });
     }
 

@@ -995,7 +995,8 @@ impl Core {
             *self.stats.findings.entry(f.severity.as_str()).or_insert(0) += 1;
             let frame = f.frames.first().copied().unwrap_or(0);
             let ev = Event {
-                ts,
+                // The envelope's ts is the capture time of the first evidence packet.
+                ts: f.first_ts.unwrap_or(ts),
                 event: "finding",
                 source: self.source.clone(),
                 frame,

@@ -102,8 +102,11 @@ fn sorted_clients(state: &State) -> Vec<(&String, &ClientState)> {
     v
 }
 
-fn client_evidence(frames: &[u64], count: u64) -> Evidence {
-    let mut e = Evidence::default();
+fn client_evidence(frames: &[u64], count: u64, first_ts: Option<crate::time::Ts>) -> Evidence {
+    let mut e = Evidence {
+        first_ts,
+        ..Evidence::default()
+    };
     for f in frames {
         e.add_frame(*f);
     }
@@ -271,7 +274,7 @@ pub fn kms_05_cmid_changed(state: &State, out: &mut Findings) {
             ),
             "Expected after slmgr /rearm or sysprep; if it happens repeatedly on one machine, find what rearms it".to_string(),
             None,
-            &client_evidence(&[*frame], 1),
+            &client_evidence(&[*frame], 1, None),
         );
     }
 }
@@ -329,7 +332,7 @@ pub fn kms_06_client_clock_skew(state: &State, policy: &Policy, out: &mut Findin
             ),
             "Fix time synchronisation on the client (w32tm /resync; w32tm /query /status) and check the time zone; also verify the KMS host's and the sensor's clocks against a reliable source".to_string(),
             (abs > error).then_some("0xC004F06C"),
-            &client_evidence(&[*frame], c.skew_evidence.count.min(1)),
+            &client_evidence(&[*frame], 1, Some(*ts)),
         );
     }
 }
@@ -766,7 +769,11 @@ pub fn kms_15_client_lapsed(state: &State, out: &mut Findings) {
             ),
             "Find why its renewals failed: run slmgr /ato on the client and read the error, check events 12288/12289, and follow this client's discovery chain in the summary (DNS, connection, host answer)".to_string(),
             None,
-            &client_evidence(&c.lapsed_evidence.frames, c.lapsed_evidence.count),
+            &client_evidence(
+                &c.lapsed_evidence.frames,
+                c.lapsed_evidence.count,
+                c.lapsed_evidence.first_ts,
+            ),
         );
     }
 }
@@ -790,7 +797,11 @@ pub fn kms_16_grace_nearly_exhausted(state: &State, out: &mut Findings) {
             ),
             "Activate it now (slmgr /ato) and fix whatever blocks renewal; check its discovery chain and the host's count".to_string(),
             None,
-            &client_evidence(&c.grace_evidence.frames, c.grace_evidence.count),
+            &client_evidence(
+                &c.grace_evidence.frames,
+                c.grace_evidence.count,
+                c.grace_evidence.first_ts,
+            ),
         );
     }
 }
@@ -890,7 +901,7 @@ pub fn kms_18_retry_loop(state: &State, out: &mut Findings) {
             ),
             "Fix the first failing step of this client's discovery chain (see the other findings for its host and the summary's client_list); then slmgr /ato".to_string(),
             None,
-            &client_evidence(&frames, c.failure_count),
+            &client_evidence(&frames, c.failure_count, tries.first().map(|t| t.ts)),
         );
     }
 }
@@ -942,7 +953,7 @@ pub fn kms_19_renewal_overdue(state: &State, policy: &Policy, out: &mut Findings
             ),
             "Check whether the machine is still in use, offline, or activating against another host (slmgr /dlv on it)".to_string(),
             None,
-            &client_evidence(&[frame], 1),
+            &client_evidence(&[frame], 1, Some(ts)),
         );
     }
 }
