@@ -87,7 +87,14 @@ fn cmd_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
         sinks.push(Box::new(TableSink::new(io::stdout().lock(), width)));
     }
     let mut opts = RunOptions::default();
-    opts.engine.policy = args.policy.resolve()?;
+    // A bad policy file or flag is a usage error (exit 2), reported before any input is read.
+    opts.engine.policy = match args.policy.resolve() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("kmsscope: {}", escape(&e.to_string()));
+            return Ok(ExitCode::from(2));
+        }
+    };
     let mut unreadable = false;
     for file in &args.files {
         let report = run::analyze_path(file, &opts, &mut sinks);

@@ -500,7 +500,7 @@ fn policy_flags_enable_allow_list_and_domain_checks() {
         .arg(&cfg)
         .output()
         .expect("run");
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("allowed_hostz"));
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -1236,6 +1236,6 @@ fn bad_policy_flag_is_a_usage_error() {
         .args(["read", "/nonexistent.pcap", "--allow-host", "not a host"])
         .output()
         .expect("run");
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid allowed host"));
 }
