@@ -596,6 +596,32 @@ fn dns_12_static_host_without_srv() {
     let mut s = Scenario::new();
     activate(&mut s, CLIENT, ep(KMS2, 1688), 1, "PC-STATIC", 50);
     assert!(find(&run(&s, &[]), "DNS-12").is_empty());
+    // ... unless the capture's SRV answers (to another client) publish other hosts only.
+    let mut s = Scenario::new();
+    srv_lookup(
+        &mut s,
+        CLIENT2,
+        RESOLVER,
+        &[(0, 1688, "kms1.corp.example", KMS1)],
+    );
+    activate(&mut s, CLIENT, ep(KMS2, 1688), 1, "PC-STATIC", 50);
+    let ev = run(&s, &[]);
+    let f = one(&ev, "DNS-12");
+    assert_eq!(f["subject"]["server"], "10.77.0.11:1688");
+    assert_msg(
+        f,
+        &["NOT among the published hosts (kms1.corp.example:1688)"],
+    );
+    // A client without DNS in the capture that uses a published host: silent.
+    let mut s = Scenario::new();
+    srv_lookup(
+        &mut s,
+        CLIENT2,
+        RESOLVER,
+        &[(0, 1688, "kms1.corp.example", KMS1)],
+    );
+    activate(&mut s, CLIENT, ep(KMS1, 1688), 1, "PC", 50);
+    assert!(find(&run(&s, &[]), "DNS-12").is_empty());
 }
 
 #[test]

@@ -622,7 +622,8 @@ pub fn dns_11_srv_unexpected_domain(state: &State, policy: &Policy, out: &mut Fi
 }
 
 /// DNS-12 static_kms_host: a client whose DNS traffic is in the capture connected to a KMS host that
-/// no SRV answer it received advertised (a `/skms` setting or a cached host); the message says
+/// no SRV answer it received advertised (a `/skms` setting or a cached host), or any client
+/// connected to a KMS host that none of the capture's SRV answers publishes; the message says
 /// whether the host is among the published ones. Info.
 pub fn dns_12_static_kms_host(state: &State, out: &mut Findings) {
     let advertised = state.net.advertised();
@@ -644,15 +645,17 @@ pub fn dns_12_static_kms_host(state: &State, out: &mut Findings) {
     };
     let mut found: BTreeMap<(IpAddr, Endpoint), (Evidence, Option<String>)> = BTreeMap::new();
     for (ip, c) in &state.net.clients {
-        if !c.dns_seen {
-            continue;
-        }
         for a in &c.attempts {
             if !kms_like(&a.server) {
                 continue;
             }
             let ch = state.net.chain_of(c, a);
-            if ch.method != "static_name" && ch.method != "static_address" {
+            let static_host = ch.method == "static_name" || ch.method == "static_address";
+            // Without this client's DNS in the capture, only a host that the capture's SRV answers
+            // do not publish is evidence.
+            let unpublished =
+                ch.method == "unknown" && !published.is_empty() && !published.contains(&a.server);
+            if !static_host && !unpublished {
                 continue;
             }
             let e = found
@@ -666,9 +669,11 @@ pub fn dns_12_static_kms_host(state: &State, out: &mut Findings) {
         }
     }
     for ((ip, server), (ev, name)) in found {
-        let how = match &name {
-            Some(n) => format!("by the name {n}"),
-            None => "by address, with no lookup of it in the capture".to_string(),
+        let dns_seen = state.net.clients.get(&ip).is_some_and(|c| c.dns_seen);
+        let how = match (&name, dns_seen) {
+            (Some(n), _) => format!("by the name {n}"),
+            (None, true) => "by address, with no lookup of it in the capture".to_string(),
+            (None, false) => "(its DNS traffic is not in the capture)".to_string(),
         };
         let published_note = if published_names.is_empty() {
             "no SRV answer in the capture publishes any KMS host".to_string()
