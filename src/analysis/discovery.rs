@@ -153,7 +153,7 @@ pub struct SrvName {
     pub answered: Evidence,
     /// Distinct target sets, each with the resolvers that gave it and its evidence.
     pub target_sets: Vec<(Vec<SrvTarget>, Vec<IpAddr>, Evidence)>,
-    /// Answers whose records were not all of one set of targets (DNS-08 needs every answer single).
+    /// Most SRV records in one answer (DNS-08: every answer had exactly one when this is 1).
     pub max_targets: usize,
 }
 
@@ -562,7 +562,7 @@ impl NetState {
     /// Every SRV record seen in an answer, with the SRV names that carried it.
     pub fn advertised(&self) -> BTreeMap<(String, u16), AdvertisedTarget> {
         let mut out: BTreeMap<(String, u16), AdvertisedTarget> = BTreeMap::new();
-        for (qname, s) in &self.srv_names {
+        for s in self.srv_names.values() {
             for (set, _, ev) in &s.target_sets {
                 for t in set {
                     let e =
@@ -577,7 +577,6 @@ impl NetState {
                             });
                     e.priority = e.priority.min(t.priority);
                     insert_bounded(&mut e.queries, s.display.clone(), 8);
-                    let _ = qname;
                     e.evidence.merge(ev);
                 }
             }

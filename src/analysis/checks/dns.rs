@@ -24,7 +24,7 @@ pub fn run(state: &State, policy: &Policy, out: &mut Findings) {
     dns_04_srv_unanswered(state, policy, out);
     dns_05_srv_target_unresolvable(state, out);
     dns_06_srv_target_stale(state, policy, out);
-    dns_07_srv_dead_primary(state, policy, out);
+    dns_07_srv_dead_primary(state, out);
     dns_08_srv_single_host(state, out);
     dns_09_srv_nondefault_port(state, out);
     dns_10_srv_unapproved_host(state, policy, out);
@@ -407,8 +407,7 @@ pub fn dns_06_srv_target_stale(state: &State, policy: &Policy, out: &mut Finding
 
 /// DNS-07 srv_dead_primary: a client's connection to the best-priority target of the SRV answer it
 /// used failed, and within two minutes it connected to another advertised target. Warning.
-pub fn dns_07_srv_dead_primary(state: &State, policy: &Policy, out: &mut Findings) {
-    let _ = policy;
+pub fn dns_07_srv_dead_primary(state: &State, out: &mut Findings) {
     let mut found: BTreeMap<(String, Endpoint), (Evidence, BTreeSet<String>)> = BTreeMap::new();
     for (ip, c) in &state.net.clients {
         let mut attempts: Vec<_> = c.attempts.iter().collect();
