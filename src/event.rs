@@ -325,6 +325,9 @@ pub struct Finding {
     pub frames: Vec<u64>,
     pub count: u64,
     pub subject: Subject,
+    /// Capture time of the first evidence (becomes the event's `ts`; not serialised here).
+    #[serde(skip)]
+    pub first_ts: Option<Ts>,
 }
 
 /// Severity of a finding, ordered from least to most severe.
@@ -365,6 +368,9 @@ pub struct Subject {
     pub host: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub product: Option<String>,
+    /// The HRESULT or RPC status the finding is about (`0xC004F042`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// `anomaly`: something in the input that is not as it should be.
@@ -398,6 +404,11 @@ pub struct Summary {
     pub hosts: Vec<HostSummary>,
     /// Distinct CMIDs seen.
     pub clients: u64,
+    /// Per client machine: the first [`crate::analysis::state::MAX_CLIENT_LIST`] clients by first
+    /// frame, with their discovery chain (SRV query -> target -> address lookup -> connect -> bind
+    /// -> call).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub client_list: Vec<ClientEntry>,
     /// Set on the last summary of a source.
     #[serde(skip_serializing_if = "is_false")]
     pub last: bool,
@@ -433,6 +444,109 @@ pub struct HostApp {
     pub failed: u64,
     pub distinct_cmids: u64,
     pub by_license_status: BTreeMap<String, u64>,
+    /// ePIDs this host returned for this product group, in order of first appearance.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub epids: Vec<String>,
+    /// The counts returned over time: one sample per change of the count (the first answer and
+    /// every answer whose count differs from the previous one), bounded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub count_history: Vec<CountSample>,
+}
+
+/// One count returned by a host (`count_history`).
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct CountSample {
+    /// Frame of the response.
+    pub frame: u64,
+    pub count: u32,
+    /// N policy of the request it answered.
+    pub required_count: u32,
+}
+
+/// One client machine (CMID) in the summary: what py-kms's client table and `slmgr /dlv` show,
+/// rebuilt from the wire.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ClientEntry {
+    pub cmid: String,
+    /// Workstation names sent with this CMID (more than one: a cloned image, KMS-04).
+    pub workstations: Vec<String>,
+    pub addresses: Vec<IpAddr>,
+    /// Editions (SKU names, or SkuIds when unknown).
+    pub products: Vec<String>,
+    pub requests: u64,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    /// `outcome` of the client's last call (`activated`, `count_insufficient`, ...).
+    pub last_outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_server: Option<Endpoint>,
+    /// License status of the last request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license_status: Option<String>,
+    /// How the client reached the host of its last call.
+    pub discovery: DiscoveryChain,
+}
+
+/// The discovery chain of one connection attempt (issue 3, item 3): SRV query -> chosen target ->
+/// address lookup -> TCP connect -> bind -> call, correlated across the DNS and KMS flows by the
+/// client's address, the SRV targets and ports, and the addresses their lookups returned.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct DiscoveryChain {
+    /// How the client found the host: `dns_srv` (an SRV answer it received advertised the host and
+    /// port), `static_name` (it looked up a name that no SRV answer advertised: `/skms name`),
+    /// `static_address` (no lookup of the host seen: `/skms address` or a cached host),
+    /// `unknown` (no DNS traffic of this client in the capture).
+    pub method: &'static str,
+    /// The last `_vlmcs._tcp` SRV query of the client before the connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srv_query: Option<ChainDns>,
+    /// The SRV record whose target and port the client contacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<ChainTarget>,
+    /// The last A/AAAA lookup of the contacted host's name before the connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address_lookup: Option<ChainDns>,
+    /// `established`, `refused`, `no_answer`, `reset`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect: Option<ChainStep>,
+    /// `accepted`, `rejected` (every context), `bind_nak`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<ChainStep>,
+    /// The call's `outcome`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<ChainStep>,
+}
+
+/// A DNS step of a discovery chain.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct ChainDns {
+    pub frame: u64,
+    pub name: String,
+    pub qtype: String,
+    /// Omitted when unanswered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rcode: Option<String>,
+    /// Addresses (A/AAAA) or `target:port` (SRV) the answer carried.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub answers: Vec<String>,
+}
+
+/// The SRV record a client followed.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ChainTarget {
+    pub target: String,
+    pub port: u16,
+    pub priority: u16,
+    pub weight: u16,
+}
+
+/// A TCP / RPC / KMS step of a discovery chain.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ChainStep {
+    pub frame: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<Endpoint>,
+    pub result: String,
 }
 
 fn ser_ts<S: Serializer>(ts: &Ts, s: S) -> Result<S::Ok, S::Error> {

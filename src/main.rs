@@ -52,6 +52,9 @@ struct ReadArgs {
     /// With --tui: replay in packet time, N times faster (default: as fast as possible).
     #[arg(long, value_name = "N", requires = "tui")]
     speed: Option<f64>,
+    /// Policy inputs of the checks (--config, --allow-host, --kms-domain, limits).
+    #[command(flatten)]
+    policy: kmsscope::analysis::policy::PolicyArgs,
 }
 
 fn main() -> ExitCode {
@@ -79,8 +82,17 @@ fn terminal_width() -> usize {
 }
 
 fn cmd_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
+    let mut opts = RunOptions::default();
+    // A bad policy file or flag is a usage error (exit 2), reported before any input is read.
+    opts.engine.policy = match args.policy.resolve() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("kmsscope: {}", escape(&e.to_string()));
+            return Ok(ExitCode::from(2));
+        }
+    };
     if args.tui {
-        return cmd_read_tui(args);
+        return cmd_read_tui(args, opts);
     }
     let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
     let jsonl_stdout = args.jsonl.as_deref().is_some_and(|p| p.as_os_str() == "-");
@@ -112,7 +124,6 @@ fn cmd_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
         let width = args.width.unwrap_or_else(terminal_width);
         sinks.push(Box::new(TableSink::new(io::stdout().lock(), width)));
     }
-    let opts = RunOptions::default();
     let mut unreadable = false;
     for file in &args.files {
         let report = run::analyze_path(file, &opts, &mut sinks);
@@ -140,7 +151,7 @@ fn cmd_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `read --tui`: the files replayed into the terminal UI (`--jsonl PATH` still writes the events).
-fn cmd_read_tui(args: ReadArgs) -> anyhow::Result<ExitCode> {
+fn cmd_read_tui(args: ReadArgs, opts: RunOptions) -> anyhow::Result<ExitCode> {
     // Keys are read from the terminal (crossterm opens /dev/tty when standard input is a capture).
     if !io::stdout().is_terminal() {
         eprintln!(
@@ -166,8 +177,8 @@ fn cmd_read_tui(args: ReadArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot create {}", path.display()))?;
         extra.push(Box::new(JsonlSink::new(f, false)));
     }
-    let errors =
-        kmsscope::tui::read_files(&args.files, args.speed, extra).context("terminal UI")?;
+    let errors = kmsscope::tui::read_files(&args.files, args.speed, opts.engine, extra)
+        .context("terminal UI")?;
     for err in &errors {
         eprintln!("kmsscope: {}", escape(err));
     }

@@ -1,11 +1,109 @@
 //! What the wire tells about KMS hosts and clients: the host counters `slmgr /dlv` shows on a host
-//! (count per product group, requests by license status, refusals), rebuilt from `kms` events, and
-//! per-client facts. Feeds the `summary` event and the checks.
+//! (count per product group over time, requests by license status, refusals, ePIDs), rebuilt from
+//! `kms` events; per-client facts (CMID, workstation names, addresses, products, last outcome);
+//! RPC-level evidence per server endpoint (connection outcomes, binds, faults, slow or missing
+//! replies); and the discovery correlation of [`super::discovery`]. Feeds the `summary` event and the
+//! checks.
+//!
+//! Packet time only: every time is an event `ts`. Memory is bounded: every table and evidence list
+//! has a named limit; what does not fit is counted (`*_untracked`), never stored.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
-use crate::event::{Endpoint, Event, HostApp, HostSummary, KmsCall};
+use super::discovery::{Attempt, AttemptUpdate, ConnectResult, NetState};
+use super::evidence::Evidence;
+use crate::event::{
+    Body, ClientEntry, CountSample, Endpoint, Event, HostApp, HostSummary, KmsCall, RpcInfo,
+};
+use crate::kms;
+use crate::time::{Ts, days_from_civil};
+
+/// Client machines (CMIDs) tracked; more are counted in [`State::clients_untracked`].
+pub const MAX_CLIENTS: usize = 200_000;
+/// Clients listed in the summary's `client_list` (the first by first frame).
+pub const MAX_CLIENT_LIST: usize = 1000;
+/// KMS host endpoints tracked.
+pub const MAX_HOSTS: usize = 4096;
+/// Server endpoints with RPC-level evidence tracked.
+pub const MAX_SERVERS: usize = 16_384;
+/// Product groups (KMS counted ids) tracked per host.
+pub const MAX_APPS_PER_HOST: usize = 256;
+/// Distinct CMIDs remembered per host and product group.
+pub const MAX_CMIDS_PER_APP: usize = 100_000;
+/// Frames remembered per client.
+const MAX_FRAMES_PER_CLIENT: usize = 16;
+/// Workstation names, addresses and products remembered per client.
+pub const MAX_CLIENT_FACTS: usize = 16;
+/// Count changes remembered per host and product group (`count_history`).
+pub const MAX_COUNT_HISTORY: usize = 64;
+/// Distinct ePIDs remembered per host and per product group.
+pub const MAX_EPIDS: usize = 16;
+/// Failed requests remembered per client (KMS-18).
+pub const MAX_FAILURES_PER_CLIENT: usize = 32;
+/// Bind rejections waiting for a later acceptance on the same connection (RPC-03).
+pub const MAX_PENDING_BINDS: usize = 4096;
+/// Entries of small per-host maps (refusal codes, fault codes, interval pairs, N values).
+pub const MAX_SMALL_MAP: usize = 32;
+/// Window of the host's CMID cache: clients not seen for 30 days drop out (kms-protocol.md §6).
+pub const CMID_WINDOW_NS: i64 = 30 * 86_400 * 1_000_000_000;
+/// Two requests of one CMID from different addresses within this time are two machines (KMS-04).
+pub const DUPLICATE_ADDR_WINDOW_NS: i64 = 10 * 60 * 1_000_000_000;
+/// Known default HwIds of KMS emulators (kms-protocol.md §8; py-kms `-w` default).
+pub const EMULATOR_HWIDS: [(&str, &str); 2] = [
+    ("3A1C049600B60076", "vlmcsd's default HwId 3A1C049600B60076"),
+    ("364F463A8863D35F", "py-kms's default HwId 364F463A8863D35F"),
+];
+/// The constant bind_ack association group of py-kms (checks.md KMS-11).
+pub const PYKMS_ASSOC_GROUP: u32 = 0x1063_BF3F;
+
+/// Per host and counted product group.
+#[derive(Debug, Default)]
+pub struct AppState {
+    pub app_id: String,
+    pub app_name: Option<&'static str>,
+    pub kms_name: Option<&'static str>,
+    /// Threshold the catalog gives for this product group.
+    pub catalog_threshold: Option<u32>,
+    /// Largest N policy of the requests.
+    pub required_count: u32,
+    pub requests: u64,
+    pub refused: u64,
+    pub failed: u64,
+    /// Distinct CMIDs that asked; value: true when the host answered one of its calls validly.
+    pub cmids: HashMap<String, bool>,
+    pub cmids_untracked: u64,
+    /// Distinct CMIDs the host answered validly (so it counted them).
+    pub answered_cmids: usize,
+    pub first_ts: Option<Ts>,
+    pub last_ts: Option<Ts>,
+    pub last_count: Option<u32>,
+    pub max_count: Option<u32>,
+    pub min_count: Option<u32>,
+    pub count_history: Vec<CountSample>,
+    pub by_license_status: BTreeMap<String, u64>,
+    /// ePIDs returned for this group, in order, with the frame of first appearance.
+    pub epids: Vec<(String, u64)>,
+    /// Responses whose ePID differs from the previous one of this group (KMS-10).
+    pub epid_changes: Evidence,
+    /// Answers below the client's N policy (KMS-01), labelled by workstation; the last (count, N).
+    pub below: Evidence,
+    pub last_below: Option<(u32, u32)>,
+    /// Answers in `[N, N + margin)` (KMS-02); the last (count, N).
+    pub thin: Evidence,
+    pub last_thin: Option<(u32, u32)>,
+    /// Answers whose count is below the distinct CMIDs the host answered before (KMS-03):
+    /// (frame, count, distinct CMIDs) of the first.
+    pub flat: Evidence,
+    pub first_flat: Option<(u64, u32, usize)>,
+    /// N policy values other than 25 / 5 (KMS-14), by value.
+    pub odd_n: BTreeMap<u32, Evidence>,
+    /// Product identification problems (KMS-13), by description.
+    pub product_issues: BTreeMap<String, Evidence>,
+    /// Counts above any genuine host's cache (2 × threshold): (count, N) of the first, KMS-11.
+    pub above_cache: Evidence,
+    pub first_above_cache: Option<(u32, u32)>,
+}
 
 /// Per host (address and port) state.
 #[derive(Debug, Default)]
@@ -16,24 +114,24 @@ pub struct HostState {
     pub hwids: BTreeSet<String>,
     pub apps: BTreeMap<String, AppState>,
     pub first_frame: u64,
-}
-
-/// Per host and counted product group.
-#[derive(Debug, Default)]
-pub struct AppState {
-    pub app_id: String,
-    pub app_name: Option<&'static str>,
-    pub kms_name: Option<&'static str>,
-    /// (frame, returned count, required count) in capture order.
-    pub counts: Vec<(u64, u32, u32)>,
-    pub required_count: u32,
-    pub requests: u64,
-    pub refused: u64,
-    pub failed: u64,
-    pub cmids: HashSet<String>,
-    /// Distinct CMIDs at the time of each answered response, paired with the count returned.
-    pub growth: Vec<(u64, usize, u32)>,
-    pub by_license_status: BTreeMap<String, u64>,
+    /// Host HRESULTs (KMS-07) by code: (name, evidence labelled by client and product).
+    pub refusals: BTreeMap<String, (Option<&'static str>, Evidence)>,
+    /// Calls whose response failed validation (KMS-08), and the failed checks.
+    pub bad_responses: Evidence,
+    pub bad_requests: Evidence,
+    pub integrity_failures: BTreeSet<&'static str>,
+    /// ePIDs with consistency issues (KMS-09): issues and evidence.
+    pub epid_issues: BTreeMap<String, (Vec<&'static str>, Evidence)>,
+    /// Emulator fingerprints (KMS-11): description and evidence.
+    pub fingerprints: BTreeMap<&'static str, (String, Evidence)>,
+    /// Non-default (activation, renewal) interval pairs (KMS-17).
+    pub intervals: BTreeMap<(u32, u32), Evidence>,
+    /// Old protocol versions (KMS-21) by version, labelled by workstation.
+    pub old_versions: BTreeMap<String, Evidence>,
+    /// Requests flagged as virtual machines (KMS-22), labelled by workstation.
+    pub vm: Evidence,
+    /// KMS calls seen.
+    pub calls: u64,
 }
 
 /// Per client machine (CMID) state.
@@ -43,8 +141,88 @@ pub struct ClientState {
     pub addresses: BTreeSet<IpAddr>,
     pub products: BTreeSet<String>,
     pub frames: Vec<u64>,
+    pub requests: u64,
+    pub first_frame: u64,
+    pub last_frame: u64,
+    pub last_ts: Option<Ts>,
     pub last_outcome: &'static str,
     pub last_server: Option<Endpoint>,
+    pub last_client: Option<Endpoint>,
+    pub last_license_status: Option<String>,
+    /// Case-insensitive distinct workstation names, with the frame of each first appearance.
+    pub names: Evidence,
+    /// Requests of this CMID from a second address within [`DUPLICATE_ADDR_WINDOW_NS`] (KMS-04).
+    pub addr_overlap: Evidence,
+    last_addr: Option<(IpAddr, Ts)>,
+    /// Non-zero previous CMID (KMS-05): value and frame.
+    pub previous_cmid: Option<(String, u64)>,
+    /// Largest clock difference (KMS-06): seconds (client − capture), frame, client time, capture time.
+    pub skew: Option<(i64, u64, String, Ts)>,
+    pub skew_evidence: Evidence,
+    /// Lapsed license status (KMS-15): (status, code, minutes left, frame).
+    pub lapsed: Option<(String, u32, u32, u64)>,
+    pub lapsed_evidence: Evidence,
+    /// Grace nearly exhausted (KMS-16): (status, minutes left, frame).
+    pub grace: Option<(String, u32, u64)>,
+    pub grace_evidence: Evidence,
+    /// Failed requests (KMS-18), the first ones.
+    pub failures: Vec<Failure>,
+    pub failure_count: u64,
+    /// Last activation (KMS-19): (ts, frame, renewal interval in minutes).
+    pub last_success: Option<(Ts, u64, u32)>,
+    /// Workstation of the last request.
+    pub last_workstation: String,
+    /// DNS part of the discovery chain of the last call, when its connection was not among the
+    /// tracked attempts of its address (a busy address): taken when the call was seen.
+    pub discovery_snapshot: Option<Box<crate::event::DiscoveryChain>>,
+}
+
+/// One failed request of a client (KMS-18).
+#[derive(Clone, Copy, Debug)]
+pub struct Failure {
+    /// Capture time of the request.
+    pub ts: Ts,
+    pub frame: u64,
+    /// The call's `outcome`.
+    pub outcome: &'static str,
+    /// The request's ClientRequestTime, seconds since the epoch (when it parsed).
+    pub client_secs: Option<i64>,
+}
+
+/// RPC-level evidence per server endpoint.
+#[derive(Debug, Default)]
+pub struct ServerRpc {
+    /// SYN answered by RST (RPC-01), labelled by client address.
+    pub refused: Evidence,
+    /// SYNs without answer (RPC-02): (frame, ts, SYN count, client).
+    pub no_answer: Vec<(u64, Ts, u32, IpAddr)>,
+    pub no_answer_count: u64,
+    /// Reset with calls open.
+    pub reset: Evidence,
+    /// First frame of a working connection (bind_ack, call): the endpoint answers.
+    pub established: Option<u64>,
+    /// The KMS interface was bound (bind_ack naming it) or a KMS call was decoded.
+    pub kms: bool,
+    /// bind_nak (RPC-03) and its reasons.
+    pub bind_nak: Evidence,
+    pub nak_reasons: BTreeSet<String>,
+    /// bind_acks rejecting every context, not recovered on the connection (RPC-03).
+    pub bind_rejected: Evidence,
+    /// Faults (RPC-04) by status code: (name, evidence).
+    pub faults: BTreeMap<String, (Option<&'static str>, Evidence)>,
+    /// Calls without reply (RPC-05) and why.
+    pub unanswered: Evidence,
+    pub unanswered_reasons: BTreeSet<&'static str>,
+    /// Calls slower than the policy's limit (RPC-06) and the slowest of them.
+    pub slow: Evidence,
+    pub max_rtt_ms: f64,
+    /// Payload that is not DCE/RPC (RPC-07), with the first detail.
+    pub not_dcerpc: Evidence,
+    pub not_dcerpc_detail: Option<String>,
+    /// py-kms association group in bind_acks (KMS-11).
+    pub pykms_assoc: Evidence,
+    /// Frame of the first KMS evidence (for RPC-08).
+    pub kms_evidence: Evidence,
 }
 
 /// State rebuilt from the event stream of one source.
@@ -52,78 +230,628 @@ pub struct ClientState {
 pub struct State {
     pub hosts: BTreeMap<Endpoint, HostState>,
     pub clients: HashMap<String, ClientState>,
+    /// KMS requests whose CMID was not tracked because [`MAX_CLIENTS`] were.
+    pub clients_untracked: u64,
+    pub hosts_untracked: u64,
+    pub servers: BTreeMap<Endpoint, ServerRpc>,
+    pub net: NetState,
+    /// Capture span (packet time), set by the engine before the checks; otherwise the span of the
+    /// events seen.
+    pub first_ts: Option<Ts>,
+    pub last_ts: Option<Ts>,
+    /// All-rejecting bind_acks per connection, waiting for a later acceptance: (frame, ts).
+    pending_binds: HashMap<(Endpoint, Endpoint), (u64, Ts)>,
+    /// Policy values used while folding events in (KMS-02 margin, RPC-06 limit).
+    limits: Limits,
 }
 
-/// Bound on the number of frames remembered per client (evidence lists stay short).
-const MAX_FRAMES_PER_CLIENT: usize = 16;
-/// Bound on count samples kept per host and product group.
-const MAX_COUNT_SAMPLES: usize = 4096;
+/// The policy values [`State::observe`] needs (the rest is applied by the checks).
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    thin_margin: u32,
+    slow_rpc_ms: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            thin_margin: super::policy::DEFAULT_THIN_MARGIN,
+            slow_rpc_ms: super::policy::DEFAULT_SLOW_RPC_MS as f64,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 UTC time as the events write it
+/// (`2026-11-23T15:18:34Z`, year of 4 or more digits); `None` when it does not parse.
+pub fn parse_rfc3339_secs(s: &str) -> Option<i64> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.rsplitn(3, '-');
+    let day: u32 = d.next()?.parse().ok()?;
+    let month: u32 = d.next()?.parse().ok()?;
+    let year: i64 = d.next()?.parse().ok()?;
+    let time = time.split('.').next()?;
+    let mut t = time.split(':');
+    let h: i64 = t.next()?.parse().ok()?;
+    let m: i64 = t.next()?.parse().ok()?;
+    let sec: i64 = t.next()?.parse().ok()?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
+}
 
 impl State {
+    /// Sets the capture span (first and last packet time) the time-based checks use.
+    pub fn set_span(&mut self, first: Option<Ts>, last: Ts) {
+        if first.is_some() {
+            self.first_ts = first;
+        }
+        self.last_ts = Some(last);
+    }
+
+    /// An empty state that applies `policy`'s KMS-02 margin and RPC-06 limit while folding events
+    /// in ([`State::default`] uses the default policy).
+    pub fn with_policy(policy: &super::Policy) -> State {
+        State {
+            limits: Limits {
+                thin_margin: policy.thin_margin,
+                slow_rpc_ms: policy.slow_rpc_ms as f64,
+            },
+            ..State::default()
+        }
+    }
+
+    /// Capture span in nanoseconds.
+    pub fn span_ns(&self) -> i64 {
+        match (self.first_ts, self.last_ts) {
+            (Some(a), Some(b)) => b.0.saturating_sub(a.0),
+            _ => 0,
+        }
+    }
+
+    fn server_mut(&mut self, ep: Endpoint) -> Option<&mut ServerRpc> {
+        if !self.servers.contains_key(&ep) {
+            if self.servers.len() >= MAX_SERVERS {
+                return None;
+            }
+            self.servers.insert(ep, ServerRpc::default());
+        }
+        self.servers.get_mut(&ep)
+    }
+
     /// Folds one event into the state.
     pub fn observe(&mut self, ev: &Event) {
-        if let crate::event::Body::Kms(call) = &ev.body {
-            self.observe_kms(ev, call);
+        if ev.event != "summary" && ev.event != "finding" {
+            self.first_ts = Some(self.first_ts.map_or(ev.ts, |t| t.min(ev.ts)));
+            self.last_ts = Some(self.last_ts.map_or(ev.ts, |t| t.max(ev.ts)));
+        }
+        match &ev.body {
+            Body::Kms(call) => self.observe_kms(ev, call),
+            Body::Dns(d) => self
+                .net
+                .observe_dns(ev.frame, ev.ts, ev.client, ev.server, d),
+            Body::Rpc(r) => self.observe_rpc(ev, r),
+            Body::Anomaly(a) => {
+                if a.kind == crate::dcerpc::anomaly_kind::NOT_DCERPC
+                    && let Some(server) = ev.server
+                {
+                    let client = ev.client.map(|c| c.ip.to_string()).unwrap_or_default();
+                    if let Some(s) = self.server_mut(server) {
+                        s.not_dcerpc.add_labeled(ev.frame, ev.ts, &client);
+                        if s.not_dcerpc_detail.is_none() {
+                            s.not_dcerpc_detail = Some(a.detail.clone());
+                        }
+                    }
+                }
+            }
+            Body::Finding(_) | Body::Summary(_) => {}
+        }
+    }
+
+    fn observe_rpc(&mut self, ev: &Event, r: &RpcInfo) {
+        let (Some(client), Some(server)) = (ev.client, ev.server) else {
+            return;
+        };
+        let cip = client.ip.to_string();
+        match r.pdu {
+            "connect" => {
+                let result = match r.result {
+                    Some("refused") => ConnectResult::Refused,
+                    Some("no_answer") => ConnectResult::NoAnswer,
+                    Some("reset") => ConnectResult::Reset,
+                    _ => ConnectResult::Established,
+                };
+                let syns = r.syn_count.unwrap_or(0);
+                if let Some(s) = self.server_mut(server) {
+                    match result {
+                        ConnectResult::Refused => s.refused.add_labeled(ev.frame, ev.ts, &cip),
+                        ConnectResult::NoAnswer => {
+                            s.no_answer_count += 1;
+                            if s.no_answer.len() < super::evidence::MAX_EVIDENCE_FRAMES * 4 {
+                                s.no_answer.push((ev.frame, ev.ts, syns, client.ip));
+                            }
+                        }
+                        ConnectResult::Reset => {
+                            s.reset
+                                .add_labeled(ev.frame, ev.ts, r.detail.as_deref().unwrap_or(""))
+                        }
+                        ConnectResult::Established => {}
+                    }
+                }
+                self.net.observe_attempt(
+                    client,
+                    server,
+                    ev.frame,
+                    ev.ts,
+                    AttemptUpdate::Connect(result, syns),
+                );
+            }
+            "bind_ack" | "alter_context_resp" => {
+                let kms = r.interface_name == Some("KMS");
+                // Results other than the bind-time feature negotiation acknowledgement.
+                let real: Vec<&str> = r
+                    .transfer_syntaxes
+                    .iter()
+                    .filter(|t| t.result != "negotiate_ack")
+                    .map(|t| t.result.as_str())
+                    .collect();
+                let accepted = real.contains(&"accepted");
+                let key = (client, server);
+                if accepted {
+                    self.pending_binds.remove(&key);
+                } else if !real.is_empty() && self.pending_binds.len() < MAX_PENDING_BINDS {
+                    self.pending_binds.entry(key).or_insert((ev.frame, ev.ts));
+                }
+                let assoc = r.assoc_group;
+                if let Some(s) = self.server_mut(server) {
+                    s.established.get_or_insert(ev.frame);
+                    if kms {
+                        s.kms = true;
+                        s.kms_evidence.add_labeled(ev.frame, ev.ts, &cip);
+                    }
+                    if assoc == Some(PYKMS_ASSOC_GROUP) {
+                        s.pykms_assoc.add_labeled(ev.frame, ev.ts, &cip);
+                    }
+                }
+                let result = if accepted { "accepted" } else { "rejected" };
+                self.net.observe_attempt(
+                    client,
+                    server,
+                    ev.frame,
+                    ev.ts,
+                    AttemptUpdate::Bind(result),
+                );
+            }
+            "bind_nak" => {
+                let reason = r
+                    .status
+                    .as_ref()
+                    .map(|h| match h.name {
+                        Some(n) => format!("{n} ({})", h.code),
+                        None => format!("reason {}", h.code),
+                    })
+                    .unwrap_or_default();
+                if let Some(s) = self.server_mut(server) {
+                    s.established.get_or_insert(ev.frame);
+                    s.bind_nak.add_labeled(ev.frame, ev.ts, &cip);
+                    if s.nak_reasons.len() < MAX_SMALL_MAP {
+                        s.nak_reasons.insert(reason);
+                    }
+                }
+                self.net.observe_attempt(
+                    client,
+                    server,
+                    ev.frame,
+                    ev.ts,
+                    AttemptUpdate::Bind("bind_nak"),
+                );
+            }
+            "fault" => {
+                let (code, name) = r
+                    .status
+                    .as_ref()
+                    .map(|h| (h.code.clone(), h.name))
+                    .unwrap_or_default();
+                if let Some(s) = self.server_mut(server) {
+                    s.established.get_or_insert(ev.frame);
+                    if s.faults.len() < MAX_SMALL_MAP || s.faults.contains_key(&code) {
+                        s.faults
+                            .entry(code)
+                            .or_insert_with(|| (name, Evidence::default()))
+                            .1
+                            .add_labeled(ev.frame, ev.ts, &cip);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
     fn observe_kms(&mut self, ev: &Event, call: &KmsCall) {
-        let (Some(server), Some(req)) = (ev.server, call.request.as_ref()) else {
+        let Some(server) = ev.server else {
             return;
         };
+        let client_ep = ev.client;
+        let cip = client_ep.map(|c| c.ip.to_string()).unwrap_or_default();
+        let rtt_ms = call.rtt_ms.unwrap_or(0.0);
+        let slow = call.status != "unanswered" && rtt_ms > self.limits.slow_rpc_ms;
+        // Per server endpoint: RPC-level facts.
+        if let Some(s) = self.server_mut(server) {
+            s.kms = true;
+            if call.status != "unanswered" {
+                s.established.get_or_insert(ev.frame);
+            }
+            s.kms_evidence.add_labeled(ev.frame, ev.ts, &cip);
+            if call.status == "unanswered"
+                && let Some(reason @ ("connection_closed" | "connection_reset" | "idle_timeout")) =
+                    call.reason
+            {
+                s.unanswered.add_labeled(ev.frame, ev.ts, &cip);
+                s.unanswered_reasons.insert(reason);
+            }
+            if slow {
+                s.slow.add_labeled(ev.frame, ev.ts, &cip);
+                s.max_rtt_ms = s.max_rtt_ms.max(rtt_ms);
+            }
+        }
+        if let Some(c) = client_ep {
+            self.pending_binds.remove(&(c, server));
+            self.net.observe_attempt(
+                c,
+                server,
+                ev.frame,
+                ev.ts,
+                AttemptUpdate::Call(call.outcome),
+            );
+        }
+        // Host-level facts hold even when the request did not decode (e.g. a protocol version the
+        // host refused with 0x8007000D).
+        if !self.hosts.contains_key(&server) && self.hosts.len() >= MAX_HOSTS {
+            self.hosts_untracked += 1;
+            return;
+        }
+        let margin = self.limits.thin_margin;
         let host = self.hosts.entry(server).or_default();
         if host.first_frame == 0 {
             host.first_frame = ev.frame;
+        }
+        host.calls += 1;
+        let req = call.request.as_ref();
+        let ws = req.map_or_else(|| cip.clone(), |r| r.workstation.clone());
+        let product = match req {
+            Some(r) => r
+                .sku_name
+                .map(str::to_string)
+                .unwrap_or_else(|| r.sku_id.clone()),
+            None => format!(
+                "undecoded KMS {} request",
+                call.version.as_deref().unwrap_or("?")
+            ),
+        };
+        // Host error, integrity, intervals, versions, VMs.
+        if let Some(h) = &call.hresult {
+            let room = host.refusals.len() < MAX_SMALL_MAP || host.refusals.contains_key(&h.code);
+            if matches!(call.status, "refused" | "answered") && room {
+                host.refusals
+                    .entry(h.code.clone())
+                    .or_insert_with(|| (h.name, Evidence::default()))
+                    .1
+                    .add_labeled(ev.frame, ev.ts, &format!("{ws} ({product})"));
+            }
+        }
+        let soft = |f: &&&str| !kms::validate::failure::SOFT.contains(*f);
+        if matches!(call.integrity.response, Some("invalid" | "undecodable")) {
+            host.bad_responses.add_labeled(ev.frame, ev.ts, &ws);
+            host.integrity_failures
+                .extend(call.integrity.failures.iter().filter(soft).copied());
+        } else if matches!(call.integrity.request, Some("invalid")) {
+            host.bad_requests.add_labeled(ev.frame, ev.ts, &ws);
+            host.integrity_failures
+                .extend(call.integrity.failures.iter().filter(soft).copied());
+        }
+        if call
+            .integrity
+            .failures
+            .contains(&kms::validate::failure::IV_REUSE)
+        {
+            fingerprint(
+                host,
+                "iv_reuse",
+                "v6 responses reuse the request's IV (the v5 rule; vlmcsd's emulator tell)",
+                ev.frame,
+                ev.ts,
+                &cip,
+            );
+        }
+        if let Some(v) = &call.version
+            && (v == "4.0" || v == "5.0")
+        {
+            let n = host.old_versions.len();
+            if n < MAX_SMALL_MAP || host.old_versions.contains_key(v) {
+                host.old_versions.entry(v.clone()).or_default().add_labeled(
+                    ev.frame,
+                    ev.ts,
+                    &format!("{ws} ({product})"),
+                );
+            }
+        }
+        let Some(req) = req else {
+            return;
+        };
+        if req.is_vm {
+            host.vm.add_labeled(ev.frame, ev.ts, &ws);
+        }
+        // Per product group.
+        if !host.apps.contains_key(&req.kms_id) && host.apps.len() >= MAX_APPS_PER_HOST {
+            return;
         }
         let app = host.apps.entry(req.kms_id.clone()).or_default();
         app.app_id.clone_from(&req.app_id);
         app.app_name = req.app_name;
         app.kms_name = req.kms_name;
+        app.catalog_threshold = req.catalog_threshold;
         app.required_count = app.required_count.max(req.required_count);
         app.requests += 1;
+        app.first_ts.get_or_insert(ev.ts);
+        app.last_ts = Some(ev.ts);
         *app.by_license_status
             .entry(req.license_status.clone())
             .or_insert(0) += 1;
+        let valid_answer = call.status == "answered" && call.integrity.response == Some("valid");
         match call.status {
             "refused" => app.refused += 1,
-            "answered" if call.integrity.response == Some("valid") => {}
+            _ if valid_answer => {}
             _ => app.failed += 1,
         }
-        app.cmids.insert(req.cmid.clone());
-        if let Some(resp) = &call.response {
-            if app.counts.len() < MAX_COUNT_SAMPLES {
-                app.counts.push((
-                    call.response_frame.unwrap_or(ev.frame),
-                    resp.current_count,
-                    req.required_count,
-                ));
-                app.growth
-                    .push((ev.frame, app.cmids.len(), resp.current_count));
+        let tracked = app.cmids.len();
+        match app.cmids.get_mut(&req.cmid) {
+            Some(counted) => {
+                if valid_answer && !*counted {
+                    *counted = true;
+                    app.answered_cmids += 1;
+                }
             }
-            host.epids.insert(resp.epid.clone());
+            None if tracked < MAX_CMIDS_PER_APP => {
+                app.cmids.insert(req.cmid.clone(), valid_answer);
+                if valid_answer {
+                    app.answered_cmids += 1;
+                }
+            }
+            None => app.cmids_untracked += 1,
+        }
+        let n = req.required_count;
+        if n != 25 && n != 5 {
+            let len = app.odd_n.len();
+            if len < MAX_SMALL_MAP || app.odd_n.contains_key(&n) {
+                app.odd_n
+                    .entry(n)
+                    .or_default()
+                    .add_labeled(ev.frame, ev.ts, &ws);
+            }
+        }
+        product_issues(app, req, ev.frame, ev.ts, &ws);
+        if let Some(resp) = &call.response {
+            let count = resp.current_count;
+            let frame = call.response_frame.unwrap_or(ev.frame);
+            app.last_count = Some(count);
+            app.max_count = Some(app.max_count.map_or(count, |m| m.max(count)));
+            app.min_count = Some(app.min_count.map_or(count, |m| m.min(count)));
+            if app.count_history.last().is_none_or(|s| s.count != count)
+                && app.count_history.len() < MAX_COUNT_HISTORY
+            {
+                app.count_history.push(CountSample {
+                    frame,
+                    count,
+                    required_count: n,
+                });
+            }
+            if valid_answer {
+                if count < n {
+                    app.below.add_labeled(ev.frame, ev.ts, &ws);
+                    app.last_below = Some((count, n));
+                } else if count < n.saturating_add(margin) {
+                    app.thin.add_labeled(ev.frame, ev.ts, &ws);
+                    app.last_thin = Some((count, n));
+                }
+                // KMS-03: the host has answered (so counted) more distinct machines in the last 30
+                // days than the count it returns, and the count is below its cache size.
+                let threshold = app.catalog_threshold.unwrap_or(0).max(n);
+                let cache = threshold.saturating_mul(2);
+                let within_window = app
+                    .first_ts
+                    .is_some_and(|f| ev.ts.0.saturating_sub(f.0) <= CMID_WINDOW_NS);
+                let distinct = app.answered_cmids;
+                let expected = u32::try_from(distinct).unwrap_or(u32::MAX).min(cache);
+                if within_window && app.cmids_untracked == 0 && count < expected {
+                    app.flat.add_labeled(ev.frame, ev.ts, &ws);
+                    app.first_flat.get_or_insert((ev.frame, count, distinct));
+                }
+                let catalog_cache = app.catalog_threshold.map(|t| t.saturating_mul(2));
+                if catalog_cache.is_some_and(|c| count > c) {
+                    app.above_cache.add_labeled(ev.frame, ev.ts, &cip);
+                    app.first_above_cache.get_or_insert((count, n));
+                }
+            }
+            if !app.epids.iter().any(|(e, _)| e == &resp.epid) {
+                if !app.epids.is_empty() {
+                    app.epid_changes.add_labeled(ev.frame, ev.ts, &resp.epid);
+                }
+                if app.epids.len() < MAX_EPIDS {
+                    app.epids.push((resp.epid.clone(), ev.frame));
+                }
+            } else if app.epids.last().is_some_and(|(e, _)| e != &resp.epid) {
+                app.epid_changes.add_labeled(ev.frame, ev.ts, &resp.epid);
+            }
+            if host.epids.len() < MAX_EPIDS {
+                host.epids.insert(resp.epid.clone());
+            }
             let list = host.epids_by_kms.entry(req.kms_id.clone()).or_default();
-            if list.len() < MAX_COUNT_SAMPLES && !list.iter().any(|(e, _)| e == &resp.epid) {
+            if list.len() < MAX_EPIDS && !list.iter().any(|(e, _)| e == &resp.epid) {
                 list.push((resp.epid.clone(), ev.frame));
             }
+            if !host.epid_issues.contains_key(&resp.epid) && host.epid_issues.len() < MAX_EPIDS {
+                let mut issues = kms::parse_epid(&resp.epid).issues();
+                if let (Some(inst), Some(now)) =
+                    (resp.host.key_installed.as_deref(), Some(ev.ts.date()))
+                {
+                    let today = format!("{:04}-{:02}-{:02}", now.0, now.1, now.2);
+                    if inst > today.as_str() {
+                        issues.push("installed_in_future");
+                    }
+                }
+                host.epid_issues
+                    .insert(resp.epid.clone(), (issues, Evidence::default()));
+            }
+            if let Some((_, e)) = host.epid_issues.get_mut(&resp.epid) {
+                e.add_labeled(ev.frame, ev.ts, &cip);
+            }
             if let Some(h) = &resp.hwid {
-                host.hwids.insert(h.clone());
+                if host.hwids.len() < MAX_EPIDS {
+                    host.hwids.insert(h.clone());
+                }
+                if let Some((_, why)) = EMULATOR_HWIDS.iter().find(|(id, _)| id == h) {
+                    fingerprint(host, "default_hwid", why, ev.frame, ev.ts, &cip);
+                }
+            }
+            let iv = (resp.activation_interval_min, resp.renewal_interval_min);
+            if iv != (120, 10080)
+                && (host.intervals.len() < MAX_SMALL_MAP || host.intervals.contains_key(&iv))
+            {
+                host.intervals
+                    .entry(iv)
+                    .or_default()
+                    .add_labeled(ev.frame, ev.ts, &ws);
             }
         }
-        let client = self.clients.entry(req.cmid.clone()).or_default();
-        client.workstations.insert(req.workstation.clone());
-        if let Some(c) = ev.client {
-            client.addresses.insert(c.ip);
+        // Per client machine.
+        if !self.clients.contains_key(&req.cmid) && self.clients.len() >= MAX_CLIENTS {
+            self.clients_untracked += 1;
+            return;
         }
-        client.products.insert(
-            req.sku_name
-                .map(str::to_string)
-                .unwrap_or_else(|| req.sku_id.clone()),
-        );
+        let client = self.clients.entry(req.cmid.clone()).or_default();
+        if client.requests == 0 {
+            client.first_frame = ev.frame;
+        }
+        client.requests += 1;
+        if client.workstations.len() < MAX_CLIENT_FACTS {
+            client.workstations.insert(req.workstation.clone());
+        }
+        let lower = req.workstation.to_lowercase();
+        if !client.names.labels.contains(&lower) {
+            client.names.add_labeled(ev.frame, ev.ts, &lower);
+        }
+        if let Some(c) = client_ep {
+            if client.addresses.len() < MAX_CLIENT_FACTS {
+                client.addresses.insert(c.ip);
+            }
+            if let Some((ip, t)) = client.last_addr
+                && ip != c.ip
+                && ev.ts.0.saturating_sub(t.0).abs() <= DUPLICATE_ADDR_WINDOW_NS
+            {
+                client
+                    .addr_overlap
+                    .add_labeled(ev.frame, ev.ts, &c.ip.to_string());
+                client.addr_overlap.label(&ip.to_string());
+            }
+            client.last_addr = Some((c.ip, ev.ts));
+        }
+        if client.products.len() < MAX_CLIENT_FACTS {
+            client.products.insert(product);
+        }
         if client.frames.len() < MAX_FRAMES_PER_CLIENT {
             client.frames.push(ev.frame);
         }
+        client.last_frame = client.last_frame.max(ev.frame);
+        client.last_ts = Some(ev.ts);
         client.last_outcome = call.outcome;
         client.last_server = Some(server);
+        client.last_client = client_ep;
+        client.last_license_status = Some(req.license_status.clone());
+        client.last_workstation.clone_from(&req.workstation);
+        client.discovery_snapshot = None;
+        if let Some(cl) = client_ep
+            && !self.net.is_tracked(cl, server)
+        {
+            let tmp = Attempt {
+                frame: ev.frame,
+                ts: ev.ts,
+                client_port: cl.port,
+                server,
+                connect: ConnectResult::Established,
+                syns: 0,
+                bind: None,
+                call: None,
+                dns: None,
+            };
+            client.discovery_snapshot = Some(Box::new(self.net.chain(cl, server, &tmp)));
+        }
+        if let Some(p) = &req.previous_cmid
+            && client.previous_cmid.is_none()
+        {
+            client.previous_cmid = Some((p.clone(), ev.frame));
+        }
+        if let Some(ct) = parse_rfc3339_secs(&req.client_time) {
+            let skew = ct - ev.ts.secs();
+            client.skew_evidence.add(ev.frame, ev.ts);
+            if client
+                .skew
+                .as_ref()
+                .is_none_or(|(s, ..)| skew.abs() > s.abs())
+            {
+                client.skew = Some((skew, ev.frame, req.client_time.clone(), ev.ts));
+            }
+        }
+        let code = req.license_status_code;
+        if (3..=6).contains(&code) {
+            client.lapsed_evidence.add(ev.frame, ev.ts);
+            client.lapsed = Some((
+                req.license_status.clone(),
+                code,
+                req.binding_expiration_min,
+                client.lapsed.as_ref().map_or(ev.frame, |l| l.3),
+            ));
+        } else if (code == 1 || code == 2)
+            && req.binding_expiration_min > 0
+            && req.binding_expiration_min < super::checks::kms::GRACE_WARN_MIN
+        {
+            client.grace_evidence.add(ev.frame, ev.ts);
+            if client
+                .grace
+                .as_ref()
+                .is_none_or(|g| req.binding_expiration_min < g.1)
+            {
+                client.grace = Some((
+                    req.license_status.clone(),
+                    req.binding_expiration_min,
+                    ev.frame,
+                ));
+            }
+        }
+        if call.outcome == "activated" {
+            let renewal = call
+                .response
+                .as_ref()
+                .map_or(10080, |r| r.renewal_interval_min);
+            client.last_success = Some((ev.ts, ev.frame, renewal));
+        } else if call.status != "unanswered" || call.reason != Some("capture_ended") {
+            client.failure_count += 1;
+            if client.failures.len() < MAX_FAILURES_PER_CLIENT {
+                client.failures.push(Failure {
+                    ts: ev.ts,
+                    frame: ev.frame,
+                    outcome: call.outcome,
+                    client_secs: parse_rfc3339_secs(&req.client_time),
+                });
+            }
+        }
+    }
+
+    /// All-rejecting binds never followed by an acceptance on their connection (RPC-03).
+    pub fn unrecovered_binds(&self) -> Vec<((Endpoint, Endpoint), (u64, Ts))> {
+        let mut v: Vec<_> = self.pending_binds.iter().map(|(k, v)| (*k, *v)).collect();
+        v.sort_by_key(|(_, (f, _))| *f);
+        v
     }
 
     /// The `hosts` array of the summary event.
@@ -143,17 +871,146 @@ impl State {
                         app_name: a.app_name,
                         kms_id: kms_id.clone(),
                         kms_name: a.kms_name,
-                        last_count: a.counts.last().map(|c| c.1),
-                        max_count: a.counts.iter().map(|c| c.1).max(),
+                        last_count: a.last_count,
+                        max_count: a.max_count,
                         required_count: a.required_count,
                         requests: a.requests,
                         refused: a.refused,
                         failed: a.failed,
-                        distinct_cmids: a.cmids.len() as u64,
+                        distinct_cmids: a.cmids.len() as u64 + a.cmids_untracked,
                         by_license_status: a.by_license_status.clone(),
+                        epids: a.epids.iter().map(|(e, _)| e.clone()).collect(),
+                        count_history: a.count_history.clone(),
                     })
                     .collect(),
             })
             .collect()
+    }
+
+    /// The `client_list` of the summary: the first [`MAX_CLIENT_LIST`] clients by first frame, each
+    /// with the discovery chain of its last call.
+    pub fn client_list(&self) -> Vec<ClientEntry> {
+        let mut v: Vec<(&String, &ClientState)> = self.clients.iter().collect();
+        v.sort_by_key(|(cmid, c)| (c.first_frame, (*cmid).clone()));
+        v.truncate(MAX_CLIENT_LIST);
+        v.into_iter()
+            .map(|(cmid, c)| {
+                let discovery = match (c.last_client, c.last_server) {
+                    (Some(cl), Some(sv)) => {
+                        let fallback = Attempt {
+                            frame: c.last_frame,
+                            ts: c.last_ts.unwrap_or_default(),
+                            client_port: cl.port,
+                            server: sv,
+                            connect: ConnectResult::Established,
+                            syns: 0,
+                            bind: None,
+                            call: Some((c.last_frame, c.last_outcome)),
+                            dns: c.discovery_snapshot.clone(),
+                        };
+                        self.net.chain(cl, sv, &fallback)
+                    }
+                    _ => crate::event::DiscoveryChain {
+                        method: "unknown",
+                        ..Default::default()
+                    },
+                };
+                ClientEntry {
+                    cmid: cmid.clone(),
+                    workstations: c.workstations.iter().cloned().collect(),
+                    addresses: c.addresses.iter().copied().collect(),
+                    products: c.products.iter().cloned().collect(),
+                    requests: c.requests,
+                    first_frame: c.first_frame,
+                    last_frame: c.last_frame,
+                    last_outcome: c.last_outcome,
+                    last_server: c.last_server,
+                    license_status: c.last_license_status.clone(),
+                    discovery,
+                }
+            })
+            .collect()
+    }
+}
+
+fn fingerprint(
+    host: &mut HostState,
+    key: &'static str,
+    why: &str,
+    frame: u64,
+    ts: Ts,
+    client: &str,
+) {
+    if let Some((_, e)) = host.fingerprints.get_mut(key) {
+        e.add_labeled(frame, ts, client);
+        return;
+    }
+    let mut e = Evidence::default();
+    e.add_labeled(frame, ts, client);
+    host.fingerprints.insert(key, (why.to_string(), e));
+}
+
+/// KMS-13 evidence: product ids the catalog does not know, or an ApplicationId that does not match
+/// the catalog's for the KMS counted id / SKU.
+fn product_issues(
+    app: &mut AppState,
+    req: &crate::event::KmsRequestInfo,
+    frame: u64,
+    ts: Ts,
+    ws: &str,
+) {
+    let mut issues: Vec<String> = Vec::new();
+    let parse = crate::guid::Guid::parse;
+    let app_id = parse(&req.app_id);
+    if req.app_name.is_none() {
+        issues.push(format!("unknown ApplicationId {}", req.app_id));
+    }
+    match parse(&req.kms_id).and_then(|g| kms::products::kms(&g)) {
+        None => issues.push(format!("unknown KMS counted id {}", req.kms_id)),
+        Some(k) if app_id.is_some_and(|a| a != k.app) => issues.push(format!(
+            "ApplicationId {} does not match the KMS counted id {} ({}), which belongs to {}",
+            req.app_id, req.kms_id, k.name, k.app
+        )),
+        Some(_) => {}
+    }
+    match parse(&req.sku_id).and_then(|g| kms::products::sku(&g)) {
+        None => issues.push(format!("unknown SKU {}", req.sku_id)),
+        Some(s) if app_id.is_some_and(|a| a != s.app) => issues.push(format!(
+            "SKU {} ({}) belongs to ApplicationId {}, not {}",
+            req.sku_id, s.name, s.app, req.app_id
+        )),
+        Some(_) => {}
+    }
+    for i in issues {
+        if app.product_issues.len() < MAX_SMALL_MAP || app.product_issues.contains_key(&i) {
+            app.product_issues
+                .entry(i)
+                .or_default()
+                .add_labeled(frame, ts, ws);
+        }
+    }
+}
+
+/// Every server address seen with KMS traffic or a KMS bind.
+pub fn kms_servers(state: &State) -> BTreeSet<Endpoint> {
+    let mut v: BTreeSet<Endpoint> = state.hosts.keys().copied().collect();
+    v.extend(state.servers.iter().filter(|(_, s)| s.kms).map(|(e, _)| *e));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_parse() {
+        assert_eq!(parse_rfc3339_secs("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339_secs("2026-11-23T15:18:34Z"),
+            Some(1_795_447_114)
+        );
+        assert_eq!(parse_rfc3339_secs("2026-11-23T15:18:34"), None);
+        assert_eq!(parse_rfc3339_secs("2026-13-23T15:18:34Z"), None);
+        assert!(parse_rfc3339_secs("60056-05-28T05:36:10Z").is_some());
     }
 }

@@ -116,6 +116,8 @@ impl Engine {
         for p in &cfg.kms_ports {
             watched_ports.insert(*p, ());
         }
+        // The state applies the policy's KMS-02 margin and RPC-06 limit while folding events in.
+        let state = State::with_policy(&cfg.policy);
         Engine {
             decoder: Decoder::new(),
             core: Core {
@@ -123,7 +125,7 @@ impl Engine {
                 dns: DnsTracker::new(cfg.dns_timeout_ns),
                 cfg,
                 flows: FlowTable::default(),
-                state: State::default(),
+                state,
                 stats: Stats::default(),
                 watched_ports,
                 rpc_buf: Vec::new(),
@@ -1029,12 +1031,16 @@ impl Core {
 
     /// Runs the checks over the state and emits the findings.
     fn findings(&mut self, ts: Ts, out: &mut dyn FnMut(&Event)) {
+        // The time-based checks (KMS-19/20, RPC-02, DNS-04) need the capture's span, not only the
+        // span of the events.
+        self.state.set_span(self.stats.first_ts, ts);
         let findings = crate::analysis::checks::run(&self.state, &self.cfg.policy);
         for f in findings {
             *self.stats.findings.entry(f.severity.as_str()).or_insert(0) += 1;
             let frame = f.frames.first().copied().unwrap_or(0);
             let ev = Event {
-                ts,
+                // The envelope's ts is the capture time of the first evidence packet.
+                ts: f.first_ts.unwrap_or(ts),
                 event: "finding",
                 source: self.source.clone(),
                 frame,
@@ -1064,7 +1070,8 @@ impl Core {
             anomalies: self.stats.anomalies,
             findings: self.stats.findings.clone(),
             hosts: self.state.host_summaries(),
-            clients: self.state.clients.len() as u64,
+            clients: self.state.clients.len() as u64 + self.state.clients_untracked,
+            client_list: self.state.client_list(),
             last,
         }
     }

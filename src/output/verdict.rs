@@ -1257,6 +1257,7 @@ mod tests {
             predicts: None,
             frames: vec![7],
             count: 1,
+            first_ts: None,
             subject: Subject {
                 workstation: ws.map(str::to_string),
                 ..Subject::default()

@@ -645,13 +645,11 @@ fn event_loop(
 pub fn read_files(
     files: &[String],
     speed: Option<f64>,
+    engine: EngineConfig,
     extra: Vec<Box<dyn Sink + Send>>,
 ) -> io::Result<Vec<String>> {
     let (sink, rx) = channel(Backpressure::Block);
-    let opts = ReplayOptions {
-        speed,
-        engine: EngineConfig::default(),
-    };
+    let opts = ReplayOptions { speed, engine };
     let engine = spawn_replay(files.to_vec(), opts, sink, extra)?;
     let app = run_tui(
         rx,

@@ -71,13 +71,14 @@ fn finding(check: &'static str, sev: Severity, frames: Vec<u64>, message: &str) 
             predicts: None,
             frames,
             count: 4,
-            subject: Subject::default(),
+            first_ts: None,            subject: Subject::default(),
         }),
     }
 }
 
-/// The app for the two captures, with a hand-made finding citing the s10 clones (the checks may
-/// not emit one yet) and one citing no call.
+/// The app for the two captures, with a hand-made finding citing the s10 clones and one citing no
+/// call (the engine's own findings are left out so that the snapshots stay small and fixed; the
+/// real ones are tested in `real_findings_link_to_their_calls`).
 fn app_with_findings() -> App {
     let evs = events_of(&[
         "captures/interop/s14_ticket_combined.pcapng",
@@ -86,6 +87,9 @@ fn app_with_findings() -> App {
     let mut app = App::new("captures/interop/s14_ticket_combined.pcapng");
     let mut clone_frames = Vec::new();
     for ev in evs {
+        if matches!(ev.body, Body::Finding(_)) {
+            continue;
+        }
         if let Body::Kms(c) = &ev.body
             && ev.source.contains("s10")
             && c.request
@@ -98,7 +102,7 @@ fn app_with_findings() -> App {
     }
     assert!(clone_frames.len() >= 2, "s10 has clones");
     app.add_event(Arc::new(finding(
-        "KMS-07",
+        "KMS-04",
         Severity::Error,
         clone_frames,
         "4 machines (W10-CLONE-01..04) send the same CMID 85b0cf33-f3b5-4d79-b32b-0167aaab763e: the host counts them once.",
@@ -219,7 +223,7 @@ fn narrow_layout_shows_each_pane_in_turn() {
     let mut app = app_with_findings();
     for (pane, expect) in [
         (Pane::Detail, "Connection"),
-        (Pane::Findings, "KMS-07"),
+        (Pane::Findings, "KMS-04"),
         (Pane::Hosts, "count"),
         (Pane::Dns, "_vlmcs._tcp"),
     ] {
@@ -251,7 +255,7 @@ fn wide_layout_has_everything_at_once() {
         "Hex: request",
         "KMS hosts",
         "count 1/25",
-        "KMS-07",
+        "KMS-04",
         "_vlmcs._tcp.corp.example",
         "1234 pkts",
     ] {
@@ -268,7 +272,7 @@ fn medium_layout_shows_hosts_and_findings_beside_the_calls() {
         "Connection",
         "KMS hosts",
         "count 1/25",
-        "KMS-07",
+        "KMS-04",
     ] {
         assert!(s.contains(want), "missing {want}:\n{s}");
     }
@@ -327,7 +331,7 @@ fn enter_on_a_finding_selects_its_call() {
 fn filter_by_check_and_host_enter() {
     let mut app = app_with_findings();
     draw(&mut app, 160, 48);
-    app.apply_filter_text("check=KMS-07");
+    app.apply_filter_text("check=KMS-04");
     assert_eq!(app.view.len(), 4);
     app.apply_filter_text("");
     let all = app.view.len();
@@ -456,7 +460,7 @@ fn hostile_events() -> Vec<Event> {
             ..Default::default()
         })),
     };
-    let mut f = finding("KMS-07", Severity::Critical, vec![5], HOSTILE);
+    let mut f = finding("KMS-04", Severity::Critical, vec![5], HOSTILE);
     if let Body::Finding(x) = &mut f.body {
         x.fix = HOSTILE.into();
         x.predicts = Some("0xC004F038");
@@ -536,7 +540,7 @@ fn hundred_thousand_calls_render_a_window() {
     let t1 = Instant::now();
     app.ingest(Msg::Events(batch));
     app.add_event(Arc::new(finding(
-        "KMS-07",
+        "KMS-04",
         Severity::Warning,
         vec![99_991],
         "one",
@@ -617,4 +621,23 @@ fn block_mode_delivers_everything_in_order() {
     producer.join().unwrap();
     assert!(done);
     assert_eq!(next, n as u64);
+}
+
+#[test]
+fn real_findings_link_to_their_calls() {
+    // s10: the checks find the duplicate CMID of the four clones (KMS-04) and the low count (KMS-01).
+    let mut app = App::new("captures/interop/s10_duplicate_cmid.pcap");
+    for ev in events_of(&["captures/interop/s10_duplicate_cmid.pcap"]) {
+        app.add_event(Arc::new(ev));
+    }
+    let text = screen(&mut app, 160, 48);
+    assert!(text.contains("KMS-04"), "{text}");
+    assert!(text.contains("KMS-01"), "{text}");
+    app.apply_filter_text("check=KMS-04");
+    let text = screen(&mut app, 160, 48);
+    assert!(text.contains("W10-CLONE-01.corp.example"), "{text}");
+    assert!(
+        text.contains("Calls 4 of 5"),
+        "the four clones, not the fresh machine: {text}"
+    );
 }

@@ -165,6 +165,7 @@ fn finding(check: &'static str, severity: Severity, message: &str, frames: Vec<u
         predicts: Some("0xC004F038"),
         frames,
         count: 2,
+        first_ts: None,
         subject: Subject::default(),
     })
 }

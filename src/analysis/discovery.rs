@@ -1,0 +1,771 @@
+//! Discovery correlation (issue 3, item 3): what each client asked DNS and whom it then contacted.
+//! Built from `dns` events (SRV queries for `_vlmcs._tcp.<domain>`, A/AAAA lookups, every address a
+//! response carried) and from `rpc`/`kms` events (connection attempts, binds, calls), keyed by the
+//! client's address. From it [`NetState::chain`] rebuilds, for one connection, the chain SRV query
+//! -> chosen target -> address lookup -> TCP connect -> bind -> call, matching SRV targets and ports
+//! against the addresses and ports actually contacted.
+//!
+//! Every table is bounded by a named constant; what does not fit is counted, not stored.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use super::evidence::{Evidence, insert_bounded};
+use super::policy::normalize_name;
+use crate::event::{ChainDns, ChainStep, ChainTarget, DiscoveryChain, DnsExchange, Endpoint};
+use crate::time::Ts;
+
+/// The SRV owner-name prefix of KMS discovery (kms-protocol.md §1, checks.md 5.3).
+pub const VLMCS_PREFIX: &str = "_vlmcs._tcp.";
+/// Client addresses whose DNS and connection history is kept.
+pub const MAX_CLIENT_IPS: usize = 65_536;
+/// SRV lookups kept per client address (the latest ones by frame).
+pub const MAX_SRV_LOOKUPS_PER_CLIENT: usize = 8;
+/// A/AAAA lookups kept per client address (the latest ones by frame).
+pub const MAX_ADDR_LOOKUPS_PER_CLIENT: usize = 16;
+/// Connection attempts kept per client address (the first ones).
+pub const MAX_ATTEMPTS_PER_CLIENT: usize = 32;
+/// Distinct `_vlmcs._tcp` names tracked.
+pub const MAX_SRV_NAMES: usize = 4096;
+/// Distinct target sets kept per SRV name (DNS-13).
+pub const MAX_TARGET_SETS: usize = 8;
+/// SRV records kept per answer.
+pub const MAX_TARGETS_PER_ANSWER: usize = 16;
+/// Names whose addresses (A/AAAA/CNAME) are remembered.
+pub const MAX_NAMES: usize = 65_536;
+/// Addresses remembered per name.
+pub const MAX_ADDRS_PER_NAME: usize = 16;
+/// SRV target names whose addresses are remembered even when [`MAX_NAMES`] other names fill the
+/// tables (busy resolvers must not push the KMS hosts out).
+pub const MAX_SRV_TARGET_NAMES: usize = 4096;
+/// Unanswered queries remembered per SRV name (DNS-04).
+pub const MAX_UNANSWERED_KEPT: usize = 16;
+/// CNAME hops followed when resolving a name from the remembered answers.
+pub const MAX_CNAME_HOPS: usize = 8;
+
+/// One SRV record as a client received it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SrvTarget {
+    /// Target name, normalised (lower case, no trailing dot).
+    pub target: String,
+    pub port: u16,
+    pub priority: u16,
+    pub weight: u16,
+}
+
+/// One `_vlmcs._tcp` SRV lookup of a client.
+#[derive(Clone, Debug)]
+pub struct SrvLookup {
+    pub frame: u64,
+    pub ts: Ts,
+    /// Queried name as on the wire.
+    pub name: String,
+    /// `NOERROR`, `NXDOMAIN`, ...; `None` when unanswered.
+    pub rcode: Option<String>,
+    pub targets: Vec<SrvTarget>,
+    /// Addresses the additional section gave for the targets: (normalised name, address).
+    pub additional: Vec<(String, IpAddr)>,
+}
+
+/// One A/AAAA lookup of a client.
+#[derive(Clone, Debug)]
+pub struct AddrLookup {
+    pub frame: u64,
+    pub ts: Ts,
+    /// Normalised queried name.
+    pub name: String,
+    pub qtype: String,
+    pub rcode: Option<String>,
+    pub addrs: Vec<IpAddr>,
+}
+
+/// How a connection attempt ended at the TCP level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectResult {
+    Established,
+    Refused,
+    NoAnswer,
+    Reset,
+}
+
+impl ConnectResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectResult::Established => "established",
+            ConnectResult::Refused => "refused",
+            ConnectResult::NoAnswer => "no_answer",
+            ConnectResult::Reset => "reset",
+        }
+    }
+
+    /// Refused or never answered: the client reached nothing.
+    pub fn failed(self) -> bool {
+        matches!(self, ConnectResult::Refused | ConnectResult::NoAnswer)
+    }
+}
+
+/// One TCP connection of a client towards a KMS (or SRV-advertised) port.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    /// Frame of the first evidence (SYN for failed connects, bind_ack or request otherwise).
+    pub frame: u64,
+    pub ts: Ts,
+    pub client_port: u16,
+    pub server: Endpoint,
+    pub connect: ConnectResult,
+    /// SYNs the client sent (failed connects).
+    pub syns: u32,
+    /// (frame, `accepted` / `rejected` / `bind_nak`) of the bind.
+    pub bind: Option<(u64, &'static str)>,
+    /// (frame, outcome) of the last call.
+    pub call: Option<(u64, &'static str)>,
+    /// The DNS part of the chain (SRV query, target, address lookup, method), taken when the
+    /// attempt was first seen, while the client's recent lookups were still in its bounded history.
+    pub dns: Option<Box<DiscoveryChain>>,
+}
+
+/// DNS and connection history of one client address.
+#[derive(Clone, Debug, Default)]
+pub struct ClientNet {
+    /// Any DNS query from this address was captured.
+    pub dns_seen: bool,
+    pub srv: Vec<SrvLookup>,
+    pub lookups: Vec<AddrLookup>,
+    pub attempts: Vec<Attempt>,
+    pub attempts_dropped: u64,
+    /// Latest frame at which the client got a usable SRV answer or an activation.
+    pub last_success_frame: u64,
+}
+
+/// Everything seen for one `_vlmcs._tcp.<domain>` name.
+#[derive(Clone, Debug, Default)]
+pub struct SrvName {
+    /// The name as first seen on the wire.
+    pub display: String,
+    pub nxdomain: Evidence,
+    pub nodata: Evidence,
+    /// Other failing RCODEs (SERVFAIL, REFUSED, ...), by name.
+    pub failed: BTreeMap<String, Evidence>,
+    /// Unanswered queries: (frame, ts, retransmissions, client).
+    pub unanswered: Vec<(u64, Ts, u32, IpAddr)>,
+    pub unanswered_count: u64,
+    /// Answers with at least one SRV record.
+    pub answered: Evidence,
+    /// Distinct target sets, each with the resolvers that gave it and its evidence.
+    pub target_sets: Vec<(Vec<SrvTarget>, Vec<IpAddr>, Evidence)>,
+    /// Most SRV records in one answer (DNS-08: every answer had exactly one when this is 1).
+    pub max_targets: usize,
+}
+
+/// Failed address lookups of one name (DNS-05).
+#[derive(Clone, Debug, Default)]
+pub struct LookupFailure {
+    pub nxdomain: Evidence,
+    pub a_nodata: Evidence,
+    pub aaaa_nodata: Evidence,
+}
+
+/// The discovery state of one source.
+#[derive(Clone, Debug, Default)]
+pub struct NetState {
+    pub clients: HashMap<IpAddr, ClientNet>,
+    /// Client addresses not tracked because [`MAX_CLIENT_IPS`] were.
+    pub clients_untracked: u64,
+    pub srv_names: BTreeMap<String, SrvName>,
+    /// Addresses per normalised name, from every answer and additional section.
+    pub name_addrs: HashMap<String, Vec<IpAddr>>,
+    /// CNAME per normalised name.
+    pub cnames: HashMap<String, String>,
+    /// Reverse indexes: names per address, CNAME owners per target (bounded like the forward ones).
+    addr_names: HashMap<IpAddr, Vec<String>>,
+    cname_owners: HashMap<String, Vec<String>>,
+    /// Names advertised as SRV targets (they always get room in the tables above).
+    srv_targets: std::collections::HashSet<String>,
+    pub lookup_failures: HashMap<String, LookupFailure>,
+    /// Any DNS exchange was captured.
+    pub dns_seen: bool,
+}
+
+fn is_multicast_dns(server: Option<Endpoint>) -> bool {
+    server.is_some_and(|s| s.ip.is_multicast() || s.port == 5353 || s.port == 5355)
+}
+
+impl NetState {
+    /// The history of `ip`, created if there is room. Addresses seen only in ordinary lookups may
+    /// fill half the table; KMS discovery (SRV queries) and connections may use all of it.
+    fn client_mut(&mut self, ip: IpAddr, essential: bool) -> Option<&mut ClientNet> {
+        if !self.clients.contains_key(&ip) {
+            let cap = if essential {
+                MAX_CLIENT_IPS
+            } else {
+                MAX_CLIENT_IPS / 2
+            };
+            if self.clients.len() >= cap {
+                self.clients_untracked += 1;
+                return None;
+            }
+            self.clients.insert(ip, ClientNet::default());
+        }
+        self.clients.get_mut(&ip)
+    }
+
+    /// True when a table of `len` entries may take `name`: below [`MAX_NAMES`], or an SRV target
+    /// below the reserve.
+    fn room(&self, len: usize, name: &str) -> bool {
+        len < MAX_NAMES
+            || (len < MAX_NAMES + MAX_SRV_TARGET_NAMES && self.srv_targets.contains(name))
+    }
+
+    fn learn(&mut self, d: &DnsExchange) {
+        for r in d.answers.iter() {
+            if let (true, Some(t)) = (r.rtype == "SRV", &r.target)
+                && self.srv_targets.len() < MAX_SRV_TARGET_NAMES
+            {
+                self.srv_targets.insert(normalize_name(t));
+            }
+        }
+        for r in d.answers.iter().chain(d.additional.iter()) {
+            let name = normalize_name(&r.name);
+            match (r.rtype.as_str(), r.address, &r.target) {
+                ("A" | "AAAA", Some(a), _) => {
+                    if !self.name_addrs.contains_key(&name)
+                        && !self.room(self.name_addrs.len(), &name)
+                    {
+                        continue;
+                    }
+                    if self.room(self.addr_names.len(), &name) || self.addr_names.contains_key(&a) {
+                        let r = self.addr_names.entry(a).or_default();
+                        insert_bounded(r, name.clone(), MAX_ADDRS_PER_NAME);
+                    }
+                    let v = self.name_addrs.entry(name).or_default();
+                    insert_bounded(v, a, MAX_ADDRS_PER_NAME);
+                }
+                ("CNAME", _, Some(t)) => {
+                    let t = normalize_name(t);
+                    if self.cname_owners.len() < MAX_NAMES || self.cname_owners.contains_key(&t) {
+                        let r = self.cname_owners.entry(t.clone()).or_default();
+                        insert_bounded(r, name.clone(), MAX_ADDRS_PER_NAME);
+                    }
+                    if self.cnames.len() < MAX_NAMES || self.cnames.contains_key(&name) {
+                        self.cnames.insert(name, t);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Folds one `dns` event in.
+    pub fn observe_dns(
+        &mut self,
+        frame: u64,
+        ts: Ts,
+        client: Option<Endpoint>,
+        server: Option<Endpoint>,
+        d: &DnsExchange,
+    ) {
+        self.dns_seen = true;
+        self.learn(d);
+        if d.opcode != "QUERY" || is_multicast_dns(server) {
+            return;
+        }
+        let (Some(query), Some(qtype)) = (&d.query, &d.qtype) else {
+            return;
+        };
+        let Some(client) = client else {
+            return;
+        };
+        let name = normalize_name(query);
+        let answered = d.status != "unanswered";
+        let nodata =
+            d.rcode.as_deref() == Some("NOERROR") && !d.answers.iter().any(|r| r.rtype == *qtype);
+        let query_seen = d.status != "response_only";
+        if qtype == "SRV" && name.starts_with(VLMCS_PREFIX) {
+            self.observe_srv(frame, ts, client, server, query, &name, d);
+        } else if qtype == "A" || qtype == "AAAA" {
+            let addrs: Vec<IpAddr> = d.answers.iter().filter_map(|r| r.address).collect();
+            let failed = answered && (d.rcode.as_deref() == Some("NXDOMAIN") || nodata);
+            if failed
+                && (self.room(self.lookup_failures.len(), &name)
+                    || self.lookup_failures.contains_key(&name))
+            {
+                let f = self.lookup_failures.entry(name.clone()).or_default();
+                let ip = client.ip.to_string();
+                if d.rcode.as_deref() == Some("NXDOMAIN") {
+                    f.nxdomain.add_labeled(frame, ts, &ip);
+                } else if qtype == "A" {
+                    f.a_nodata.add_labeled(frame, ts, &ip);
+                } else {
+                    f.aaaa_nodata.add_labeled(frame, ts, &ip);
+                }
+            }
+            if let Some(c) = self.client_mut(client.ip, false) {
+                c.dns_seen |= query_seen;
+                push_latest(
+                    &mut c.lookups,
+                    AddrLookup {
+                        frame,
+                        ts,
+                        name,
+                        qtype: qtype.clone(),
+                        rcode: d.rcode.clone(),
+                        addrs,
+                    },
+                    MAX_ADDR_LOOKUPS_PER_CLIENT,
+                    |l| l.frame,
+                );
+            }
+        } else if query_seen && let Some(c) = self.client_mut(client.ip, false) {
+            c.dns_seen = true;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn observe_srv(
+        &mut self,
+        frame: u64,
+        ts: Ts,
+        client: Endpoint,
+        server: Option<Endpoint>,
+        query: &str,
+        name: &str,
+        d: &DnsExchange,
+    ) {
+        let mut targets: Vec<SrvTarget> = d
+            .answers
+            .iter()
+            .filter(|r| r.rtype == "SRV")
+            .filter_map(|r| {
+                Some(SrvTarget {
+                    target: normalize_name(r.target.as_deref()?),
+                    port: r.port?,
+                    priority: r.priority.unwrap_or(0),
+                    weight: r.weight.unwrap_or(0),
+                })
+            })
+            // RFC 2782: a target of "." means the service is decidedly not available.
+            .filter(|t| !t.target.is_empty())
+            .take(MAX_TARGETS_PER_ANSWER)
+            .collect();
+        targets.sort();
+        targets.dedup();
+        let additional: Vec<(String, IpAddr)> = d
+            .answers
+            .iter()
+            .chain(d.additional.iter())
+            .filter_map(|r| Some((normalize_name(&r.name), r.address?)))
+            .take(MAX_ADDRS_PER_NAME)
+            .collect();
+        let answered = d.status != "unanswered";
+        let ok = d.rcode.as_deref() == Some("NOERROR") && !targets.is_empty();
+        let ip = client.ip.to_string();
+        if self.srv_names.len() < MAX_SRV_NAMES || self.srv_names.contains_key(name) {
+            let s = self.srv_names.entry(name.to_string()).or_default();
+            if s.display.is_empty() {
+                s.display = query.to_string();
+            }
+            match d.rcode.as_deref() {
+                None if !answered => {
+                    s.unanswered_count += 1;
+                    if s.unanswered.len() < MAX_UNANSWERED_KEPT {
+                        s.unanswered.push((frame, ts, d.retransmissions, client.ip));
+                    }
+                }
+                Some("NXDOMAIN") => s.nxdomain.add_labeled(frame, ts, &ip),
+                Some("NOERROR") if targets.is_empty() => s.nodata.add_labeled(frame, ts, &ip),
+                Some("NOERROR") => {
+                    s.answered.add_labeled(frame, ts, &ip);
+                    s.max_targets = s.max_targets.max(targets.len());
+                }
+                Some(other) => s
+                    .failed
+                    .entry(other.to_string())
+                    .or_default()
+                    .add_labeled(frame, ts, &ip),
+                None => {}
+            }
+            // Target sets for DNS-13: answers with records, and definite "no record" answers.
+            let definite = matches!(d.rcode.as_deref(), Some("NOERROR" | "NXDOMAIN"));
+            if definite {
+                let key: Vec<SrvTarget> = targets.clone();
+                let resolver = server.map(|e| e.ip);
+                let n_sets = s.target_sets.len();
+                match s.target_sets.iter_mut().find(|(t, _, _)| *t == key) {
+                    Some((_, resolvers, ev)) => {
+                        ev.add_labeled(frame, ts, &ip);
+                        if let Some(r) = resolver {
+                            insert_bounded(resolvers, r, MAX_EVIDENCE_RESOLVERS);
+                        }
+                    }
+                    None if n_sets < MAX_TARGET_SETS => {
+                        let mut ev = Evidence::default();
+                        ev.add_labeled(frame, ts, &ip);
+                        s.target_sets
+                            .push((key, resolver.into_iter().collect(), ev));
+                    }
+                    None => {}
+                }
+            }
+        }
+        if let Some(c) = self.client_mut(client.ip, true) {
+            c.dns_seen |= d.status != "response_only";
+            if ok {
+                c.last_success_frame = c.last_success_frame.max(frame);
+            }
+            push_latest(
+                &mut c.srv,
+                SrvLookup {
+                    frame,
+                    ts,
+                    name: query.to_string(),
+                    rcode: d.rcode.clone(),
+                    targets,
+                    additional,
+                },
+                MAX_SRV_LOOKUPS_PER_CLIENT,
+                |l| l.frame,
+            );
+        }
+    }
+
+    /// Records a connection outcome or a bind / call on a connection of `client` to `server`.
+    pub fn observe_attempt(
+        &mut self,
+        client: Endpoint,
+        server: Endpoint,
+        frame: u64,
+        ts: Ts,
+        update: AttemptUpdate,
+    ) {
+        let Some(c) = self.client_mut(client.ip, true) else {
+            return;
+        };
+        if let AttemptUpdate::Call("activated") = update {
+            c.last_success_frame = c.last_success_frame.max(frame);
+        }
+        let idx = c
+            .attempts
+            .iter()
+            .position(|a| a.client_port == client.port && a.server == server);
+        let a = match idx {
+            Some(i) => &mut c.attempts[i],
+            None => {
+                if c.attempts.len() >= MAX_ATTEMPTS_PER_CLIENT {
+                    c.attempts_dropped += 1;
+                    return;
+                }
+                let mut attempt = Attempt {
+                    frame,
+                    ts,
+                    client_port: client.port,
+                    server,
+                    connect: ConnectResult::Established,
+                    syns: 0,
+                    bind: None,
+                    call: None,
+                    dns: None,
+                };
+                // Snapshot the DNS part of the chain now (immutable borrow of the history).
+                if let Some(c) = self.clients.get(&client.ip) {
+                    attempt.dns = Some(Box::new(self.chain_of(c, &attempt)));
+                }
+                let Some(c) = self.clients.get_mut(&client.ip) else {
+                    return;
+                };
+                c.attempts.push(attempt);
+                let last = c.attempts.len() - 1;
+                &mut c.attempts[last]
+            }
+        };
+        if frame < a.frame {
+            a.frame = frame;
+            a.ts = ts;
+        }
+        match update {
+            AttemptUpdate::Connect(r, syns) => {
+                a.connect = r;
+                a.syns = a.syns.max(syns);
+            }
+            AttemptUpdate::Bind(result) => {
+                // A later acceptance (alter_context) overrides an earlier rejection.
+                if a.bind.is_none_or(|(_, r)| r != "accepted") {
+                    a.bind = Some((frame, result));
+                }
+            }
+            AttemptUpdate::Call(outcome) => a.call = Some((frame, outcome)),
+        }
+    }
+
+    /// Addresses of `name` (normalised) from every answer seen, following CNAMEs.
+    pub fn addrs_of(&self, name: &str) -> Vec<IpAddr> {
+        let mut out = Vec::new();
+        let mut n = name.to_string();
+        for _ in 0..MAX_CNAME_HOPS {
+            if let Some(v) = self.name_addrs.get(&n) {
+                for a in v {
+                    if !out.contains(a) {
+                        out.push(*a);
+                    }
+                }
+            }
+            match self.cnames.get(&n) {
+                Some(t) if *t != n => n = t.clone(),
+                _ => break,
+            }
+        }
+        out
+    }
+
+    /// Names (normalised) that resolved to `ip` in any answer seen (CNAME owners included).
+    pub fn names_of(&self, ip: IpAddr) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = self
+            .addr_names
+            .get(&ip)
+            .map(|v| v.iter().cloned().collect())
+            .unwrap_or_default();
+        let mut frontier: Vec<String> = out.iter().cloned().collect();
+        for _ in 0..MAX_CNAME_HOPS {
+            let mut next = Vec::new();
+            for n in &frontier {
+                for owner in self.cname_owners.get(n).into_iter().flatten() {
+                    if out.insert(owner.clone()) {
+                        next.push(owner.clone());
+                    }
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            frontier = next;
+        }
+        out
+    }
+
+    /// Addresses of an SRV target as a lookup saw them: its additional section, then every answer.
+    pub fn target_addrs(&self, lookup: &SrvLookup, target: &str) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = lookup
+            .additional
+            .iter()
+            .filter(|(n, _)| n == target)
+            .map(|(_, a)| *a)
+            .collect();
+        for a in self.addrs_of(target) {
+            if !v.contains(&a) {
+                v.push(a);
+            }
+        }
+        v
+    }
+
+    /// Every SRV record seen in an answer, with the SRV names that carried it.
+    pub fn advertised(&self) -> BTreeMap<(String, u16), AdvertisedTarget> {
+        let mut out: BTreeMap<(String, u16), AdvertisedTarget> = BTreeMap::new();
+        for s in self.srv_names.values() {
+            for (set, _, ev) in &s.target_sets {
+                for t in set {
+                    let e =
+                        out.entry((t.target.clone(), t.port))
+                            .or_insert_with(|| AdvertisedTarget {
+                                target: t.target.clone(),
+                                port: t.port,
+                                priority: t.priority,
+                                queries: Vec::new(),
+                                addrs: self.addrs_of(&t.target),
+                                evidence: Evidence::default(),
+                            });
+                    e.priority = e.priority.min(t.priority);
+                    insert_bounded(&mut e.queries, s.display.clone(), 8);
+                    e.evidence.merge(ev);
+                }
+            }
+        }
+        // Addresses carried only in additional sections of client lookups.
+        for c in self.clients.values() {
+            for l in &c.srv {
+                for t in &l.targets {
+                    if let Some(e) = out.get_mut(&(t.target.clone(), t.port)) {
+                        for a in self.target_addrs(l, &t.target) {
+                            insert_bounded(&mut e.addrs, a, MAX_ADDRS_PER_NAME);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The discovery chain of the connection `client` -> `server` whose first evidence is `frame`
+    /// (its attempt, when tracked, gives the connect / bind / call steps; `fallback` otherwise).
+    pub fn chain(&self, client: Endpoint, server: Endpoint, fallback: &Attempt) -> DiscoveryChain {
+        let Some(c) = self.clients.get(&client.ip) else {
+            let mut ch = match &fallback.dns {
+                Some(snap) => (**snap).clone(),
+                None => DiscoveryChain {
+                    method: "unknown",
+                    ..DiscoveryChain::default()
+                },
+            };
+            fill_steps(&mut ch, fallback);
+            return ch;
+        };
+        let attempt = c
+            .attempts
+            .iter()
+            .find(|a| a.client_port == client.port && a.server == server)
+            .unwrap_or(fallback);
+        self.chain_of(c, attempt)
+    }
+
+    /// True when the connection `client` -> `server` is among the tracked attempts.
+    pub fn is_tracked(&self, client: Endpoint, server: Endpoint) -> bool {
+        self.clients.get(&client.ip).is_some_and(|c| {
+            c.attempts
+                .iter()
+                .any(|a| a.client_port == client.port && a.server == server)
+        })
+    }
+
+    /// The discovery chain of one attempt of client history `c`: the DNS part snapshotted when the
+    /// attempt was first seen (or rebuilt from the history now), then its connect / bind / call.
+    pub fn chain_of(&self, c: &ClientNet, attempt: &Attempt) -> DiscoveryChain {
+        if let Some(snap) = &attempt.dns {
+            let mut ch = (**snap).clone();
+            fill_steps(&mut ch, attempt);
+            return ch;
+        }
+        let mut ch = DiscoveryChain::default();
+        let server = attempt.server;
+        let mut srv_before: Vec<&SrvLookup> =
+            c.srv.iter().filter(|l| l.frame < attempt.frame).collect();
+        srv_before.sort_by_key(|l| std::cmp::Reverse(l.frame));
+        let mut chosen: Option<(&SrvLookup, &SrvTarget)> = None;
+        for l in &srv_before {
+            if let Some(t) = l.targets.iter().find(|t| {
+                t.port == server.port && self.target_addrs(l, &t.target).contains(&server.ip)
+            }) {
+                chosen = Some((l, t));
+                break;
+            }
+        }
+        let shown_srv = chosen.map(|(l, _)| l).or(srv_before.first().copied());
+        ch.srv_query = shown_srv.map(|l| ChainDns {
+            frame: l.frame,
+            name: l.name.clone(),
+            qtype: "SRV".into(),
+            rcode: l.rcode.clone(),
+            answers: l
+                .targets
+                .iter()
+                .map(|t| format!("{}:{}", t.target, t.port))
+                .collect(),
+        });
+        let mut lookups: Vec<&AddrLookup> = c
+            .lookups
+            .iter()
+            .filter(|l| l.frame < attempt.frame)
+            .collect();
+        lookups.sort_by_key(|l| std::cmp::Reverse(l.frame));
+        // Prefer the lookup whose own answer carried the contacted address (the A answer rather
+        // than the empty AAAA answer next to it), then any lookup of the right name.
+        let by_name = |name: &str| {
+            lookups
+                .iter()
+                .find(|l| l.name == name && l.addrs.contains(&server.ip))
+                .or_else(|| lookups.iter().find(|l| l.name == name))
+                .copied()
+        };
+        let lookup = match chosen {
+            Some((_, t)) => by_name(&t.target),
+            None => lookups
+                .iter()
+                .find(|l| l.addrs.contains(&server.ip))
+                .or_else(|| {
+                    lookups
+                        .iter()
+                        .find(|l| self.addrs_of(&l.name).contains(&server.ip))
+                })
+                .copied(),
+        };
+        ch.address_lookup = lookup.map(|l| ChainDns {
+            frame: l.frame,
+            name: l.name.clone(),
+            qtype: l.qtype.clone(),
+            rcode: l.rcode.clone(),
+            answers: l.addrs.iter().map(|a| a.to_string()).collect(),
+        });
+        ch.target = chosen.map(|(_, t)| ChainTarget {
+            target: t.target.clone(),
+            port: t.port,
+            priority: t.priority,
+            weight: t.weight,
+        });
+        ch.method = if chosen.is_some() {
+            "dns_srv"
+        } else if lookup.is_some() {
+            "static_name"
+        } else if c.dns_seen {
+            "static_address"
+        } else {
+            "unknown"
+        };
+        fill_steps(&mut ch, attempt);
+        ch
+    }
+}
+
+/// Resolvers remembered per SRV target set.
+const MAX_EVIDENCE_RESOLVERS: usize = 8;
+
+fn fill_steps(ch: &mut DiscoveryChain, a: &Attempt) {
+    ch.connect = Some(ChainStep {
+        frame: a.frame,
+        server: Some(a.server),
+        result: a.connect.as_str().to_string(),
+    });
+    ch.bind = a.bind.map(|(frame, r)| ChainStep {
+        frame,
+        server: None,
+        result: r.to_string(),
+    });
+    ch.call = a.call.map(|(frame, r)| ChainStep {
+        frame,
+        server: None,
+        result: r.to_string(),
+    });
+}
+
+/// What an `rpc` or `kms` event tells about a connection attempt.
+#[derive(Clone, Copy, Debug)]
+pub enum AttemptUpdate {
+    /// TCP outcome and SYN count.
+    Connect(ConnectResult, u32),
+    /// `accepted`, `rejected`, `bind_nak`.
+    Bind(&'static str),
+    /// Call outcome.
+    Call(&'static str),
+}
+
+/// One SRV record (target and port) as advertised anywhere in the capture.
+#[derive(Clone, Debug)]
+pub struct AdvertisedTarget {
+    pub target: String,
+    pub port: u16,
+    /// Lowest priority it was advertised with.
+    pub priority: u16,
+    /// SRV names (as on the wire) that advertised it.
+    pub queries: Vec<String>,
+    /// Its addresses from every answer seen.
+    pub addrs: Vec<IpAddr>,
+    /// The answers that carried it.
+    pub evidence: Evidence,
+}
+
+/// Keeps the latest `max` items by key (`frame`), inserting in key order.
+fn push_latest<T>(v: &mut Vec<T>, item: T, max: usize, key: impl Fn(&T) -> u64) {
+    let k = key(&item);
+    let pos = v.iter().position(|x| key(x) > k).unwrap_or(v.len());
+    v.insert(pos, item);
+    if v.len() > max {
+        v.remove(0);
+    }
+}

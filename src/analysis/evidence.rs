@@ -1,0 +1,150 @@
+//! Bounded evidence lists: how often something was seen, the first few frames, and a short sample
+//! of who was involved. The analysis keeps one of these per (check, subject) candidate, so memory
+//! stays bounded however long the capture.
+
+use crate::time::Ts;
+
+/// Frames remembered per evidence list (the lowest frame numbers, in order).
+pub const MAX_EVIDENCE_FRAMES: usize = 8;
+/// Distinct labels (clients, workstations, products) remembered per evidence list.
+pub const MAX_EVIDENCE_LABELS: usize = 8;
+
+/// How often something was seen, where first, and by whom.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Evidence {
+    /// Occurrences.
+    pub count: u64,
+    /// The lowest [`MAX_EVIDENCE_FRAMES`] frame numbers, ascending, without duplicates.
+    pub frames: Vec<u64>,
+    /// The first [`MAX_EVIDENCE_LABELS`] distinct labels, in order of first appearance.
+    pub labels: Vec<String>,
+    /// True when more distinct labels were seen than are kept.
+    pub more_labels: bool,
+    /// Packet time of the earliest and latest occurrence.
+    pub first_ts: Option<Ts>,
+    pub last_ts: Option<Ts>,
+}
+
+impl Evidence {
+    /// Records one occurrence at `frame`/`ts`.
+    pub fn add(&mut self, frame: u64, ts: Ts) {
+        self.count += 1;
+        self.add_frame(frame);
+        self.first_ts = Some(self.first_ts.map_or(ts, |t| t.min(ts)));
+        self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
+    }
+
+    /// Records one occurrence with a label (e.g. the client's address or workstation).
+    pub fn add_labeled(&mut self, frame: u64, ts: Ts, label: &str) {
+        self.add(frame, ts);
+        self.label(label);
+    }
+
+    /// Adds a frame to the evidence without counting an occurrence.
+    pub fn add_frame(&mut self, frame: u64) {
+        if frame == 0 {
+            return;
+        }
+        if let Err(i) = self.frames.binary_search(&frame)
+            && i < MAX_EVIDENCE_FRAMES
+        {
+            self.frames.insert(i, frame);
+            self.frames.truncate(MAX_EVIDENCE_FRAMES);
+        }
+    }
+
+    /// Adds a label without counting an occurrence.
+    pub fn label(&mut self, label: &str) {
+        if self.labels.iter().any(|l| l == label) {
+            return;
+        }
+        if self.labels.len() < MAX_EVIDENCE_LABELS {
+            self.labels.push(label.to_string());
+        } else {
+            self.more_labels = true;
+        }
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The labels as `a, b, c` (with `and more` when some were not kept).
+    pub fn label_list(&self) -> String {
+        join_list(&self.labels, self.more_labels)
+    }
+
+    /// Merges another evidence list into this one.
+    pub fn merge(&mut self, other: &Evidence) {
+        self.count += other.count;
+        for f in &other.frames {
+            self.add_frame(*f);
+        }
+        for l in &other.labels {
+            self.label(l);
+        }
+        self.more_labels |= other.more_labels;
+        if let Some(t) = other.first_ts {
+            self.first_ts = Some(self.first_ts.map_or(t, |x| x.min(t)));
+        }
+        if let Some(t) = other.last_ts {
+            self.last_ts = Some(self.last_ts.map_or(t, |x| x.max(t)));
+        }
+    }
+}
+
+/// `a, b, c` or `a, b, c and more`.
+pub fn join_list(items: &[String], more: bool) -> String {
+    let mut s = items.join(", ");
+    if more {
+        s.push_str(" and more");
+    }
+    s
+}
+
+/// Inserts `v` into a small set kept as a vector, up to `max` entries; returns false when the set
+/// was full and `v` was new.
+pub fn insert_bounded<T: PartialEq>(v: &mut Vec<T>, item: T, max: usize) -> bool {
+    if v.contains(&item) {
+        return true;
+    }
+    if v.len() >= max {
+        return false;
+    }
+    v.push(item);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_lowest_frames_in_order_and_counts_all() {
+        let mut e = Evidence::default();
+        for f in [30u64, 10, 20, 10, 50, 40, 60, 70, 80, 90, 5] {
+            e.add(f, Ts(i64::try_from(f).unwrap()));
+        }
+        assert_eq!(e.count, 11);
+        assert_eq!(e.frames, vec![5, 10, 20, 30, 40, 50, 60, 70]);
+        assert_eq!(e.first_ts, Some(Ts(5)));
+        assert_eq!(e.last_ts, Some(Ts(90)));
+    }
+
+    #[test]
+    fn labels_are_distinct_and_bounded() {
+        let mut e = Evidence::default();
+        for i in 0..12 {
+            e.add_labeled(1, Ts(0), &format!("c{}", i % 10));
+        }
+        assert_eq!(e.labels.len(), MAX_EVIDENCE_LABELS);
+        assert!(e.more_labels);
+        assert!(e.label_list().ends_with(" and more"));
+        let mut f = Evidence::default();
+        f.add_labeled(3, Ts(1), "x");
+        f.merge(&e);
+        assert_eq!(f.count, 13);
+        assert_eq!(f.frames, vec![1, 3]);
+    }
+}
