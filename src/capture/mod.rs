@@ -21,6 +21,7 @@
 
 mod archive;
 mod file;
+pub mod pcapng_writer;
 mod stream;
 
 use std::fmt;
