@@ -21,7 +21,11 @@
 
 mod archive;
 mod file;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod pcapng_writer;
+#[cfg(feature = "live")]
+pub mod privileges;
 mod stream;
 
 use std::fmt;
