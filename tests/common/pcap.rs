@@ -36,8 +36,16 @@ pub fn pcap_bytes(pkts: &[Pkt]) -> Vec<u8> {
 const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const SERVER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 
-fn builder(src: IpAddr, dst: IpAddr, to_server: bool) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
-    let (sm, dm) = if to_server { (CLIENT_MAC, SERVER_MAC) } else { (SERVER_MAC, CLIENT_MAC) };
+fn builder(
+    src: IpAddr,
+    dst: IpAddr,
+    to_server: bool,
+) -> etherparse::PacketBuilderStep<etherparse::IpHeaders> {
+    let (sm, dm) = if to_server {
+        (CLIENT_MAC, SERVER_MAC)
+    } else {
+        (SERVER_MAC, CLIENT_MAC)
+    };
     let eth = PacketBuilder::ethernet2(sm, dm);
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), 64),
@@ -47,7 +55,13 @@ fn builder(src: IpAddr, dst: IpAddr, to_server: bool) -> etherparse::PacketBuild
 }
 
 /// A UDP datagram.
-pub fn udp(ts_us: u64, src: (IpAddr, u16), dst: (IpAddr, u16), payload: &[u8], to_server: bool) -> Pkt {
+pub fn udp(
+    ts_us: u64,
+    src: (IpAddr, u16),
+    dst: (IpAddr, u16),
+    payload: &[u8],
+    to_server: bool,
+) -> Pkt {
     let b = builder(src.0, dst.0, to_server).udp(src.1, dst.1);
     let mut frame = Vec::with_capacity(b.size(payload.len()));
     b.write(&mut frame, payload).expect("write udp");
@@ -65,8 +79,20 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(client: (IpAddr, u16), server: (IpAddr, u16), isn_c: u32, isn_s: u32, ts_us: u64) -> Conn {
-        Conn { client, server, seq: [isn_c, isn_s], ts_us, step_us: 100 }
+    pub fn new(
+        client: (IpAddr, u16),
+        server: (IpAddr, u16),
+        isn_c: u32,
+        isn_s: u32,
+        ts_us: u64,
+    ) -> Conn {
+        Conn {
+            client,
+            server,
+            seq: [isn_c, isn_s],
+            ts_us,
+            step_us: 100,
+        }
     }
 
     fn tick(&mut self) -> u64 {
@@ -76,8 +102,21 @@ impl Conn {
 
     /// A segment in direction `to_server` at explicit `seq` with flags.
     #[allow(clippy::too_many_arguments)]
-    pub fn segment_at(&mut self, to_server: bool, seq: u32, syn: bool, ack: bool, fin: bool, rst: bool, payload: &[u8]) -> Pkt {
-        let (src, dst) = if to_server { (self.client, self.server) } else { (self.server, self.client) };
+    pub fn segment_at(
+        &mut self,
+        to_server: bool,
+        seq: u32,
+        syn: bool,
+        ack: bool,
+        fin: bool,
+        rst: bool,
+        payload: &[u8],
+    ) -> Pkt {
+        let (src, dst) = if to_server {
+            (self.client, self.server)
+        } else {
+            (self.server, self.client)
+        };
         let peer_next = self.seq[usize::from(to_server)];
         let mut b = builder(src.0, dst.0, to_server).tcp(src.1, dst.1, seq, 65_535);
         if syn {
