@@ -26,6 +26,10 @@ struct Cli {
 enum Cmd {
     /// Analyse capture files (pcap, pcapng, gzip, zip; `-` for stdin).
     Read(ReadArgs),
+    /// Capture and analyse live traffic on an interface until Ctrl-C (build with `--features live`).
+    Live(LiveArgs),
+    /// List the interfaces live capture can use (build with `--features live`).
+    Interfaces,
 }
 
 #[derive(clap::Args, Debug)]
@@ -57,10 +61,65 @@ struct ReadArgs {
     policy: kmsscope::analysis::policy::PolicyArgs,
 }
 
+#[derive(clap::Args, Debug)]
+struct LiveArgs {
+    /// Interface to capture on (`kmsscope interfaces` lists them).
+    #[arg(short, long, value_name = "IFACE")]
+    interface: String,
+    /// Capture filter (BPF, tcpdump syntax). KMS is still recognised by content on any port the
+    /// filter lets through, so widening it is safe.
+    #[arg(short, long, value_name = "BPF", default_value = kmsscope::capture::DEFAULT_LIVE_FILTER)]
+    filter: String,
+    /// Write JSON Lines events to PATH, flushed per line (`-` for standard output, replacing the
+    /// table).
+    #[arg(long, value_name = "PATH")]
+    jsonl: Option<PathBuf>,
+    /// Write a Markdown report (verdict, findings, hosts, clients, DNS) to PATH when the capture
+    /// stops (`-` for standard output).
+    #[arg(long, value_name = "PATH")]
+    report: Option<PathBuf>,
+    /// Print the readable table line by line instead of opening the terminal UI (the UI opens by
+    /// default when standard output is a terminal).
+    #[arg(long)]
+    no_tui: bool,
+    /// Do not print the table and summary on standard output.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Write a `summary` event (with the drop counters) every SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    summary_every: Option<u64>,
+    /// Save every captured packet to PATH as pcapng (to attach to a ticket).
+    #[arg(long, value_name = "PATH")]
+    write_pcap: Option<PathBuf>,
+    /// After opening the interface, drop root privileges and run as this user (like tcpdump -Z);
+    /// output files are created as that user.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// Kernel capture buffer in MiB.
+    #[arg(short = 'B', long, value_name = "MIB", default_value_t = kmsscope::capture::DEFAULT_LIVE_BUFFER_MIB)]
+    buffer_size: u32,
+    /// libpcap immediate mode: hand over every packet at once instead of within 10 ms. On Linux the
+    /// buffer then holds far fewer packets (one 64 KiB frame each on most interfaces): raise -B or
+    /// expect kernel drops at high packet rates.
+    #[arg(long)]
+    immediate: bool,
+    /// Do not put the interface in promiscuous mode.
+    #[arg(long)]
+    no_promisc: bool,
+    /// Table width in columns (default: the terminal's width, or 160 when not a terminal).
+    #[arg(long, value_name = "COLS")]
+    width: Option<usize>,
+    /// Policy inputs of the checks (--config, --allow-host, --kms-domain, limits).
+    #[command(flatten)]
+    policy: kmsscope::analysis::policy::PolicyArgs,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Read(args) => cmd_read(args),
+        Cmd::Live(args) => live::cmd_live(args),
+        Cmd::Interfaces => live::cmd_interfaces(),
     };
     match result {
         Ok(code) => code,
@@ -81,6 +140,90 @@ fn terminal_width() -> usize {
     160
 }
 
+/// Where the sinks write.
+struct Outputs<'a> {
+    jsonl: Option<&'a std::path::Path>,
+    report: Option<&'a std::path::Path>,
+    quiet: bool,
+    width: Option<usize>,
+    /// Live capture: JSON Lines are flushed per line.
+    live: bool,
+}
+
+/// The JSON Lines, Markdown report and table sinks. The table goes to standard output, which Rust
+/// line-buffers, so in live mode each row is written out as the call completes.
+fn make_sinks(o: &Outputs<'_>) -> anyhow::Result<Vec<Box<dyn Sink>>> {
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    let is_stdout = |p: Option<&std::path::Path>| p.is_some_and(|p| p.as_os_str() == "-");
+    let (jsonl_stdout, report_stdout) = (is_stdout(o.jsonl), is_stdout(o.report));
+    if jsonl_stdout && report_stdout {
+        anyhow::bail!("--jsonl - and --report - cannot both write to standard output");
+    }
+    if let Some(path) = o.jsonl {
+        if jsonl_stdout {
+            sinks.push(Box::new(JsonlSink::new(io::stdout().lock(), o.live)));
+        } else {
+            let f = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            sinks.push(Box::new(JsonlSink::new(f, o.live)));
+        }
+    }
+    if let Some(path) = o.report {
+        if report_stdout {
+            sinks.push(Box::new(ReportSink::new(io::BufWriter::new(
+                io::stdout().lock(),
+            ))));
+        } else {
+            let f = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            sinks.push(Box::new(ReportSink::new(io::BufWriter::new(f))));
+        }
+    }
+    if !o.quiet && !jsonl_stdout && !report_stdout {
+        let width = o.width.unwrap_or_else(terminal_width);
+        sinks.push(Box::new(TableSink::new(io::stdout().lock(), width)));
+    }
+    Ok(sinks)
+}
+
+/// The sinks that go beside the terminal UI: only files (the UI owns standard output).
+fn file_sinks(
+    jsonl: Option<&std::path::Path>,
+    report: Option<&std::path::Path>,
+    live: bool,
+) -> anyhow::Result<Vec<Box<dyn Sink + Send>>> {
+    let mut extra: Vec<Box<dyn Sink + Send>> = Vec::new();
+    for p in [jsonl, report].into_iter().flatten() {
+        if p.as_os_str() == "-" {
+            anyhow::bail!(
+                "with the terminal UI, --jsonl and --report need a file (the UI uses standard output)"
+            );
+        }
+    }
+    if let Some(path) = jsonl {
+        let f = std::fs::File::create(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        extra.push(Box::new(JsonlSink::new(f, live)));
+    }
+    if let Some(path) = report {
+        let f = std::fs::File::create(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        extra.push(Box::new(ReportSink::new(io::BufWriter::new(f))));
+    }
+    Ok(extra)
+}
+
+/// Flushes every sink; a reader that went away (broken pipe) is not an error.
+fn finish_sinks(sinks: &mut [Box<dyn Sink>]) -> anyhow::Result<()> {
+    for s in sinks {
+        if let Err(e) = s.finish()
+            && e.kind() != io::ErrorKind::BrokenPipe {
+                return Err(e).context("writing output");
+            }
+    }
+    Ok(())
+}
+
 fn cmd_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
     let mut opts = RunOptions::default();
     // A bad policy file or flag is a usage error (exit 2), reported before any input is read.
@@ -94,36 +237,13 @@ fn cmd_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
     if args.tui {
         return cmd_read_tui(args, opts);
     }
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    let jsonl_stdout = args.jsonl.as_deref().is_some_and(|p| p.as_os_str() == "-");
-    if let Some(path) = &args.jsonl {
-        if jsonl_stdout {
-            sinks.push(Box::new(JsonlSink::new(io::stdout().lock(), false)));
-        } else {
-            let f = std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            sinks.push(Box::new(JsonlSink::new(f, false)));
-        }
-    }
-    let report_stdout = args.report.as_deref().is_some_and(|p| p.as_os_str() == "-");
-    if jsonl_stdout && report_stdout {
-        anyhow::bail!("--jsonl - and --report - cannot both write to standard output");
-    }
-    if let Some(path) = &args.report {
-        if report_stdout {
-            sinks.push(Box::new(ReportSink::new(io::BufWriter::new(
-                io::stdout().lock(),
-            ))));
-        } else {
-            let f = std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            sinks.push(Box::new(ReportSink::new(io::BufWriter::new(f))));
-        }
-    }
-    if !args.quiet && !jsonl_stdout && !report_stdout {
-        let width = args.width.unwrap_or_else(terminal_width);
-        sinks.push(Box::new(TableSink::new(io::stdout().lock(), width)));
-    }
+    let mut sinks = make_sinks(&Outputs {
+        jsonl: args.jsonl.as_deref(),
+        report: args.report.as_deref(),
+        quiet: args.quiet,
+        width: args.width,
+        live: false,
+    })?;
     let mut unreadable = false;
     for file in &args.files {
         let report = run::analyze_path(file, &opts, &mut sinks);
@@ -135,13 +255,7 @@ fn cmd_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
             unreadable = true;
         }
     }
-    for s in &mut sinks {
-        if let Err(e) = s.finish()
-            && e.kind() != io::ErrorKind::BrokenPipe
-        {
-            return Err(e).context("writing output");
-        }
-    }
+    finish_sinks(&mut sinks)?;
     let _ = io::stderr().flush();
     Ok(if unreadable {
         ExitCode::from(1)
@@ -150,7 +264,7 @@ fn cmd_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `read --tui`: the files replayed into the terminal UI (`--jsonl PATH` still writes the events).
+/// `read --tui`: the files replayed into the terminal UI (`--jsonl`/`--report PATH` still write).
 fn cmd_read_tui(args: ReadArgs, opts: RunOptions) -> anyhow::Result<ExitCode> {
     // Keys are read from the terminal (crossterm opens /dev/tty when standard input is a capture).
     if !io::stdout().is_terminal() {
@@ -165,18 +279,13 @@ fn cmd_read_tui(args: ReadArgs, opts: RunOptions) -> anyhow::Result<ExitCode> {
         eprintln!("kmsscope: --speed takes a positive number");
         return Ok(ExitCode::from(2));
     }
-    let mut extra: Vec<Box<dyn Sink + Send>> = Vec::new();
-    if let Some(path) = &args.jsonl {
-        if path.as_os_str() == "-" {
-            eprintln!(
-                "kmsscope: --jsonl - writes to standard output, which the UI uses; give a file"
-            );
+    let extra = match file_sinks(args.jsonl.as_deref(), args.report.as_deref(), false) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("kmsscope: {e:#}");
             return Ok(ExitCode::from(2));
         }
-        let f = std::fs::File::create(path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        extra.push(Box::new(JsonlSink::new(f, false)));
-    }
+    };
     let errors = kmsscope::tui::read_files(&args.files, args.speed, opts.engine, extra)
         .context("terminal UI")?;
     for err in &errors {
@@ -187,4 +296,206 @@ fn cmd_read_tui(args: ReadArgs, opts: RunOptions) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `kmsscope live` and `kmsscope interfaces` with libpcap.
+#[cfg(feature = "live")]
+mod live {
+    use std::io::{self, IsTerminal, Write};
+    use std::process::ExitCode;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    use anyhow::Context;
+
+    use kmsscope::capture::PacketSource;
+    use kmsscope::capture::live::{self, LiveCapture, LiveOptions};
+    use kmsscope::capture::privileges;
+    use kmsscope::output::escape::escape;
+    use kmsscope::run::{self, RunOptions};
+
+    use super::{LiveArgs, Outputs, file_sinks, finish_sinks, make_sinks};
+
+    pub fn cmd_interfaces() -> anyhow::Result<ExitCode> {
+        let list = live::interfaces()?;
+        let mut out = io::stdout().lock();
+        if list.is_empty() {
+            writeln!(
+                out,
+                "no capture interfaces found (not root? see `kmsscope live --help`)"
+            )?;
+        }
+        for i in list {
+            let addrs: Vec<String> = i.addresses.iter().map(|a| a.to_string()).collect();
+            writeln!(
+                out,
+                "{:<16} {:<24} {}{}",
+                escape(&i.name),
+                i.flags.join(","),
+                if addrs.is_empty() {
+                    "-".to_string()
+                } else {
+                    addrs.join(" ")
+                },
+                i.description
+                    .as_deref()
+                    .map(|d| format!("  ({})", escape(d)))
+                    .unwrap_or_default()
+            )?;
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    pub fn cmd_live(args: LiveArgs) -> anyhow::Result<ExitCode> {
+        let opts = LiveOptions {
+            interface: args.interface.clone(),
+            filter: args.filter.clone(),
+            buffer_bytes: args.buffer_size.saturating_mul(1 << 20),
+            promiscuous: !args.no_promisc,
+            immediate: args.immediate,
+        };
+        let cap = LiveCapture::open(&opts)?;
+        if let Some(user) = &args.user {
+            let d = privileges::drop_to_user(user)?;
+            eprintln!(
+                "kmsscope: running as {} (uid {}, gid {})",
+                escape(user),
+                d.uid,
+                d.gid
+            );
+        }
+        let mut run_opts = RunOptions::default();
+        run_opts.engine.policy = match args.policy.resolve() {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("kmsscope: {}", escape(&e.to_string()));
+                return Ok(ExitCode::from(2));
+            }
+        };
+        // The UI opens by default when standard output is a terminal.
+        let tui = !args.no_tui && !args.quiet && io::stdout().is_terminal();
+        let pcap_out: Option<Box<dyn Write + Send>> = match &args.write_pcap {
+            Some(p) => Some(Box::new(io::BufWriter::with_capacity(
+                1 << 20,
+                std::fs::File::create(p)
+                    .with_context(|| format!("cannot create {}", p.display()))?,
+            ))),
+            None => None,
+        };
+        // First Ctrl-C / SIGTERM: stop, drain, report and exit 0. A second one: exit at once (130).
+        let stop = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
+                .context("installing the signal handler")?;
+            signal_hook::flag::register(sig, stop.clone())
+                .context("installing the signal handler")?;
+        }
+        // The UI's status bar is fed by periodic summaries: one a second unless asked otherwise.
+        let every = args
+            .summary_every
+            .or(if tui { Some(1) } else { None })
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs);
+        let link = cap.link_type();
+        let stop_ui = stop.clone();
+        let src = cap.start(stop, every, pcap_out)?;
+        eprintln!(
+            "kmsscope: capturing on {} (link type {link}, filter \"{}\"); Ctrl-C to stop",
+            escape(&args.interface),
+            escape(&args.filter)
+        );
+        let name = src.name().to_owned();
+        if tui {
+            return live_tui(src, run_opts, &args, stop_ui);
+        }
+        let mut sinks = make_sinks(&Outputs {
+            jsonl: args.jsonl.as_deref(),
+            report: args.report.as_deref(),
+            quiet: args.quiet,
+            width: args.width,
+            live: true,
+        })?;
+        let result = run::analyze_source(Box::new(src), &run_opts, &mut sinks);
+        finish_sinks(&mut sinks)?;
+        if let Err(e) = result {
+            eprintln!("kmsscope: {}", escape(&e));
+            return Ok(ExitCode::from(1));
+        }
+        eprintln!("kmsscope: {} stopped", escape(&name));
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// Live capture into the terminal UI: the analysis runs on its own thread (sinks: the UI and any
+    /// files), the UI on this one. Quitting the UI stops the capture.
+    fn live_tui(
+        src: impl PacketSource + Send + 'static,
+        mut run_opts: RunOptions,
+        args: &LiveArgs,
+        stop: Arc<AtomicBool>,
+    ) -> anyhow::Result<ExitCode> {
+        use kmsscope::tui::{self, Backpressure, TuiOptions};
+        let extra = match file_sinks(args.jsonl.as_deref(), args.report.as_deref(), true) {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("kmsscope: {e:#}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+        run_opts.engine.keep_payloads = true;
+        let name = src.name().to_owned();
+        let (sink, rx) = tui::channel(Backpressure::Drop);
+        let analysis = std::thread::Builder::new()
+            .name("kmsscope-analysis".into())
+            .spawn(move || {
+                let mut sinks: Vec<Box<dyn kmsscope::output::Sink>> = vec![Box::new(sink)];
+                for s in extra {
+                    sinks.push(s);
+                }
+                let r = run::analyze_source(Box::new(src), &run_opts, &mut sinks);
+                let _ = finish_sinks(&mut sinks);
+                r
+            })
+            .context("starting the analysis thread")?;
+        let ui = tui::run_tui(
+            rx,
+            TuiOptions {
+                source: name.clone(),
+                ..TuiOptions::default()
+            },
+        );
+        // The user quit (or the UI failed): stop the capture and let the analysis finish.
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let result = analysis
+            .join()
+            .map_err(|_| anyhow::anyhow!("the analysis thread panicked"))?;
+        ui.context("terminal UI")?;
+        if let Err(e) = result {
+            eprintln!("kmsscope: {}", escape(&e));
+            return Ok(ExitCode::from(1));
+        }
+        eprintln!("kmsscope: {} stopped", escape(&name));
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Without the `live` feature the subcommands exist but say how to get them.
+#[cfg(not(feature = "live"))]
+mod live {
+    use std::process::ExitCode;
+
+    use super::LiveArgs;
+
+    const NO_LIVE: &str = "kmsscope: this build has no live capture; rebuild with \
+        `cargo build --release --features live` (needs libpcap: `apt-get install libpcap-dev`)";
+
+    pub fn cmd_live(_args: LiveArgs) -> anyhow::Result<ExitCode> {
+        eprintln!("{NO_LIVE}");
+        Ok(ExitCode::from(2))
+    }
+
+    pub fn cmd_interfaces() -> anyhow::Result<ExitCode> {
+        eprintln!("{NO_LIVE}");
+        Ok(ExitCode::from(2))
+    }
 }

@@ -1,7 +1,9 @@
-//! Driving the pipeline over files: open every source of an input (a zip may hold several), feed
-//! its packets to an [`Engine`], and hand the events to the sinks.
+//! Driving the pipeline: open every source of an input (a zip may hold several), feed its packets to
+//! an [`Engine`], and hand the events to the sinks. A live capture (`capture::live`, feature `live`)
+//! is one more [`PacketSource`] driven by the very same [`analyze_source`] loop; it adds ticks for
+//! periodic summaries and its drop counters.
 
-use crate::capture::{self, Opened, PacketSource};
+use crate::capture::{self, Next, Opened, PacketSource};
 use crate::engine::{Engine, EngineConfig};
 use crate::event::Event;
 use crate::output::Sink;
@@ -64,7 +66,8 @@ pub fn analyze_path(path: &str, opts: &RunOptions, sinks: &mut [Box<dyn Sink>]) 
 }
 
 /// Analyses one packet source to the end. A read error ends the source (after analysing what
-/// could be read) and is returned as the line to print.
+/// could be read) and is returned as the line to print. Live sources also yield ticks, each
+/// written as a periodic `summary`, and their drop counters go into every summary.
 pub fn analyze_source(
     mut src: Box<dyn PacketSource + Send>,
     opts: &RunOptions,
@@ -74,12 +77,18 @@ pub fn analyze_source(
     let mut failed: Option<std::io::Error> = None;
     let mut error = None;
     loop {
-        let next = src.next_packet();
+        let next = src.next_item();
         match next {
-            Ok(Some(pkt)) => {
+            Ok(Next::Packet(pkt)) => {
                 engine.packet(&pkt, &mut |ev| fan_out(sinks, ev, &mut failed));
             }
-            Ok(None) => break,
+            Ok(Next::Tick) => {
+                if let Some(st) = src.capture_stats() {
+                    engine.set_capture_drops(st.dropped, st.if_dropped);
+                }
+                engine.summary_now(&mut |ev| fan_out(sinks, ev, &mut failed));
+            }
+            Ok(Next::End) => break,
             Err(e) => {
                 error = Some(e.to_string());
                 break;
@@ -98,6 +107,9 @@ pub fn analyze_source(
     if let Some(e) = &error {
         engine.read_error(e, &mut |ev| fan_out(sinks, ev, &mut failed));
     }
+    if let Some(st) = src.capture_stats() {
+        engine.set_capture_drops(st.dropped, st.if_dropped);
+    }
     engine.finish(&mut |ev| fan_out(sinks, ev, &mut failed));
     match (error, failed) {
         (Some(e), _) => Err(e),
@@ -105,5 +117,123 @@ pub fn analyze_source(
             Err(format!("writing output: {e}"))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+    use crate::capture::{CaptureError, CaptureStats, LinkType, Notice, RawPacket};
+    use crate::event::Body;
+    use crate::time::Ts;
+
+    /// A stand-in for a live source: one packet, a tick, another packet, the end.
+    struct Scripted {
+        step: usize,
+        frame: [u8; 14],
+        stats: CaptureStats,
+    }
+
+    impl PacketSource for Scripted {
+        fn name(&self) -> &str {
+            "live:test0"
+        }
+        fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
+            unreachable!("drivers use next_item")
+        }
+        fn take_notices(&mut self) -> Vec<Notice> {
+            Vec::new()
+        }
+        fn next_item(&mut self) -> Result<Next<'_>, CaptureError> {
+            self.step += 1;
+            let pkt = |frame| {
+                Next::Packet(RawPacket {
+                    frame,
+                    ts: Ts(1_000_000_000 * frame as i64),
+                    link: LinkType::ETHERNET,
+                    data: &self.frame,
+                    orig_len: 14,
+                })
+            };
+            Ok(match self.step {
+                1 => pkt(1),
+                2 => {
+                    self.stats.dropped = 2;
+                    self.stats.if_dropped = 1;
+                    Next::Tick
+                }
+                3 => pkt(2),
+                _ => {
+                    self.stats.dropped = 5;
+                    self.stats.if_dropped = 3;
+                    Next::End
+                }
+            })
+        }
+        fn capture_stats(&self) -> Option<CaptureStats> {
+            Some(self.stats)
+        }
+    }
+
+    struct Collect(std::rc::Rc<std::cell::RefCell<Vec<Event>>>);
+
+    impl Sink for Collect {
+        fn event(&mut self, ev: &Event) -> io::Result<()> {
+            self.0.borrow_mut().push(ev.clone());
+            Ok(())
+        }
+        fn finish(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn ticks_become_periodic_summaries_with_drop_counters() {
+        let got = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(Collect(got.clone()))];
+        let src = Scripted {
+            step: 0,
+            frame: [0; 14],
+            stats: CaptureStats::default(),
+        };
+        analyze_source(Box::new(src), &RunOptions::default(), &mut sinks).expect("run");
+        let events = got.borrow();
+        let summaries: Vec<_> = events
+            .iter()
+            .filter_map(|e| match &e.body {
+                Body::Summary(s) => Some((e.source.to_string(), s.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(summaries.len(), 2);
+        let (src0, first) = &summaries[0];
+        assert_eq!(src0, "live:test0");
+        assert!(!first.last);
+        assert_eq!(first.packets, 1);
+        assert_eq!((first.dropped, first.if_dropped), (Some(2), Some(1)));
+        let (_, last) = &summaries[1];
+        assert!(last.last);
+        assert_eq!(last.packets, 2);
+        assert_eq!((last.dropped, last.if_dropped), (Some(5), Some(3)));
+    }
+
+    #[test]
+    fn file_summaries_have_no_drop_counters() {
+        let mut engine = Engine::new("f.pcap", EngineConfig::default());
+        let mut seen = Vec::new();
+        engine.summary_now(&mut |e| seen.push(e.clone()));
+        engine.finish(&mut |e| seen.push(e.clone()));
+        let json: Vec<String> = seen
+            .iter()
+            .map(|e| serde_json::to_string(e).expect("json"))
+            .collect();
+        assert_eq!(json.len(), 2);
+        assert!(!json[0].contains("\"last\""), "{}", json[0]);
+        assert!(json[1].contains("\"last\":true"), "{}", json[1]);
+        for j in &json {
+            assert!(!j.contains("dropped"), "{j}");
+        }
     }
 }

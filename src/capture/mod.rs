@@ -21,6 +21,11 @@
 
 mod archive;
 mod file;
+#[cfg(feature = "live")]
+pub mod live;
+pub mod pcapng_writer;
+#[cfg(feature = "live")]
+pub mod privileges;
 mod stream;
 
 use std::fmt;
@@ -155,6 +160,38 @@ pub struct RawPacket<'a> {
     pub orig_len: u32,
 }
 
+/// The capture filter of `kmsscope live` unless `-f` replaces it: KMS on its port and DNS (which
+/// carries the SRV records that point clients at KMS hosts). A wider filter is fine: KMS is also
+/// recognised by content on any port.
+pub const DEFAULT_LIVE_FILTER: &str = "tcp port 1688 or port 53";
+
+/// Default kernel capture buffer of `kmsscope live` in MiB (`-B`): about 400 000 small packets in
+/// a Linux TPACKET_V3 ring, seconds of slack at a gigabit while the capture thread waits for a CPU.
+pub const DEFAULT_LIVE_BUFFER_MIB: u32 = 128;
+
+/// Statistics of a live capture (libpcap's `pcap_stats`), cumulative since the capture started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// Packets that passed the filter and reached the capture buffer (as libpcap counts them).
+    pub received: u64,
+    /// Packets the kernel dropped because the capture buffer was full (kmsscope read too slowly).
+    pub dropped: u64,
+    /// Packets the interface or its driver dropped.
+    pub if_dropped: u64,
+}
+
+/// What a source yields next (see [`PacketSource::next_item`]).
+#[derive(Debug)]
+pub enum Next<'a> {
+    /// A packet.
+    Packet(RawPacket<'a>),
+    /// A live source says a periodic summary is due (`--summary-every`); files never do.
+    /// [`PacketSource::capture_stats`] has the statistics of that moment.
+    Tick,
+    /// The clean end of the source.
+    End,
+}
+
 /// A stream of packets from one capture.
 pub trait PacketSource {
     /// The source's name: the path as given, `-` for stdin, `archive.zip:path/in/archive` for a
@@ -166,6 +203,19 @@ pub trait PacketSource {
     /// Non-fatal notices gathered since the last call (empty `Vec`s do not allocate). Call after
     /// every `next_packet`, including the one that returned `Ok(None)` or an error.
     fn take_notices(&mut self) -> Vec<Notice>;
+    /// The next packet, or a tick between packets (live sources), or the end. Drivers call this
+    /// rather than `next_packet` so that files and live captures share one loop; the default
+    /// (every file source) never ticks.
+    fn next_item(&mut self) -> Result<Next<'_>, CaptureError> {
+        Ok(match self.next_packet()? {
+            Some(p) => Next::Packet(p),
+            None => Next::End,
+        })
+    }
+    /// Capture statistics of a live source, as of the last tick or the end; `None` for files.
+    fn capture_stats(&self) -> Option<CaptureStats> {
+        None
+    }
 }
 
 /// A non-fatal finding about the input: a record skipped or odd, an archive member that holds no
@@ -242,6 +292,9 @@ pub enum CaptureErrorKind {
     /// The zip archive structure could not be read.
     #[error("{0}")]
     Archive(String),
+    /// A live capture failed after it had started (interface gone, read error).
+    #[error("capture failed: {0}")]
+    Live(String),
 }
 
 /// A fatal error for one source. `Display` is one line for stderr:

@@ -107,6 +107,8 @@ struct Core {
     rpc_buf: Vec<RpcEvent>,
     dns_buf: Vec<dns::Exchange>,
     closed: Vec<Flow<App>>,
+    /// Drops reported by a live capture (`dropped`, `if_dropped` of the summary); `None` for files.
+    capture_drops: Option<(u64, u64)>,
 }
 
 impl Engine {
@@ -131,6 +133,7 @@ impl Engine {
                 rpc_buf: Vec::new(),
                 dns_buf: Vec::new(),
                 closed: Vec::new(),
+                capture_drops: None,
             },
         }
     }
@@ -216,6 +219,33 @@ impl Engine {
             "capture",
             "read_error",
             message.to_string(),
+            out,
+        );
+    }
+
+    /// Live sources: the capture's drop counters (cumulative), shown as `dropped` (by the kernel)
+    /// and `if_dropped` (by the interface) in every later `summary`. File sources never call this,
+    /// so their summaries have neither field.
+    pub fn set_capture_drops(&mut self, dropped: u64, if_dropped: u64) {
+        self.core.capture_drops = Some((dropped, if_dropped));
+    }
+
+    /// A periodic `summary` (`last` false) of the counters so far, for `--summary-every` in live
+    /// mode. Unlike [`finish`](Self::finish) it closes nothing and runs no checks, so it can be
+    /// called any number of times without changing what the final summary says.
+    pub fn summary_now(&mut self, out: &mut dyn FnMut(&Event)) {
+        let core = &mut self.core;
+        let summary = core.summary(false);
+        core.emit(
+            Event {
+                ts: core.stats.last_ts,
+                event: "summary",
+                source: core.source.clone(),
+                frame: 0,
+                client: None,
+                server: None,
+                body: Body::Summary(Box::new(summary)),
+            },
             out,
         );
     }
@@ -1062,8 +1092,8 @@ impl Core {
             packets: self.stats.packets,
             bytes: self.stats.bytes,
             duration_s: (duration_s * 1e6).round() / 1e6,
-            dropped: None,
-            if_dropped: None,
+            dropped: self.capture_drops.map(|d| d.0),
+            if_dropped: self.capture_drops.map(|d| d.1),
             kms_calls: self.stats.kms_calls,
             kms_by_status: self.stats.kms_by_status.clone(),
             dns_queries: self.stats.dns_queries,

@@ -137,7 +137,27 @@ impl<W: Write> TableSink<W> {
         writeln!(self.out, "{}", fit(line.trim_end(), self.width))
     }
 
+    /// A periodic live summary (`last` false): one line of running counters; the lists stay
+    /// gathered for the final summary.
+    fn progress(&mut self, ev: &Event, s: &Summary) -> io::Result<()> {
+        writeln!(
+            self.out,
+            "-- {} {}: {} packets, {} KMS calls, {} DNS queries, {} anomalies; drops: {} kernel, {} interface",
+            short_time(ev),
+            escape(&ev.source),
+            s.packets,
+            s.kms_calls,
+            s.dns_queries,
+            s.anomalies,
+            s.dropped.unwrap_or(0),
+            s.if_dropped.unwrap_or(0)
+        )
+    }
+
     fn summary(&mut self, ev: &Event, s: &Summary) -> io::Result<()> {
+        if !s.last {
+            return self.progress(ev, s);
+        }
         // The next source gets its own header.
         self.header_done = false;
         let out = &mut self.out;
