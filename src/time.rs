@@ -80,12 +80,39 @@ pub fn filetime_rfc3339(ft: u64) -> Rfc3339 {
     }
 }
 
+/// Writes `v` as exactly `out.len()` decimal digits, zero-padded (`v` must fit).
+fn put_digits(out: &mut [u8], mut v: u64) {
+    for c in out.iter_mut().rev() {
+        *c = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
 impl fmt::Display for Rfc3339 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (secs, sub_ns) = (self.secs, self.sub_ns);
         let days = secs.div_euclid(86_400);
         let sod = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
+        if (0..=9999).contains(&y) {
+            // Every event carries at least one timestamp: build the common case in a stack buffer
+            // and write it at once (the `write!` below costs several times more).
+            let mut b = *b"0000-00-00T00:00:00.000000Z";
+            put_digits(&mut b[0..4], y as u64);
+            put_digits(&mut b[5..7], u64::from(m));
+            put_digits(&mut b[8..10], u64::from(d));
+            put_digits(&mut b[11..13], (sod / 3600) as u64);
+            put_digits(&mut b[14..16], (sod / 60 % 60) as u64);
+            put_digits(&mut b[17..19], (sod % 60) as u64);
+            let n = if self.micros {
+                put_digits(&mut b[20..26], (sub_ns / 1000) as u64);
+                27
+            } else {
+                b[19] = b'Z';
+                20
+            };
+            return f.write_str(std::str::from_utf8(&b[..n]).map_err(|_| fmt::Error)?);
+        }
         write!(
             f,
             "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
@@ -171,5 +198,27 @@ mod tests {
             "2026-11-23T15:10:01Z"
         );
         assert_eq!(Ts::from_filetime(u64::MAX).secs(), i64::MAX / 1_000_000_000);
+    }
+
+    #[test]
+    fn fast_path_matches_write_for_every_field_width() {
+        for (t, micros) in [
+            (Ts(0), "1970-01-01T00:00:00.000000Z"),
+            (Ts(1_700_000_000_123_456_789), "2023-11-14T22:13:20.123456Z"),
+            (Ts(-1_000), "1969-12-31T23:59:59.999999Z"),
+        ] {
+            assert_eq!(t.rfc3339_micros().to_string(), micros);
+            assert_eq!(t.rfc3339_secs().to_string(), format!("{}Z", &micros[..19]));
+        }
+        assert_eq!(
+            filetime_rfc3339(2_650_467_743_990_000_000).to_string(),
+            "9999-12-31T23:59:59Z"
+        );
+        // Outside 0000..=9999 the general path is taken.
+        assert_eq!(
+            filetime_rfc3339(2_650_467_744_000_000_000).to_string(),
+            "10000-01-01T00:00:00Z"
+        );
+        assert_eq!(filetime_rfc3339(u64::MAX).to_string().len(), 21);
     }
 }

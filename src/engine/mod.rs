@@ -645,7 +645,9 @@ impl Core {
         frame: u64,
         ts: Ts,
     ) -> bool {
-        if seg.rst {
+        // A bare ACK starts nothing: it is what follows every close (the last ACK after both
+        // FINs), and a flow made from it would sit idle until the timeout.
+        if seg.rst || (seg.payload.is_empty() && !seg.syn && !seg.fin) {
             return false;
         }
         // Who is the client: the SYN sender; else the side not on a KMS/watched port; else, for
