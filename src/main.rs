@@ -217,9 +217,10 @@ fn file_sinks(
 fn finish_sinks(sinks: &mut [Box<dyn Sink>]) -> anyhow::Result<()> {
     for s in sinks {
         if let Err(e) = s.finish()
-            && e.kind() != io::ErrorKind::BrokenPipe {
-                return Err(e).context("writing output");
-            }
+            && e.kind() != io::ErrorKind::BrokenPipe
+        {
+            return Err(e).context("writing output");
+        }
     }
     Ok(())
 }

@@ -1342,8 +1342,8 @@ impl<W: Write> Gen<W> {
                 let (blk, sum) = &self.blocks[(b.i as usize + usize::from(sp.0)) & 7];
                 b.seq[1] = ss.wrapping_add(MSS as u32);
                 b.i += 1;
-                b.ack_due = b.i % 2 == 0 || b.i == b.nseg;
-                let fl = if b.i % 8 == 0 {
+                b.ack_due = b.i.is_multiple_of(2) || b.i == b.nseg;
+                let fl = if b.i.is_multiple_of(8) {
                     TCP_ACK | TCP_PSH
                 } else {
                     TCP_ACK

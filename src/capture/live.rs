@@ -455,9 +455,10 @@ fn capture_thread(
             }
         };
         if let Some(d) = &mut drain
-            && d.done(taken, got) {
-                break;
-            }
+            && d.done(taken, got)
+        {
+            break;
+        }
         if !got {
             wait_readable(&cap);
         }
@@ -528,9 +529,10 @@ impl LiveSource {
 
     fn flush_writer(&mut self) {
         if let Some(w) = &mut self.writer
-            && let Err(e) = w.flush() {
-                self.pcap_error("flushing", e);
-            }
+            && let Err(e) = w.flush()
+        {
+            self.pcap_error("flushing", e);
+        }
     }
 
     /// Stops and joins the capture thread, flushes the pcapng file.
@@ -621,18 +623,19 @@ impl LiveSource {
             orig_len: m.orig_len,
         };
         if let Some(w) = &mut self.writer
-            && let Err(e) = w.write_packet(&pkt) {
-                self.writer = None;
-                self.notices.push(Notice {
-                    source: self.name.clone(),
-                    kind: "write_pcap_failed",
-                    offset: None,
-                    frame: Some(pkt.frame),
-                    detail: format!(
-                        "writing the --write-pcap file failed ({e}); no more packets are saved"
-                    ),
-                });
-            }
+            && let Err(e) = w.write_packet(&pkt)
+        {
+            self.writer = None;
+            self.notices.push(Notice {
+                source: self.name.clone(),
+                kind: "write_pcap_failed",
+                offset: None,
+                frame: Some(pkt.frame),
+                detail: format!(
+                    "writing the --write-pcap file failed ({e}); no more packets are saved"
+                ),
+            });
+        }
         pkt
     }
 }
