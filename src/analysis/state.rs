@@ -545,7 +545,14 @@ impl State {
             host.bad_responses.add_labeled(ev.frame, ev.ts, &ws);
             host.integrity_failures
                 .extend(call.integrity.failures.iter().filter(soft).copied());
-        } else if matches!(call.integrity.request, Some("invalid")) {
+        } else if matches!(call.integrity.request, Some("invalid"))
+            // An unsupported protocol version is not damage: the host's refusal says it (KMS-07).
+            && call
+                .integrity
+                .failures
+                .iter()
+                .any(|f| *f != kms::validate::failure::UNSUPPORTED_VERSION)
+        {
             host.bad_requests.add_labeled(ev.frame, ev.ts, &ws);
             host.integrity_failures
                 .extend(call.integrity.failures.iter().filter(soft).copied());

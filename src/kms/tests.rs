@@ -536,3 +536,30 @@ fn response_padding_variants() {
         );
     }
 }
+
+#[test]
+fn unknown_versions_are_decoded_by_trying_the_known_framings() {
+    // TV-6a's plaintext relabelled 7.0 inside and out, encrypted like v6 (what a client asking for
+    // an unsupported version may send; hosts refuse it with 0x8007000D).
+    let mut base = hex(TV6A_REQ_BASE);
+    base[2] = 7;
+    let mut pt = h::<16>("aaa0e9443987de96bbba1778fa06f3ad").to_vec();
+    pt.extend_from_slice(&base);
+    pt.extend_from_slice(&[4, 4, 4, 4]);
+    let mut q = vec![0, 0, 7, 0];
+    q.extend(cbc_encrypt(KmsCipher::V6, &pt));
+    let d = decode_request(&q);
+    assert_eq!(d.outer_version, Some(KmsVersion { major: 7, minor: 0 }));
+    assert_eq!(d.verdict, Verdict::Invalid);
+    assert_eq!(d.failures, vec![failure::UNSUPPORTED_VERSION]);
+    let r = d.request.expect("decoded");
+    assert_eq!(r.workstation, "kms-v6-client.example");
+    assert_eq!(r.cmid, g("3c9a6b1e-5d47-4f2a-9b0e-7a1c2d3e4f50"));
+
+    // Garbage with an unknown version stays undecodable.
+    let mut junk = vec![0u8; 260];
+    junk[2] = 9;
+    let d = decode_request(&junk);
+    assert_eq!(d.verdict, Verdict::Undecodable);
+    assert!(d.request.is_none());
+}

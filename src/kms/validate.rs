@@ -57,6 +57,9 @@ pub mod failure {
     pub const RESPONSE_SIZE: &str = "response_size";
     /// The request could not be decoded, so the echo / Hash / XoredIVs checks could not run.
     pub const REQUEST_UNAVAILABLE: &str = "request_unavailable";
+    /// The request names a protocol version other than 4.0, 5.0, 6.0 (hosts refuse it with
+    /// 0x8007000D); it was decoded by trying the known framings.
+    pub const UNSUPPORTED_VERSION: &str = "unsupported_version";
 
     /// Checks whose failure is a warning only (listed, but the message stays `valid`).
     pub const SOFT: [&str; 1] = [IV_REUSE];
@@ -254,8 +257,35 @@ pub fn decode_request(q: &[u8]) -> RequestDecode {
         );
     };
     if !version.is_known() {
-        return RequestDecode::undecodable(Some(version), DecodeError::UnsupportedVersion(version));
+        return decode_unknown_version(q, version);
     }
+    decode_known(q, version)
+}
+
+/// A request with a version no host supports (e.g. `vlmcs -K 7.0`): hosts refuse it, but a client
+/// may still have framed it like one of the known versions. Try v6, v5 (by padding and inner
+/// version) and v4 (by MAC); when one fits, decode it and flag `unsupported_version`.
+fn decode_unknown_version(q: &[u8], version: KmsVersion) -> RequestDecode {
+    for major in [6u16, 5, 4] {
+        let mut d = decode_known(q, KmsVersion { major, minor: 0 });
+        let inner_ok = d.request.as_ref().is_some_and(|r| r.version == version);
+        let framing_ok = match major {
+            4 => d.mac.as_ref().is_some_and(MacCheck::ok),
+            _ => !d.failures.contains(&failure::PADDING),
+        };
+        if framing_ok && inner_ok {
+            d.failures.retain(|f| *f != failure::VERSION_MISMATCH);
+            push(&mut d.failures, failure::UNSUPPORTED_VERSION);
+            d.outer_version = Some(version);
+            d.verdict = Verdict::Invalid;
+            return d;
+        }
+    }
+    RequestDecode::undecodable(Some(version), DecodeError::UnsupportedVersion(version))
+}
+
+/// [`decode_request`] for 4.0, 5.0 and 6.0.
+fn decode_known(q: &[u8], version: KmsVersion) -> RequestDecode {
     let mut failures = Vec::new();
     if version.major == 4 {
         let Ok(request) = message::parse_request(q) else {
