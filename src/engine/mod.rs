@@ -102,7 +102,6 @@ struct Core {
     watched_ports: FxMap<u16, ()>,
     rpc_buf: Vec<RpcEvent>,
     dns_buf: Vec<dns::Exchange>,
-    closed: Vec<Flow<App>>,
 }
 
 impl Engine {
@@ -124,7 +123,6 @@ impl Engine {
                 watched_ports,
                 rpc_buf: Vec::new(),
                 dns_buf: Vec::new(),
-                closed: Vec::new(),
             },
         }
     }
@@ -224,12 +222,11 @@ impl Engine {
             core.anomaly(frame, ts, None, None, a.layer, a.kind, a.detail, out);
         }
         let (frame, ts) = (core.stats.last_frame, core.stats.last_ts);
-        let mut flows = std::mem::take(&mut core.closed);
-        core.flows.drain_all(&mut flows);
-        for f in flows.drain(..) {
-            core.close_flow(f, CloseReason::CaptureEnded, frame, ts, out);
+        for key in core.flows.all_keys() {
+            if let Some(f) = core.flows.take(&key, || App::Probing) {
+                core.close_flow(f, CloseReason::CaptureEnded, frame, ts, out);
+            }
         }
-        core.closed = flows;
         let mut ex = std::mem::take(&mut core.dns_buf);
         core.dns.finish(&mut ex);
         core.emit_dns(&mut ex, out);
@@ -359,12 +356,11 @@ impl Core {
     }
 
     fn sweep(&mut self, now: Ts, frame: u64, out: &mut dyn FnMut(&Event)) {
-        let mut flows = std::mem::take(&mut self.closed);
-        self.flows.take_idle(now, &mut flows);
-        for f in flows.drain(..) {
-            self.close_flow(f, CloseReason::Timeout, frame, now, out);
+        for key in self.flows.idle_keys(now) {
+            if let Some(f) = self.flows.take(&key, || App::Probing) {
+                self.close_flow(f, CloseReason::Timeout, frame, now, out);
+            }
         }
-        self.closed = flows;
         let mut ex = std::mem::take(&mut self.dns_buf);
         self.dns.expire(now, &mut ex);
         self.emit_dns(&mut ex, out);
@@ -386,8 +382,20 @@ impl Core {
         let s = (src, seg.src_port);
         let d = (dst, seg.dst_port);
         let key = FlowKey::new(s, d);
-        if self.flows.get_mut(&key).is_none() && !self.new_flow(key, s, d, seg, frame, ts) {
-            return;
+        if self.flows.get_mut(&key).is_none() {
+            // A lone SYN opens no flow yet: the table keeps a compact SYN-only entry until the
+            // connection answers or sends data (SYN floods stay cheap, see crate::flow).
+            if seg.syn && !seg.ack_flag && !seg.rst && !seg.fin && seg.payload.is_empty() {
+                let watched = self.is_watched(d.1);
+                if self.flows.on_lone_syn(key, s, seg.seq, frame, ts, watched) {
+                    return;
+                }
+            }
+            if self.flows.promote(&key, || App::Probing).is_none()
+                && !self.new_flow(key, s, d, seg, frame, ts)
+            {
+                return;
+            }
         }
         // SRV answers may have added watched ports since the flow began.
         let (watch_src, watch_dst) = (self.is_watched(seg.src_port), self.is_watched(seg.dst_port));

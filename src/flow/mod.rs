@@ -4,6 +4,12 @@
 //! Cheap by default: a flow whose first payload is neither DCE/RPC nor DNS, and that does not go to a
 //! watched port, is marked `Ignored` and costs one hash lookup per packet from then on. Memory is
 //! bounded by [`MAX_FLOWS`] and idle flows expire after [`IDLE_TIMEOUT_NS`] of packet time.
+//!
+//! A connection seen only as SYNs from its client (no answer, no data yet) is not a [`Flow`]: it is
+//! a compact entry (72 bytes with its key, against about 160 for a flow) in a second map, promoted
+//! to a flow by [`FlowTable::promote`] when any other packet of the connection arrives. A SYN flood
+//! (every packet a new connection that is never answered) thus costs a fraction of the memory of
+//! as many flows: 200,000 lone SYNs hold about 19 MiB.
 
 pub mod stream;
 
@@ -23,6 +29,9 @@ pub const IDLE_TIMEOUT_NS: i64 = 120 * 1_000_000_000;
 pub const SYN_TIMEOUT_NS: i64 = 30 * 1_000_000_000;
 /// How often (packet time) the table is swept for idle flows.
 pub const SWEEP_INTERVAL_NS: i64 = 5 * 1_000_000_000;
+/// How often (packet time) a full table is swept to make room. A sweep walks the whole table, so
+/// sweeping on every packet while full (a flood beyond [`MAX_FLOWS`]) would be quadratic.
+pub const FULL_SWEEP_INTERVAL_NS: i64 = 1_000_000_000;
 
 /// Canonical key of a connection: the two endpoints in sorted order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -127,9 +136,24 @@ impl<A> Flow<A> {
     }
 }
 
+/// A connection seen only as SYNs (without ACK) from its client: no answer, no data yet.
+#[derive(Clone, Copy, Debug)]
+struct SynOnly {
+    first_frame: u64,
+    first_ts: Ts,
+    last_ts: Ts,
+    isn: u32,
+    syns: u16,
+    /// The client is the key's `lo` endpoint.
+    client_is_lo: bool,
+    watched: bool,
+}
+
 /// The flow table.
 pub struct FlowTable<A> {
     map: FxMap<FlowKey, Flow<A>>,
+    /// Connections seen only as client SYNs (see the module documentation).
+    syn_only: FxMap<FlowKey, SynOnly>,
     last_sweep: Ts,
     /// Flows refused because the table was full.
     pub refused_flows: u64,
@@ -139,6 +163,7 @@ impl<A> Default for FlowTable<A> {
     fn default() -> Self {
         FlowTable {
             map: FxMap::default(),
+            syn_only: FxMap::default(),
             last_sweep: Ts(i64::MIN),
             refused_flows: 0,
         }
@@ -146,12 +171,94 @@ impl<A> Default for FlowTable<A> {
 }
 
 impl<A> FlowTable<A> {
+    /// Connections tracked: flows plus SYN-only entries (what [`MAX_FLOWS`] bounds).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.len() + self.syn_only.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && self.syn_only.is_empty()
+    }
+
+    /// A SYN without ACK and without payload from `client` for a connection that has no flow.
+    /// Records it (or counts a retransmission) as a SYN-only entry and returns true; returns false
+    /// when the connection already has a SYN-only entry whose client is the other side (a
+    /// simultaneous open: the caller promotes the entry and handles the packet as a flow). A SYN
+    /// refused because the table is full is counted in [`FlowTable::refused_flows`] (true).
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_lone_syn(
+        &mut self,
+        key: FlowKey,
+        client: (IpAddr, u16),
+        isn: u32,
+        frame: u64,
+        ts: Ts,
+        watched: bool,
+    ) -> bool {
+        let client_is_lo = key.lo == client;
+        if let Some(e) = self.syn_only.get_mut(&key) {
+            if e.client_is_lo != client_is_lo {
+                return false;
+            }
+            e.syns = e.syns.saturating_add(1);
+            e.last_ts = ts;
+            e.watched |= watched;
+            return true;
+        }
+        if self.len() >= MAX_FLOWS {
+            self.refused_flows += 1;
+            return true;
+        }
+        self.syn_only.insert(
+            key,
+            SynOnly {
+                first_frame: frame,
+                first_ts: ts,
+                last_ts: ts,
+                isn,
+                syns: 1,
+                client_is_lo,
+                watched,
+            },
+        );
+        true
+    }
+
+    /// Turns the SYN-only entry of `key`, if any, into a flow with application state `app`, as
+    /// if the flow had been created by the first SYN; `None` when there is no such entry.
+    pub fn promote(&mut self, key: &FlowKey, app: impl FnOnce() -> A) -> Option<&mut Flow<A>> {
+        let flow = self.take_syn_only(key, app)?;
+        Some(self.map.entry(*key).or_insert(flow))
+    }
+
+    fn take_syn_only(&mut self, key: &FlowKey, app: impl FnOnce() -> A) -> Option<Flow<A>> {
+        let e = self.syn_only.remove(key)?;
+        let (c, s) = if e.client_is_lo {
+            (key.lo, key.hi)
+        } else {
+            (key.hi, key.lo)
+        };
+        Some(Flow {
+            client: Endpoint { ip: c.0, port: c.1 },
+            server: Endpoint { ip: s.0, port: s.1 },
+            last_ts: e.last_ts,
+            hs: Handshake {
+                syns: u32::from(e.syns),
+                first_frame: e.first_frame,
+                first_ts: e.first_ts,
+                isn: [Some(e.isn), None],
+                ..Handshake::default()
+            },
+            watched: e.watched,
+            app: app(),
+        })
+    }
+
+    /// Removes the connection `key` (flow or SYN-only entry, the latter made a flow with `app`).
+    pub fn take(&mut self, key: &FlowKey, app: impl FnOnce() -> A) -> Option<Flow<A>> {
+        self.map
+            .remove(key)
+            .or_else(|| self.take_syn_only(key, app))
     }
 
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow<A>> {
@@ -160,7 +267,7 @@ impl<A> FlowTable<A> {
 
     /// Inserts a new flow; `Err(flow)` when the table is full.
     pub fn insert(&mut self, key: FlowKey, flow: Flow<A>) -> Result<&mut Flow<A>, Flow<A>> {
-        if self.map.len() >= MAX_FLOWS {
+        if self.len() >= MAX_FLOWS {
             self.refused_flows += 1;
             return Err(flow);
         }
@@ -171,38 +278,52 @@ impl<A> FlowTable<A> {
         self.map.remove(key)
     }
 
-    /// True when a sweep for idle flows is due at packet time `now` (or the table is full).
+    /// True when a sweep for idle flows is due at packet time `now`: every
+    /// [`SWEEP_INTERVAL_NS`], or every [`FULL_SWEEP_INTERVAL_NS`] while the table is full.
     pub fn sweep_due(&self, now: Ts) -> bool {
-        self.map.len() >= MAX_FLOWS || now.0.saturating_sub(self.last_sweep.0) >= SWEEP_INTERVAL_NS
+        let interval = if self.len() >= MAX_FLOWS {
+            FULL_SWEEP_INTERVAL_NS
+        } else {
+            SWEEP_INTERVAL_NS
+        };
+        now.0.saturating_sub(self.last_sweep.0) >= interval
     }
 
-    /// Removes and returns the flows idle at `now`: no packet for [`IDLE_TIMEOUT_NS`], or only
-    /// unanswered SYNs for [`SYN_TIMEOUT_NS`].
-    pub fn take_idle(&mut self, now: Ts, out: &mut Vec<Flow<A>>) {
+    /// The connections idle at `now`, in order of first packet: no packet for
+    /// [`IDLE_TIMEOUT_NS`], or only unanswered SYNs for [`SYN_TIMEOUT_NS`]. Remove each with
+    /// [`FlowTable::take`] (one at a time, so that a sweep never holds all flows twice).
+    pub fn idle_keys(&mut self, now: Ts) -> Vec<FlowKey> {
         self.last_sweep = now;
-        let idle: Vec<FlowKey> = self
+        let age = |t: Ts| now.0.saturating_sub(t.0);
+        let mut idle: Vec<(u64, FlowKey)> = self
             .map
             .iter()
             .filter(|(_, f)| {
-                let age = now.0.saturating_sub(f.last_ts.0);
-                age >= IDLE_TIMEOUT_NS
-                    || (!f.hs.syn_ack && !f.hs.data_seen && age >= SYN_TIMEOUT_NS)
+                age(f.last_ts) >= IDLE_TIMEOUT_NS
+                    || (!f.hs.syn_ack && !f.hs.data_seen && age(f.last_ts) >= SYN_TIMEOUT_NS)
             })
-            .map(|(k, _)| *k)
+            .map(|(k, f)| (f.hs.first_frame, *k))
+            .chain(
+                self.syn_only
+                    .iter()
+                    .filter(|(_, e)| age(e.last_ts) >= SYN_TIMEOUT_NS)
+                    .map(|(k, e)| (e.first_frame, *k)),
+            )
             .collect();
-        let mut idle = idle;
-        idle.sort_by_key(|k| self.map.get(k).map(|f| f.hs.first_frame).unwrap_or(0));
-        for k in idle {
-            if let Some(f) = self.map.remove(&k) {
-                out.push(f);
-            }
-        }
+        idle.sort_unstable_by_key(|(frame, _)| *frame);
+        idle.into_iter().map(|(_, k)| k).collect()
     }
 
-    /// Removes every flow (end of capture), in order of first packet.
-    pub fn drain_all(&mut self, out: &mut Vec<Flow<A>>) {
-        let mut all: Vec<Flow<A>> = self.map.drain().map(|(_, f)| f).collect();
-        all.sort_by_key(|f| f.hs.first_frame);
-        out.extend(all);
+    /// Every connection (end of capture), in order of first packet; remove each with
+    /// [`FlowTable::take`].
+    pub fn all_keys(&self) -> Vec<FlowKey> {
+        let mut all: Vec<(u64, FlowKey)> = self
+            .map
+            .iter()
+            .map(|(k, f)| (f.hs.first_frame, *k))
+            .chain(self.syn_only.iter().map(|(k, e)| (e.first_frame, *k)))
+            .collect();
+        all.sort_unstable_by_key(|(frame, _)| *frame);
+        all.into_iter().map(|(_, k)| k).collect()
     }
 }
