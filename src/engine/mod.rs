@@ -29,6 +29,14 @@ pub const KMS_PORT: u16 = 1688;
 /// At most this many anomalies of one kind are emitted per source; the rest are counted in the
 /// summary and announced by one `anomaly_limit` anomaly.
 pub const MAX_ANOMALIES_PER_KIND: u64 = 1000;
+/// Most heap bytes held at once by the TCP reassembly buffers of all connections of one source
+/// (32 MiB, 64 connections at their per-direction limit
+/// [`MAX_BUFFERED_PER_DIRECTION`](crate::flow::stream::MAX_BUFFERED_PER_DIRECTION) in both
+/// directions). Two crafted segments make one connection hold 256 KiB, so without this bound a
+/// small capture of many such connections would take gigabytes. Over it, the connection that
+/// grew gives up on its holes (a `memory_limit` anomaly); KMS traffic, parsed as it arrives,
+/// buffers almost nothing.
+pub const MAX_BUFFERED_TOTAL: usize = 32 << 20;
 /// At most this many SRV-advertised ports are watched for connection outcomes.
 pub const MAX_WATCHED_PORTS: usize = 1024;
 
@@ -102,6 +110,8 @@ struct Core {
     watched_ports: FxMap<u16, ()>,
     rpc_buf: Vec<RpcEvent>,
     dns_buf: Vec<dns::Exchange>,
+    /// Heap bytes held by the reassembly buffers of all flows (see [`MAX_BUFFERED_TOTAL`]).
+    buffered: usize,
 }
 
 impl Engine {
@@ -123,6 +133,7 @@ impl Engine {
                 watched_ports,
                 rpc_buf: Vec::new(),
                 dns_buf: Vec::new(),
+                buffered: 0,
             },
         }
     }
@@ -452,6 +463,7 @@ impl Core {
             };
         }
         let (client, server) = (flow.client, flow.server);
+        let heap_before = app_heap(&flow.app);
         let hs_syn_seen = [flow.hs.syns > 0, flow.hs.syn_ack];
         let mut become_ignored = false;
         let mut tcp_anomalies: Vec<(&'static str, String)> = Vec::new();
@@ -480,9 +492,18 @@ impl Core {
                     let mut gaps: Vec<(Direction, u64)> = Vec::new();
                     // Data flowing the other way while bytes are missing in front of buffered data
                     // means the hole will not be filled (the peer already answered): give up on it
-                    // now so the buffered PDUs are parsed in order with the answer.
+                    // now so the buffered PDUs are parsed in order with the answer. Only when this
+                    // direction itself flows in order: if it has holes too, segments are being
+                    // reordered (a capture of shuffled segments), and the reverse hole is more
+                    // likely late than lost (the end of the connection gives up on it otherwise).
                     let rev = dir.reverse();
-                    if !seg.payload.is_empty() && app.streams[rev.index()].has_pending_gap() {
+                    let this = &app.streams[dir.index()];
+                    let in_order =
+                        !this.has_pending_gap() && this.next_seq().is_none_or(|n| n == seq);
+                    if !seg.payload.is_empty()
+                        && in_order
+                        && app.streams[rev.index()].has_pending_gap()
+                    {
                         while let Some(n) = app.streams[rev.index()].skip_gap() {
                             gaps.push((rev, n));
                             app.session.on_gap(rev, n, frame, ts, &mut self.rpc_buf);
@@ -511,7 +532,15 @@ impl Core {
                     {
                         gaps.push((dir, 0));
                     }
-                    drain_rpc(app, dir, frame, ts, &mut self.rpc_buf);
+                    // Answers are parsed after what they answer: server-to-client bytes wait
+                    // while the client's stream still misses bytes in front of buffered data
+                    // (reordered segments), and are parsed once the hole fills.
+                    if dir == Direction::ToServer || !defer_reply(app) {
+                        drain_rpc(app, dir, frame, ts, &mut self.rpc_buf);
+                    }
+                    if dir == Direction::ToServer && !app.streams[dir.index()].has_pending_gap() {
+                        drain_rpc(app, Direction::ToClient, frame, ts, &mut self.rpc_buf);
+                    }
                     // Not DCE/RPC after all: stop reassembling (the session reported it).
                     become_ignored = app.session.state() == SessionState::NotDceRpc;
                     for (gap_dir, n) in gaps {
@@ -558,6 +587,37 @@ impl Core {
         }
         if become_ignored {
             flow.app = App::Ignored;
+        }
+        // Total memory: bytes buffered by all connections' reassembly stay under
+        // MAX_BUFFERED_TOTAL. Over it, this connection gives up on its holes at once (what waits
+        // behind them is parsed after a gap, as when its own limit is hit) and its buffers shrink.
+        self.buffered = self.buffered.saturating_sub(heap_before) + app_heap(&flow.app);
+        if self.buffered > MAX_BUFFERED_TOTAL && app_heap(&flow.app) > 0 {
+            let before = app_heap(&flow.app);
+            let mut lost = 0u64;
+            match &mut flow.app {
+                App::Rpc(app) => {
+                    for d in [Direction::ToServer, Direction::ToClient] {
+                        while let Some(n) = app.streams[d.index()].skip_gap() {
+                            lost += n;
+                            app.session.on_gap(d, n, frame, ts, &mut self.rpc_buf);
+                            drain_rpc(app, d, frame, ts, &mut self.rpc_buf);
+                        }
+                        app.streams[d.index()].shrink();
+                    }
+                }
+                // DNS over TCP is not worth the memory: stop following the connection.
+                App::DnsTcp(_) => flow.app = App::Ignored,
+                App::Probing | App::Ignored => {}
+            }
+            self.buffered = self.buffered.saturating_sub(before) + app_heap(&flow.app);
+            tcp_anomalies.push((
+                "memory_limit",
+                format!(
+                    "reassembly buffers of all connections exceed {MAX_BUFFERED_TOTAL} bytes; this \
+                     connection gave up waiting for {lost} missing bytes"
+                ),
+            ));
         }
         for (kind, detail) in tcp_anomalies {
             self.anomaly(
@@ -668,6 +728,7 @@ impl Core {
         out: &mut dyn FnMut(&Event),
     ) {
         let (client, server) = (f.client, f.server);
+        self.buffered = self.buffered.saturating_sub(app_heap(&f.app));
         let mut open_calls = 0;
         if let App::Rpc(app) = &mut f.app {
             // Deliver what is buffered behind holes before closing.
@@ -680,6 +741,8 @@ impl Core {
                     }
                     drain_rpc(app, dir, frame, ts, &mut self.rpc_buf);
                 }
+                // Server-to-client bytes held back by `defer_reply`.
+                drain_rpc(app, dir, frame, ts, &mut self.rpc_buf);
             }
             open_calls = app.session.open_calls();
             app.session.on_close(reason, frame, ts, &mut self.rpc_buf);
@@ -1017,6 +1080,25 @@ impl Core {
             }
             self.stats.dns_queries += 1;
             let (ev_body, frame, ts) = convert::dns_exchange(&ex);
+            if ex.outcome == dns::Outcome::Evicted {
+                // The pending-query limit was hit: say so before the query's `unanswered` event.
+                let (c, s) = (ep(ex.client.0, ex.client.1), ep(ex.server.0, ex.server.1));
+                self.anomaly(
+                    frame,
+                    ts,
+                    Some(c),
+                    Some(s),
+                    "dns",
+                    "pending_limit",
+                    format!(
+                        "more than {} DNS queries (or {} bytes of them) waiting for an answer at \
+                         once; the oldest was ended as unanswered without waiting for its answer",
+                        dns::MAX_PENDING_QUERIES,
+                        dns::MAX_PENDING_QUERY_BYTES
+                    ),
+                    out,
+                );
+            }
             let ev = Event {
                 ts,
                 event: "dns",
@@ -1073,11 +1155,33 @@ impl Core {
     }
 }
 
+/// Heap bytes held by the reassembly buffers of a flow.
+fn app_heap(app: &App) -> usize {
+    match app {
+        App::Rpc(a) => a.streams[0].heap_bytes() + a.streams[1].heap_bytes(),
+        App::DnsTcp(s) => s[0].heap_bytes() + s[1].heap_bytes(),
+        App::Probing | App::Ignored => 0,
+    }
+}
+
 fn dir_name(d: Direction) -> &'static str {
     match d {
         Direction::ToServer => "client-to-server",
         Direction::ToClient => "server-to-client",
     }
+}
+
+/// Most server-to-client bytes held back while the client-to-server stream has a hole (see
+/// [`defer_reply`]); beyond it they are parsed anyway. A KMS exchange is under 2 KiB.
+pub const MAX_DEFERRED_REPLY_BYTES: usize = 64 * 1024;
+
+/// True when the server-to-client bytes of `app` should wait: the client-to-server stream misses
+/// bytes in front of data it has buffered (a request not complete yet, its segments reordered),
+/// and fewer than [`MAX_DEFERRED_REPLY_BYTES`] are waiting. A reply parsed before its request
+/// would be an orphan and the request then unanswered.
+fn defer_reply(app: &RpcApp) -> bool {
+    app.streams[Direction::ToServer.index()].has_pending_gap()
+        && app.streams[Direction::ToClient.index()].buffered_bytes() < MAX_DEFERRED_REPLY_BYTES
 }
 
 fn drain_rpc(app: &mut RpcApp, dir: Direction, frame: u64, ts: Ts, buf: &mut Vec<RpcEvent>) {

@@ -292,9 +292,13 @@ impl<A> FlowTable<A> {
     /// The connections idle at `now`, in order of first packet: no packet for
     /// [`IDLE_TIMEOUT_NS`], or only unanswered SYNs for [`SYN_TIMEOUT_NS`]. Remove each with
     /// [`FlowTable::take`] (one at a time, so that a sweep never holds all flows twice).
+    /// SYN-only entries to ports that are not watched are dropped here instead: their end has
+    /// nothing to report.
     pub fn idle_keys(&mut self, now: Ts) -> Vec<FlowKey> {
         self.last_sweep = now;
         let age = |t: Ts| now.0.saturating_sub(t.0);
+        self.syn_only
+            .retain(|_, e| e.watched || age(e.last_ts) < SYN_TIMEOUT_NS);
         let mut idle: Vec<(u64, FlowKey)> = self
             .map
             .iter()
@@ -315,8 +319,9 @@ impl<A> FlowTable<A> {
     }
 
     /// Every connection (end of capture), in order of first packet; remove each with
-    /// [`FlowTable::take`].
-    pub fn all_keys(&self) -> Vec<FlowKey> {
+    /// [`FlowTable::take`]. SYN-only entries to ports that are not watched are dropped.
+    pub fn all_keys(&mut self) -> Vec<FlowKey> {
+        self.syn_only.retain(|_, e| e.watched);
         let mut all: Vec<(u64, FlowKey)> = self
             .map
             .iter()
