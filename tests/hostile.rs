@@ -730,3 +730,340 @@ fn kms_stream_in_shuffled_one_byte_segments_both_directions() {
     });
     check_all_calls("1-byte segments shuffled across both directions", &cap);
 }
+
+// ------------------------------------------------------------------------------------------
+// Terminal safety: wire strings and names never reach the terminal raw; JSON keeps them exact.
+
+/// Control characters, escape sequences, a bidi override and a C1 CSI.
+const EVIL: &str = "\u{1b}[2J\u{1b}]0;pwn\u{7}\u{202e}gpj.exe\r\u{9b}31m\u{0}";
+
+/// Runs the table, the report on stdout and the JSON Lines on `path`; checks the text modes are
+/// terminal-safe and returns the events.
+fn text_modes_safe(label: &str, path: &Path, want_code: i32) -> Vec<Value> {
+    for mode in [
+        &["--width", "200"][..],
+        &["--width", "80"][..],
+        &["--report", "-"][..],
+    ] {
+        let mut args: Vec<&OsStr> = vec![OsStr::new("read"), path.as_os_str()];
+        args.extend(mode.iter().map(OsStr::new));
+        let r = run(&args);
+        let l = format!("{label} {mode:?}");
+        check_common(&l, &r);
+        assert_eq!(r.code, Some(want_code), "{l}: {}", r.err());
+        assert_terminal_safe(&format!("{l} stdout"), &r.stdout);
+        assert_terminal_safe(&format!("{l} stderr"), &r.stderr);
+    }
+    let r = run(&[
+        OsStr::new("read"),
+        path.as_os_str(),
+        OsStr::new("--jsonl"),
+        OsStr::new("-"),
+    ]);
+    check_common(&format!("{label} jsonl"), &r);
+    assert_terminal_safe(&format!("{label} jsonl stderr"), &r.stderr);
+    r.events()
+}
+
+/// One KMS call whose request names workstation `ws` and whose response carries ePID `epid`.
+fn kms_call_capture(ws: &str, epid: &str) -> Vec<u8> {
+    use dcerpc_encoder as rpc;
+    use kms_encoder as enc;
+    use kmsscope::dcerpc::{SyntaxId, TransferSyntax};
+    let mut spec = CallSpec::new(6, Answer::Count(50));
+    spec.workstation = ws.to_string();
+    let req = kms_conv::request_for(&spec);
+    let salt = [0x11u8; 16];
+    let q = enc::encode_request(&req, salt);
+    let secrets = enc::ResponseSecrets {
+        random: [0x5a; 16],
+        server_salt: [0x77; 16],
+        hwid: [1, 2, 3, 4, 5, 6, 7, 8],
+        ..Default::default()
+    };
+    let resp = enc::echo_response(&req, epid, 50, 120, 10_080, Some(secrets.hwid));
+    let a = enc::encode_response(&resp, salt, &secrets);
+    let pdus = vec![
+        (true, rpc::bind(2, &rpc::kms_contexts_3())),
+        (
+            false,
+            rpc::bind_ack(2, 7, Some("1688"), &[rpc::accept(SyntaxId::NDR32)]),
+        ),
+        (true, rpc::kms_request(3, 0, &q, TransferSyntax::Ndr32)),
+        (false, rpc::kms_response(3, 0, &a, 0, TransferSyntax::Ndr32)),
+    ];
+    let client: IpAddr = "10.7.0.2".parse().expect("ip");
+    let server: IpAddr = "10.7.0.1".parse().expect("ip");
+    let mut c = Conn::new(
+        (client, 50_000),
+        (server, 1688),
+        1,
+        2,
+        1_795_446_600_000_000,
+    );
+    let mut pkts = c.handshake();
+    for (to_server, b) in &pdus {
+        pkts.extend(c.data(*to_server, b, 1400));
+    }
+    pkts.extend(c.close());
+    pcap_bytes(&pkts)
+}
+
+#[test]
+fn hostile_workstation_and_epid_never_reach_the_terminal_raw() {
+    // The workstation field holds at most 63 UTF-16 units; EVIL fits.
+    let ws = format!("PC{EVIL}");
+    let epid = format!("03612-00206-556-123727-03-1033-17763.0000-2972018{EVIL}");
+    let p = temp_file("evil-strings.pcap", &kms_call_capture(&ws, &epid));
+    let events = text_modes_safe("hostile workstation/ePID", &p, 0);
+    let kms: Vec<&Value> = events.iter().filter(|e| e["event"] == "kms").collect();
+    assert_eq!(kms.len(), 1, "{events:?}");
+    assert_eq!(kms[0]["request"]["workstation"], ws.trim_end_matches('\0'));
+    // The ePID ends at its NUL (kms-protocol.md §2.2).
+    assert_eq!(kms[0]["response"]["epid"], epid.trim_end_matches('\0'));
+    let _ = std::fs::remove_file(&p);
+}
+
+/// A DNS name label from text (bytes as UTF-8).
+fn dns_name(labels: &[&str]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for l in labels {
+        v.push(l.len() as u8);
+        v.extend_from_slice(l.as_bytes());
+    }
+    v.push(0);
+    v
+}
+
+#[test]
+fn hostile_dns_names_never_reach_the_terminal_raw() {
+    let qname = [
+        "_VLMCS",
+        "_TCP",
+        "evil\u{1b}[2J\u{1b}]0;pwn\u{7}",
+        "\u{202e}corp\r",
+    ];
+    let target = ["kms\u{1b}[31m", "\u{9b}1;1H", "example"];
+    let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    query.extend(dns_name(&qname));
+    query.extend([0, 33, 0, 1]);
+    let mut resp = query.clone();
+    resp[2..4].copy_from_slice(&[0x81, 0x80]);
+    resp[6..8].copy_from_slice(&[0, 1]);
+    let mut rdata = vec![0, 0, 0, 100, 0x06, 0x98];
+    rdata.extend(dns_name(&target));
+    resp.extend([0xc0, 0x0c, 0, 33, 0, 1, 0, 0, 0x0e, 0x10]);
+    resp.extend((rdata.len() as u16).to_be_bytes());
+    resp.extend(rdata);
+    let c: IpAddr = "10.8.0.5".parse().expect("ip");
+    let s: IpAddr = "10.8.0.1".parse().expect("ip");
+    let pkts = vec![
+        pcap::udp(1_795_446_600_000_000, (c, 53_000), (s, 53), &query, true),
+        pcap::udp(1_795_446_600_001_000, (s, 53), (c, 53_000), &resp, false),
+    ];
+    let p = temp_file("evil-dns.pcap", &pcap_bytes(&pkts));
+    let events = text_modes_safe("hostile DNS names", &p, 0);
+    let dns: Vec<&Value> = events.iter().filter(|e| e["event"] == "dns").collect();
+    assert_eq!(dns.len(), 1, "{events:?}");
+    assert_eq!(dns[0]["query"], qname.join("."), "{}", dns[0]);
+    assert_eq!(
+        dns[0]["answers"][0]["target"],
+        target.join("."),
+        "{}",
+        dns[0]
+    );
+    let _ = std::fs::remove_file(&p);
+}
+
+#[test]
+fn hostile_archive_member_and_file_names_never_reach_the_terminal_raw() {
+    // A zip whose capture member and non-capture member have hostile names.
+    let member = format!("ticket/{EVIL}.pcap").replace('\u{0}', "");
+    let note = format!("{EVIL}readme.txt").replace('\u{0}', "");
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    zip.start_file(member.as_str(), opts).expect("zip");
+    zip.write_all(&interop("s05_v6_office2016_multi.pcap"))
+        .expect("zip");
+    zip.start_file(note.as_str(), opts).expect("zip");
+    zip.write_all(b"not a capture").expect("zip");
+    let zbytes = zip.finish().expect("zip").into_inner();
+    // The file names themselves are hostile too (NUL cannot be in a file name).
+    let fname = format!("{EVIL}.zip").replace('\u{0}', "");
+    let p = temp_file(&fname, &zbytes);
+    let events = text_modes_safe("hostile member names", &p, 0);
+    let source = format!("{}:{member}", p.to_string_lossy());
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "summary" && e["source"] == source.as_str()),
+        "the JSON source keeps the names exact: {source:?}"
+    );
+    assert_eq!(events.iter().filter(|e| e["event"] == "kms").count(), 3);
+    let _ = std::fs::remove_file(&p);
+
+    // A hostile file name in an error line.
+    let p = temp_file(
+        &format!("{EVIL}.pcap").replace('\u{0}', ""),
+        b"\x1b[2Jnot a capture\x07",
+    );
+    let events = text_modes_safe("hostile file name, not a capture", &p, 1);
+    assert!(events.is_empty(), "{events:?}");
+    let _ = std::fs::remove_file(&p);
+
+    // A hostile path that does not exist.
+    let missing = temp_path(&format!("{EVIL}-missing.pcap").replace('\u{0}', ""));
+    let r = run(&[OsStr::new("read"), missing.as_os_str()]);
+    check_common("hostile missing file", &r);
+    assert_eq!(r.code, Some(1));
+    assert_terminal_safe("hostile missing file stderr", &r.stderr);
+    assert!(r.err().contains("\\x1b[2J"), "shown escaped: {}", r.err());
+}
+
+// ------------------------------------------------------------------------------------------
+// Resource limits: each one hit by a synthetic capture, reported as an `anomaly`, with bounded
+// memory.
+
+/// Runs `--jsonl -` on `capture`; returns the anomaly kinds (and checks the common bounds).
+fn anomalies_of(label: &str, capture: &[u8]) -> Vec<String> {
+    let p = temp_file("limit.pcap", capture);
+    let r = run(&[
+        OsStr::new("read"),
+        p.as_os_str(),
+        OsStr::new("--jsonl"),
+        OsStr::new("-"),
+    ]);
+    let _ = std::fs::remove_file(&p);
+    check_common(label, &r);
+    assert_eq!(r.code, Some(0), "{label}: {}", r.err());
+    anomaly_kinds(&r.events())
+}
+
+fn kms_conn(i: u32) -> Conn {
+    let client = IpAddr::from([10, 9, (i >> 8) as u8, i as u8]);
+    let server: IpAddr = "10.9.255.1".parse().expect("ip");
+    Conn::new(
+        (client, 40_000),
+        (server, 1688),
+        1000,
+        5000,
+        1_795_446_600_000_000,
+    )
+}
+
+/// MAX_BUFFERED_PER_DIRECTION: a hole that never fills while data piles up behind it.
+#[test]
+fn limit_bytes_buffered_per_direction() {
+    let mut c = kms_conn(1);
+    let mut pkts = c.handshake();
+    c.seq[0] = c.seq[0].wrapping_add(1); // byte 0 is never sent
+    let n = kmsscope::flow::stream::MAX_BUFFERED_PER_DIRECTION / 1400 + 10;
+    pkts.extend(c.data(true, &vec![0x41; n * 1400], 1400));
+    let kinds = anomalies_of("per-direction buffer limit", &pcap_bytes(&pkts));
+    assert!(kinds.iter().any(|k| k == "tcp_gap"), "{kinds:?}");
+}
+
+/// MAX_BUFFERED_TOTAL: many connections, each holding one byte far behind a hole (each forces a
+/// buffer of about 256 KiB): the total stays bounded and `memory_limit` says so.
+#[test]
+fn limit_total_reassembly_memory() {
+    let mut pkts = Vec::new();
+    for i in 0..400 {
+        let mut c = kms_conn(i);
+        pkts.extend(c.handshake());
+        let seq = c.seq[0].wrapping_add(250_000);
+        pkts.push(c.segment_at(true, seq, false, true, false, false, b"x"));
+    }
+    let kinds = anomalies_of("total reassembly budget", &pcap_bytes(&pkts));
+    assert!(kinds.iter().any(|k| k == "memory_limit"), "{kinds:?}");
+}
+
+/// One connection carrying `pdus` (client PDUs and server PDUs in order).
+fn rpc_capture(pdus: &[(bool, Vec<u8>)]) -> Vec<u8> {
+    let mut c = kms_conn(7);
+    let mut pkts = c.handshake();
+    for (to_server, b) in pdus {
+        pkts.extend(c.data(*to_server, b, 1400));
+    }
+    pkts.extend(c.close());
+    pcap_bytes(&pkts)
+}
+
+/// MAX_FRAGMENTS: one request in more fragments than allowed.
+#[test]
+fn limit_dcerpc_fragments_per_call() {
+    use dcerpc_encoder as rpc;
+    let stub = vec![0u8; (kmsscope::dcerpc::MAX_FRAGMENTS as usize + 20) * 8];
+    let mut pdus = vec![(true, rpc::bind(1, &rpc::kms_contexts_3()))];
+    pdus.push((true, rpc::request(2, 0, 0, &stub, Some(8)).concat()));
+    let kinds = anomalies_of("DCE/RPC fragment limit", &rpc_capture(&pdus));
+    assert!(kinds.iter().any(|k| k == "fragment_limit"), "{kinds:?}");
+}
+
+/// MAX_OPEN_CALLS: more requests waiting for an answer than allowed on one connection.
+#[test]
+fn limit_calls_per_connection() {
+    use dcerpc_encoder as rpc;
+    let mut pdus = vec![(true, rpc::bind(1, &rpc::kms_contexts_3()))];
+    for id in 0..kmsscope::dcerpc::MAX_OPEN_CALLS as u32 + 10 {
+        pdus.push((
+            true,
+            rpc::request(100 + id, 0, 0, &[0u8; 16], None).concat(),
+        ));
+    }
+    let kinds = anomalies_of("calls per connection limit", &rpc_capture(&pdus));
+    assert!(kinds.iter().any(|k| k == "call_limit"), "{kinds:?}");
+}
+
+/// MAX_FRAG_DATAGRAMS: more IPv4 datagrams in reassembly at once than allowed.
+#[test]
+fn limit_ip_fragments() {
+    let mut pkts = Vec::new();
+    for id in 0..kmsscope::decode::MAX_FRAG_DATAGRAMS as u16 + 10 {
+        // First fragment only (more fragments, offset 0) of a UDP datagram.
+        let mut ip = vec![0x45, 0, 0, 44];
+        ip.extend(id.to_be_bytes());
+        ip.extend([0x20, 0, 64, 17, 0, 0, 10, 6, 0, 1, 10, 6, 0, 2]);
+        ip.extend([0x30, 0x39, 0x00, 0x35, 0, 40, 0, 0]);
+        ip.extend([0u8; 16]);
+        let mut frame = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+        frame.extend(ip);
+        pkts.push(Pkt {
+            ts_us: 1_795_446_600_000_000 + u64::from(id),
+            frame,
+        });
+    }
+    let kinds = anomalies_of("IP fragment limit", &pcap_bytes(&pkts));
+    assert!(kinds.iter().any(|k| k == "reassembly_limit"), "{kinds:?}");
+}
+
+/// MAX_PENDING_QUERIES: more unanswered DNS queries at once than allowed; each eviction is an
+/// anomaly (capped per kind) and the query still comes out as a `dns` event.
+#[test]
+fn limit_pending_dns_queries() {
+    let n = kmsscope::dns::MAX_PENDING_QUERIES as u32 + 50;
+    let s: IpAddr = "10.10.0.1".parse().expect("ip");
+    let mut pkts = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let c = IpAddr::from([10, 11, (i >> 8) as u8, i as u8]);
+        let mut q = (i as u16).to_be_bytes().to_vec();
+        q.extend([0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+        q.extend(dns_name(&["_vlmcs", "_tcp", "corp", "example"]));
+        q.extend([0, 33, 0, 1]);
+        pkts.push(pcap::udp(
+            1_795_446_600_000_000 + u64::from(i) * 100,
+            (c, 50_000),
+            (s, 53),
+            &q,
+            true,
+        ));
+    }
+    let kinds = anomalies_of("pending DNS queries limit", &pcap_bytes(&pkts));
+    let evicted = kinds.iter().filter(|k| *k == "pending_limit").count();
+    assert_eq!(
+        evicted,
+        50,
+        "{:?}",
+        kinds.iter().take(5).collect::<Vec<_>>()
+    );
+}

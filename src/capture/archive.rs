@@ -13,7 +13,7 @@ use zip::{CompressionMethod, ZipArchive};
 use super::stream::{ByteReader, Inflated};
 use super::{
     CaptureError, CaptureErrorKind, Ctx, MAX_ARCHIVE_MEMBER_LEN, MAX_ARCHIVE_MEMBERS, Notice,
-    Opened, SNIFF_BUFFER_LEN, Stream, open_stream, printable,
+    Opened, SNIFF_BUFFER_LEN, Stream, open_stream,
 };
 
 /// A file shared by the readers of several members: each keeps its own position.
@@ -193,9 +193,11 @@ impl ZipWalker {
             let (mname, is_dir, encrypted, method, data_start, csize) =
                 match self.archive.by_index_raw(i) {
                     Ok(f) => {
+                        // Kept exact (JSON escaping is enough there); every text output
+                        // escapes source names before they reach a terminal.
                         let n = match f.name() {
-                            Ok(n) => printable(&n),
-                            Err(_) => printable(&String::from_utf8_lossy(f.name_raw())),
+                            Ok(n) => n.into_owned(),
+                            Err(_) => String::from_utf8_lossy(f.name_raw()).into_owned(),
                         };
                         (
                             n,

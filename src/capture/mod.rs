@@ -589,16 +589,3 @@ pub(crate) fn preview(d: &[u8]) -> String {
     s.push('\'');
     s
 }
-
-/// Makes an archive member name safe for one-line messages: control characters escaped.
-pub(crate) fn printable(name: &str) -> String {
-    let mut s = String::with_capacity(name.len());
-    for c in name.chars() {
-        if c.is_control() {
-            s.push_str(&format!("\\x{:02x}", u32::from(c)));
-        } else {
-            s.push(c);
-        }
-    }
-    s
-}
