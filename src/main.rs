@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Analyse capture files (pcap, pcapng, gzip, zip; `-` for stdin).
+    /// Analyse capture files (pcap, pcapng, gzip, zip, tar; `-` for stdin).
     Read(ReadArgs),
 }
 

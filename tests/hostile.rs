@@ -293,6 +293,8 @@ const CORPUS: &[(&str, i32, &str)] = &[
     ("caplen_over_max_record.pcap", 1, "offset 204 (frame 3)"),
     ("caplen_over_origlen.pcap", 0, "caplen_exceeds_orig_len"),
     ("caplen_over_snaplen.pcap", 0, "caplen_exceeds_snaplen"),
+    ("capture.pcap.xz", 1, "xz-compressed data is not read"),
+    ("capture.tar.gz", 0, ""),
     ("capture_and_junk.zip", 1, "broken.pcap: truncated pcap"),
     ("empty.pcap", 1, "empty file"),
     ("header_only_10_bytes.pcap", 1, "truncated pcap file header"),
@@ -364,6 +366,33 @@ fn committed_corpus() {
             );
         }
     }
+}
+
+/// A gzipped tar (GNU long names) is analysed like a zip: members streamed, never extracted.
+#[test]
+fn tar_gz_attachment_is_analysed() {
+    let p = root().join("tests/hostile/capture.tar.gz");
+    let r = run(&[
+        OsStr::new("read"),
+        p.as_os_str(),
+        OsStr::new("--jsonl"),
+        OsStr::new("-"),
+    ]);
+    check_common("capture.tar.gz", &r);
+    let events = r.events();
+    assert_eq!(events.iter().filter(|e| e["event"] == "kms").count(), 3);
+    let src = format!(
+        "{}:ticket/{}s05.pcap",
+        p.to_string_lossy(),
+        "long-directory-name/".repeat(6)
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "summary" && e["source"] == src.as_str()),
+        "{src}"
+    );
+    assert!(r.err().contains("readme.txt"), "{}", r.err());
 }
 
 /// The zip with one good capture among broken and non-capture members still analyses the good

@@ -97,8 +97,33 @@ impl Seek for Handle {
 /// One step of walking an archive.
 pub(crate) enum Member {
     Opened(Opened),
-    Nested(ZipWalker),
+    Nested(Walker),
     Error(CaptureError),
+}
+
+/// An archive being walked: zip (central directory, members read in place or from memory) or
+/// tar (one forward stream, see [`super::tar`]).
+pub(crate) enum Walker {
+    Zip(ZipWalker),
+    Tar(super::tar::TarWalker),
+}
+
+impl Walker {
+    /// Opens the next member holding something; `None` at the end.
+    pub fn next_member(&mut self) -> Option<Member> {
+        match self {
+            Walker::Zip(w) => w.next_member(),
+            Walker::Tar(w) => w.next_member(),
+        }
+    }
+
+    /// At the end: a notice when the archive held nothing to examine.
+    pub fn empty_notice(&self) -> Option<Notice> {
+        match self {
+            Walker::Zip(w) => w.empty_notice(),
+            Walker::Tar(w) => w.empty_notice(),
+        }
+    }
 }
 
 /// Walks the members of one zip archive, opening them one at a time.

@@ -154,7 +154,11 @@ fn run_session(steps: &[Step<'_>], reason: CloseReason, port_kms: bool) -> Vec<R
                         break;
                     }
                 }
-                assert!(b.len() <= 1 << 20, "session left {} bytes unconsumed", b.len());
+                assert!(
+                    b.len() <= 1 << 20,
+                    "session left {} bytes unconsumed",
+                    b.len()
+                );
             }
             Step::Gap(dir, n) => {
                 bufs[dir.index()].clear();
