@@ -192,6 +192,11 @@ fn assert_terminal_safe(what: &str, bytes: &[u8]) {
 /// The checks every run of a text mode (table, report, errors) must pass; prints the
 /// measurements. `label` names the case in messages.
 fn check_common(label: &str, r: &Run) {
+    check_bounded(label, r, MAX_RSS_KIB);
+}
+
+/// [`check_common`] with another peak memory bound.
+fn check_bounded(label: &str, r: &Run, max_rss_kib: u64) {
     println!(
         "hostile {label}: exit {:?}, {:.2} s, peak RSS {}",
         r.code,
@@ -224,8 +229,8 @@ fn check_common(label: &str, r: &Run) {
     }
     if let Some(k) = r.peak_kib {
         assert!(
-            k <= MAX_RSS_KIB,
-            "{label}: peak RSS {k} KiB above {MAX_RSS_KIB} KiB"
+            k <= max_rss_kib,
+            "{label}: peak RSS {k} KiB above {max_rss_kib} KiB"
         );
     }
 }
@@ -596,8 +601,9 @@ fn syn_flood_200k_flows_to_kms_port() {
     let _ = std::fs::remove_file(&p);
 }
 
-/// More connections at once than MAX_FLOWS: the rest are refused and one `flow_limit` anomaly
-/// says so; a full table is not swept on every packet (no quadratic slowdown).
+/// More connections at once than the flow table holds (MAX_FLOWS, of which MAX_SYN_ONLY lone
+/// SYNs): the rest are refused and one `flow_limit` anomaly says so; a full table is not swept on
+/// every packet (no quadratic slowdown).
 #[test]
 fn flow_limit_is_reported() {
     let n = kmsscope::flow::MAX_FLOWS as u32 + 20_000;
@@ -610,6 +616,7 @@ fn flow_limit_is_reported() {
     ]);
     check_common("SYN flood beyond MAX_FLOWS", &r);
     let events = r.events();
+    let refused = n as usize - kmsscope::flow::MAX_SYN_ONLY;
     let limit: Vec<&Value> = events
         .iter()
         .filter(|e| e["kind"] == "flow_limit")
@@ -618,7 +625,7 @@ fn flow_limit_is_reported() {
     assert!(
         limit[0]["detail"]
             .as_str()
-            .is_some_and(|d| d.starts_with("20000 connections were not tracked")),
+            .is_some_and(|d| d.starts_with(&format!("{refused} connections were not tracked"))),
         "{}",
         limit[0]
     );
@@ -992,7 +999,7 @@ fn limit_bytes_buffered_per_direction() {
     assert!(kinds.iter().any(|k| k == "tcp_gap"), "{kinds:?}");
 }
 
-/// MAX_BUFFERED_TOTAL: many connections, each holding one byte far behind a hole (each forces a
+/// MAX_FLOW_STATE_BYTES: many connections, each holding one byte far behind a hole (each forces a
 /// buffer of about 256 KiB): the total stays bounded and `memory_limit` says so.
 #[test]
 fn limit_total_reassembly_memory() {
@@ -1005,6 +1012,36 @@ fn limit_total_reassembly_memory() {
     }
     let kinds = anomalies_of("total reassembly budget", &pcap_bytes(&pkts));
     assert!(kinds.iter().any(|k| k == "memory_limit"), "{kinds:?}");
+}
+
+/// MAX_FLOW_STATE_BYTES again: 200,000 connections, each one segment holding the start of a
+/// DCE/RPC bind (each would keep a session and a partial PDU): later ones are not followed, and
+/// memory stays bounded (the flow table itself holds 200,000 entries: about 42 MiB).
+#[test]
+fn limit_total_connection_state_on_a_data_flood() {
+    use dcerpc_encoder as rpc;
+    let bind = rpc::bind(2, &rpc::kms_contexts_3());
+    let server: IpAddr = "192.0.2.9".parse().expect("ip");
+    let n = 200_000u32;
+    let mut pkts = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let client = IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+        let mut c = Conn::new(
+            (client, 1024 + (i % 60_000) as u16),
+            (server, 135),
+            i,
+            0,
+            1_795_446_600_000_000 + u64::from(i) * 50,
+        );
+        pkts.push(c.segment_at(true, i, false, true, false, false, &bind[..20]));
+    }
+    let p = temp_file("dataflood.pcap", &pcap_bytes(&pkts));
+    drop(pkts);
+    let r = run(&[OsStr::new("read"), p.as_os_str()]);
+    check_bounded("data flood, 200,000 DCE/RPC connections", &r, 128 * 1024);
+    assert_eq!(r.code, Some(0), "{}", r.err());
+    assert!(r.out().contains("memory_limit x"), "{}", r.out());
+    let _ = std::fs::remove_file(&p);
 }
 
 /// One connection carrying `pdus` (client PDUs and server PDUs in order).

@@ -29,14 +29,16 @@ pub const KMS_PORT: u16 = 1688;
 /// At most this many anomalies of one kind are emitted per source; the rest are counted in the
 /// summary and announced by one `anomaly_limit` anomaly.
 pub const MAX_ANOMALIES_PER_KIND: u64 = 1000;
-/// Most heap bytes held at once by the TCP reassembly buffers of all connections of one source
-/// (32 MiB, 64 connections at their per-direction limit
+/// Most bytes held at once by the application state of all connections of one source: the
+/// DCE/RPC and DNS-over-TCP state of each connection and its TCP reassembly buffers (32 MiB: 64
+/// connections at their per-direction limit
 /// [`MAX_BUFFERED_PER_DIRECTION`](crate::flow::stream::MAX_BUFFERED_PER_DIRECTION) in both
-/// directions). Two crafted segments make one connection hold 256 KiB, so without this bound a
-/// small capture of many such connections would take gigabytes. Over it, the connection that
-/// grew gives up on its holes (a `memory_limit` anomaly); KMS traffic, parsed as it arrives,
-/// buffers almost nothing.
-pub const MAX_BUFFERED_TOTAL: usize = 32 << 20;
+/// directions, or about 100,000 DCE/RPC connections holding a partial header). Two crafted
+/// segments make one connection hold 256 KiB, so without this bound a small capture of many such
+/// connections would take gigabytes. Over it (a `memory_limit` anomaly), the connection that grew
+/// gives up on its holes, and a connection that just started is not followed; KMS traffic,
+/// parsed as it arrives, holds almost nothing.
+pub const MAX_FLOW_STATE_BYTES: usize = 32 << 20;
 /// At most this many SRV-advertised ports are watched for connection outcomes.
 pub const MAX_WATCHED_PORTS: usize = 1024;
 
@@ -110,7 +112,7 @@ struct Core {
     watched_ports: FxMap<u16, ()>,
     rpc_buf: Vec<RpcEvent>,
     dns_buf: Vec<dns::Exchange>,
-    /// Heap bytes held by the reassembly buffers of all flows (see [`MAX_BUFFERED_TOTAL`]).
+    /// Bytes held by the application state of all flows (see [`MAX_FLOW_STATE_BYTES`]).
     buffered: usize,
 }
 
@@ -252,8 +254,10 @@ impl Engine {
                 "tcp",
                 "flow_limit",
                 format!(
-                    "{n} connections were not tracked because {} flows were open at once",
-                    crate::flow::MAX_FLOWS
+                    "{n} connections were not tracked because the flow table was full ({} \
+                     connections, of which at most {} seen only as SYNs)",
+                    crate::flow::MAX_FLOWS,
+                    crate::flow::MAX_SYN_ONLY
                 ),
                 out,
             );
@@ -435,6 +439,8 @@ impl Core {
         if seg.fin {
             hs.fin[dir.index()] = true;
         }
+        let heap_before = app_heap(&flow.app);
+        let was_probing = matches!(flow.app, App::Probing);
         // Classify on the first payload bytes of the stream: when the handshake was seen, wait for
         // the segment that starts the stream (a reordered later segment says nothing).
         let at_start = match flow.hs.isn[dir.index()] {
@@ -463,7 +469,6 @@ impl Core {
             };
         }
         let (client, server) = (flow.client, flow.server);
-        let heap_before = app_heap(&flow.app);
         let hs_syn_seen = [flow.hs.syns > 0, flow.hs.syn_ack];
         let mut become_ignored = false;
         let mut tcp_anomalies: Vec<(&'static str, String)> = Vec::new();
@@ -588,14 +593,17 @@ impl Core {
         if become_ignored {
             flow.app = App::Ignored;
         }
-        // Total memory: bytes buffered by all connections' reassembly stay under
-        // MAX_BUFFERED_TOTAL. Over it, this connection gives up on its holes at once (what waits
-        // behind them is parsed after a gap, as when its own limit is hit) and its buffers shrink.
+        // Total memory: the state of all connections (sessions and reassembly buffers) stays
+        // under MAX_FLOW_STATE_BYTES. Over it, a connection that just started is not followed;
+        // one already followed gives up on its holes at once (what waits behind them is parsed
+        // after a gap, as when its own limit is hit) and its buffers shrink.
         self.buffered = self.buffered.saturating_sub(heap_before) + app_heap(&flow.app);
-        if self.buffered > MAX_BUFFERED_TOTAL && app_heap(&flow.app) > 0 {
+        if self.buffered > MAX_FLOW_STATE_BYTES && app_heap(&flow.app) > 0 {
             let before = app_heap(&flow.app);
             let mut lost = 0u64;
             match &mut flow.app {
+                // A connection classified by this very packet is not followed.
+                App::Rpc(_) | App::DnsTcp(_) if was_probing => flow.app = App::Ignored,
                 App::Rpc(app) => {
                     for d in [Direction::ToServer, Direction::ToClient] {
                         while let Some(n) = app.streams[d.index()].skip_gap() {
@@ -611,13 +619,23 @@ impl Core {
                 App::Probing | App::Ignored => {}
             }
             self.buffered = self.buffered.saturating_sub(before) + app_heap(&flow.app);
-            tcp_anomalies.push((
-                "memory_limit",
-                format!(
-                    "reassembly buffers of all connections exceed {MAX_BUFFERED_TOTAL} bytes; this \
-                     connection gave up waiting for {lost} missing bytes"
-                ),
-            ));
+            let dropped = matches!(flow.app, App::Ignored);
+            if dropped || lost > 0 {
+                tcp_anomalies.push((
+                    "memory_limit",
+                    if dropped {
+                        format!(
+                            "connection state of all connections exceeds {MAX_FLOW_STATE_BYTES} \
+                         bytes; this connection is not followed"
+                        )
+                    } else {
+                        format!(
+                            "connection state of all connections exceeds {MAX_FLOW_STATE_BYTES} \
+                         bytes; this connection gave up waiting for {lost} missing bytes"
+                        )
+                    },
+                ));
+            }
         }
         for (kind, detail) in tcp_anomalies {
             self.anomaly(
@@ -1155,11 +1173,15 @@ impl Core {
     }
 }
 
-/// Heap bytes held by the reassembly buffers of a flow.
+/// Bytes held by the application state of a flow: its boxed state and reassembly buffers.
 fn app_heap(app: &App) -> usize {
     match app {
-        App::Rpc(a) => a.streams[0].heap_bytes() + a.streams[1].heap_bytes(),
-        App::DnsTcp(s) => s[0].heap_bytes() + s[1].heap_bytes(),
+        App::Rpc(a) => {
+            std::mem::size_of::<RpcApp>() + a.streams[0].heap_bytes() + a.streams[1].heap_bytes()
+        }
+        App::DnsTcp(s) => {
+            std::mem::size_of::<[Stream; 2]>() + s[0].heap_bytes() + s[1].heap_bytes()
+        }
         App::Probing | App::Ignored => 0,
     }
 }

@@ -23,6 +23,12 @@ use crate::time::Ts;
 
 /// Most flows tracked at once; a new flow beyond it is not tracked and an anomaly is reported.
 pub const MAX_FLOWS: usize = 262_144;
+/// Most connections tracked at once as SYN-only entries (lone SYNs, see the module
+/// documentation); a lone SYN beyond it is not tracked (counted in the `flow_limit` anomaly with
+/// the flows refused). 229,376 is the most entries a hash table of 2^18 slots holds (at the 7/8
+/// load factor of `std`'s table): one more would double the table (19 MiB to 38 MiB, both held
+/// while it grows). Within [`MAX_FLOWS`] too.
+pub const MAX_SYN_ONLY: usize = 229_376;
 /// A flow with no packet for this long (packet time) is closed as idle.
 pub const IDLE_TIMEOUT_NS: i64 = 120 * 1_000_000_000;
 /// A connection attempt (SYNs only, no answer) is declared `no_answer` after this long.
@@ -205,7 +211,7 @@ impl<A> FlowTable<A> {
             e.watched |= watched;
             return true;
         }
-        if self.len() >= MAX_FLOWS {
+        if self.len() >= MAX_FLOWS || self.syn_only.len() >= MAX_SYN_ONLY {
             self.refused_flows += 1;
             return true;
         }
