@@ -1133,3 +1133,27 @@ fn limit_pending_dns_queries() {
         kinds.iter().take(5).collect::<Vec<_>>()
     );
 }
+
+/// A hostile argument (an attachment named like an option) in a usage error: clap quotes it, and
+/// on a terminal would print it raw. Run under a pseudo-terminal (`script`) when available.
+#[test]
+fn hostile_argument_in_a_usage_error_is_not_printed_raw() {
+    let bin = env!("CARGO_BIN_EXE_kmsscope");
+    let r = run(&[OsStr::new("read"), OsStr::new("--\u{1b}[31mevil\u{7}.pcap")]);
+    assert_eq!(r.code, Some(2));
+    assert_terminal_safe("usage error stderr", &r.stderr);
+    if !Path::new("/usr/bin/script").exists() {
+        println!("skipped the pseudo-terminal run: no /usr/bin/script");
+        return;
+    }
+    let out = Command::new("/usr/bin/script")
+        .args(["-qec"])
+        .arg(format!("{bin} read $'--\\x1b[31mevil\\x07.pcap'"))
+        .arg("/dev/null")
+        .env("SHELL", "/bin/bash")
+        .output()
+        .expect("script");
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    assert!(text.contains("unexpected argument"), "{text:?}");
+    assert_terminal_safe("usage error on a terminal", text.as_bytes());
+}
