@@ -39,6 +39,10 @@ pub const MAX_ANOMALIES_PER_KIND: u64 = 1000;
 /// gives up on its holes, and a connection that just started is not followed; KMS traffic,
 /// parsed as it arrives, holds almost nothing.
 pub const MAX_FLOW_STATE_BYTES: usize = 32 << 20;
+/// Most server-to-client bytes held back while the client-to-server stream has a hole (see
+/// [`defer_reply`]); beyond it they are parsed anyway. A KMS exchange is under 2 KiB.
+pub const MAX_DEFERRED_REPLY_BYTES: usize = 64 * 1024;
+
 /// At most this many SRV-advertised ports are watched for connection outcomes.
 pub const MAX_WATCHED_PORTS: usize = 1024;
 
@@ -113,7 +117,7 @@ struct Core {
     rpc_buf: Vec<RpcEvent>,
     dns_buf: Vec<dns::Exchange>,
     /// Bytes held by the application state of all flows (see [`MAX_FLOW_STATE_BYTES`]).
-    buffered: usize,
+    flow_state_bytes: usize,
 }
 
 impl Engine {
@@ -135,7 +139,7 @@ impl Engine {
                 watched_ports,
                 rpc_buf: Vec::new(),
                 dns_buf: Vec::new(),
-                buffered: 0,
+                flow_state_bytes: 0,
             },
         }
     }
@@ -597,8 +601,9 @@ impl Core {
         // under MAX_FLOW_STATE_BYTES. Over it, a connection that just started is not followed;
         // one already followed gives up on its holes at once (what waits behind them is parsed
         // after a gap, as when its own limit is hit) and its buffers shrink.
-        self.buffered = self.buffered.saturating_sub(heap_before) + app_heap(&flow.app);
-        if self.buffered > MAX_FLOW_STATE_BYTES && app_heap(&flow.app) > 0 {
+        self.flow_state_bytes =
+            self.flow_state_bytes.saturating_sub(heap_before) + app_heap(&flow.app);
+        if self.flow_state_bytes > MAX_FLOW_STATE_BYTES && app_heap(&flow.app) > 0 {
             let before = app_heap(&flow.app);
             let mut lost = 0u64;
             match &mut flow.app {
@@ -618,7 +623,8 @@ impl Core {
                 App::DnsTcp(_) => flow.app = App::Ignored,
                 App::Probing | App::Ignored => {}
             }
-            self.buffered = self.buffered.saturating_sub(before) + app_heap(&flow.app);
+            self.flow_state_bytes =
+                self.flow_state_bytes.saturating_sub(before) + app_heap(&flow.app);
             let dropped = matches!(flow.app, App::Ignored);
             if dropped || lost > 0 {
                 tcp_anomalies.push((
@@ -746,7 +752,7 @@ impl Core {
         out: &mut dyn FnMut(&Event),
     ) {
         let (client, server) = (f.client, f.server);
-        self.buffered = self.buffered.saturating_sub(app_heap(&f.app));
+        self.flow_state_bytes = self.flow_state_bytes.saturating_sub(app_heap(&f.app));
         let mut open_calls = 0;
         if let App::Rpc(app) = &mut f.app {
             // Deliver what is buffered behind holes before closing.
@@ -1192,10 +1198,6 @@ fn dir_name(d: Direction) -> &'static str {
         Direction::ToClient => "server-to-client",
     }
 }
-
-/// Most server-to-client bytes held back while the client-to-server stream has a hole (see
-/// [`defer_reply`]); beyond it they are parsed anyway. A KMS exchange is under 2 KiB.
-pub const MAX_DEFERRED_REPLY_BYTES: usize = 64 * 1024;
 
 /// True when the server-to-client bytes of `app` should wait: the client-to-server stream misses
 /// bytes in front of data it has buffered (a request not complete yet, its segments reordered),

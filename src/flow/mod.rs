@@ -338,3 +338,62 @@ impl<A> FlowTable<A> {
         all.into_iter().map(|(_, k)| k).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(s: &str, port: u16) -> (IpAddr, u16) {
+        (s.parse().expect("ip"), port)
+    }
+
+    #[test]
+    fn lone_syns_are_compact_until_promoted() {
+        let mut t: FlowTable<u8> = FlowTable::default();
+        let (c, s) = (ep("10.0.0.9", 50000), ep("10.0.0.1", 1688));
+        let key = FlowKey::new(c, s);
+        assert!(t.on_lone_syn(key, c, 77, 1, Ts(10), true));
+        assert!(t.on_lone_syn(key, c, 77, 2, Ts(20), true)); // retransmission
+        assert_eq!(t.len(), 1);
+        assert!(t.get_mut(&key).is_none(), "not a flow yet");
+        // The server's SYN (simultaneous open) is not the entry's client: promote instead.
+        assert!(!t.on_lone_syn(key, s, 5, 3, Ts(30), true));
+        let f = t.promote(&key, || 7).expect("promoted");
+        assert_eq!((f.client.ip, f.client.port), c);
+        assert_eq!((f.server.ip, f.server.port), s);
+        assert_eq!(f.hs.syns, 2);
+        assert_eq!(f.hs.isn, [Some(77), None]);
+        assert_eq!(
+            (f.hs.first_frame, f.hs.first_ts, f.last_ts),
+            (1, Ts(10), Ts(20))
+        );
+        assert!(f.watched);
+        assert_eq!(f.app, 7);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn unwatched_lone_syns_expire_silently_and_watched_ones_are_handed_back() {
+        let mut t: FlowTable<u8> = FlowTable::default();
+        let s = ep("10.0.0.1", 80);
+        for i in 0..10u16 {
+            let c = ep("10.0.0.2", 1000 + i);
+            t.on_lone_syn(FlowKey::new(c, s), c, 1, u64::from(i), Ts(0), i % 2 == 0);
+        }
+        let idle = t.idle_keys(Ts(SYN_TIMEOUT_NS));
+        assert_eq!(idle.len(), 5, "the watched ones, to report no_answer");
+        assert_eq!(t.len(), 5, "the unwatched ones are gone");
+        for k in idle {
+            assert!(t.take(&k, || 0).is_some());
+        }
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_full_table_is_not_swept_on_every_packet() {
+        let mut t: FlowTable<u8> = FlowTable::default();
+        let _ = t.idle_keys(Ts(0));
+        assert!(!t.sweep_due(Ts(FULL_SWEEP_INTERVAL_NS - 1)));
+        assert!(t.sweep_due(Ts(SWEEP_INTERVAL_NS)));
+    }
+}
