@@ -402,13 +402,17 @@ impl Core {
         let d = (dst, seg.dst_port);
         let key = FlowKey::new(s, d);
         if self.flows.get_mut(&key).is_none() {
-            // A lone SYN opens no flow yet: the table keeps a compact SYN-only entry until the
-            // connection answers or sends data (SYN floods stay cheap, see crate::flow).
-            if seg.syn && !seg.ack_flag && !seg.rst && !seg.fin && seg.payload.is_empty() {
+            // A lone SYN opens no flow yet: the table keeps a compact entry while the connection
+            // is only a handshake (SYNs, SYN-ACK), so SYN floods stay cheap (see crate::flow).
+            let bare = !seg.rst && !seg.fin && seg.payload.is_empty();
+            if bare && seg.syn && !seg.ack_flag {
                 let watched = self.is_watched(d.1);
                 if self.flows.on_lone_syn(key, s, seg.seq, frame, ts, watched) {
                     return;
                 }
+            }
+            if bare && seg.syn && seg.ack_flag && self.flows.on_syn_ack(key, s, seg.seq, ts) {
+                return;
             }
             if self.flows.promote(&key, || App::Probing).is_none()
                 && !self.new_flow(key, s, d, seg, frame, ts)

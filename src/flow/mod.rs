@@ -5,11 +5,13 @@
 //! watched port, is marked `Ignored` and costs one hash lookup per packet from then on. Memory is
 //! bounded by [`MAX_FLOWS`] and idle flows expire after [`IDLE_TIMEOUT_NS`] of packet time.
 //!
-//! A connection seen only as SYNs from its client (no answer, no data yet) is not a [`Flow`]: it is
-//! a compact entry (72 bytes with its key, against about 160 for a flow) in a second map, promoted
-//! to a flow by [`FlowTable::promote`] when any other packet of the connection arrives. A SYN flood
-//! (every packet a new connection that is never answered) thus costs a fraction of the memory of
-//! as many flows: 200,000 lone SYNs hold about 19 MiB.
+//! A connection seen only as its opening handshake (the client's SYNs, perhaps the server's
+//! SYN-ACK; no data yet) is not a [`Flow`]: it is a compact entry (80 bytes with its key, against
+//! about 160 for a flow) in a second map, promoted to a flow by [`FlowTable::promote`] when any
+//! other packet of the connection arrives. A SYN flood (every packet a new connection that never
+//! goes further) thus costs a fraction of the memory of as many flows: 200,000 lone SYNs hold
+//! about 21 MiB. Such an entry that times out is reported only when it is an unanswered attempt
+//! on a watched port (the engine's `no_answer` connection outcome); the others go silently.
 
 pub mod stream;
 
@@ -23,11 +25,11 @@ use crate::time::Ts;
 
 /// Most flows tracked at once; a new flow beyond it is not tracked and an anomaly is reported.
 pub const MAX_FLOWS: usize = 262_144;
-/// Most connections tracked at once as SYN-only entries (lone SYNs, see the module
-/// documentation); a lone SYN beyond it is not tracked (counted in the `flow_limit` anomaly with
-/// the flows refused). 229,376 is the most entries a hash table of 2^18 slots holds (at the 7/8
-/// load factor of `std`'s table): one more would double the table (19 MiB to 38 MiB, both held
-/// while it grows). Within [`MAX_FLOWS`] too.
+/// Most connections tracked at once as handshake-only entries (see the module documentation); a
+/// SYN beyond it is not tracked (counted in the `flow_limit` anomaly with the flows refused).
+/// 229,376 is the most entries a hash table of 2^18 slots holds (at the 7/8 load factor of
+/// `std`'s table): one more would double the table (21 MiB to 42 MiB, both held while it grows).
+/// Within [`MAX_FLOWS`] too.
 pub const MAX_SYN_ONLY: usize = 229_376;
 /// A flow with no packet for this long (packet time) is closed as idle.
 pub const IDLE_TIMEOUT_NS: i64 = 120 * 1_000_000_000;
@@ -142,17 +144,28 @@ impl<A> Flow<A> {
     }
 }
 
-/// A connection seen only as SYNs (without ACK) from its client: no answer, no data yet.
+/// A connection seen only as its handshake: SYNs (without ACK) from its client, perhaps the
+/// server's SYN-ACK; no data yet.
 #[derive(Clone, Copy, Debug)]
 struct SynOnly {
     first_frame: u64,
     first_ts: Ts,
     last_ts: Ts,
     isn: u32,
+    /// The server's ISN, valid with `syn_ack`.
+    server_isn: u32,
     syns: u16,
+    syn_ack: bool,
     /// The client is the key's `lo` endpoint.
     client_is_lo: bool,
     watched: bool,
+}
+
+impl SynOnly {
+    /// An unanswered attempt on a watched port: its end is a `no_answer` outcome to report.
+    fn reportable(&self) -> bool {
+        self.watched && !self.syn_ack
+    }
 }
 
 /// The flow table.
@@ -222,11 +235,31 @@ impl<A> FlowTable<A> {
                 first_ts: ts,
                 last_ts: ts,
                 isn,
+                server_isn: 0,
                 syns: 1,
+                syn_ack: false,
                 client_is_lo,
                 watched,
             },
         );
+        true
+    }
+
+    /// A SYN-ACK without payload from `server` for a connection that has no flow: recorded in its
+    /// SYN-only entry (true) when there is one whose client is the other side; false otherwise
+    /// (the caller handles the packet as a flow).
+    pub fn on_syn_ack(&mut self, key: FlowKey, server: (IpAddr, u16), isn: u32, ts: Ts) -> bool {
+        let Some(e) = self.syn_only.get_mut(&key) else {
+            return false;
+        };
+        if e.client_is_lo == (key.lo == server) {
+            return false;
+        }
+        if !e.syn_ack {
+            e.syn_ack = true;
+            e.server_isn = isn;
+        }
+        e.last_ts = ts;
         true
     }
 
@@ -239,6 +272,12 @@ impl<A> FlowTable<A> {
 
     fn take_syn_only(&mut self, key: &FlowKey, app: impl FnOnce() -> A) -> Option<Flow<A>> {
         let e = self.syn_only.remove(key)?;
+        // Once a flood of SYNs is answered (or times out), give the table's memory back rather
+        // than hold it next to the flows it became (amortised: at most once per halving).
+        let cap = self.syn_only.capacity();
+        if cap > 4096 && self.syn_only.len() * 4 < cap {
+            self.syn_only.shrink_to(self.syn_only.len() * 2);
+        }
         let (c, s) = if e.client_is_lo {
             (key.lo, key.hi)
         } else {
@@ -250,9 +289,10 @@ impl<A> FlowTable<A> {
             last_ts: e.last_ts,
             hs: Handshake {
                 syns: u32::from(e.syns),
+                syn_ack: e.syn_ack,
                 first_frame: e.first_frame,
                 first_ts: e.first_ts,
-                isn: [Some(e.isn), None],
+                isn: [Some(e.isn), e.syn_ack.then_some(e.server_isn)],
                 ..Handshake::default()
             },
             watched: e.watched,
@@ -298,13 +338,22 @@ impl<A> FlowTable<A> {
     /// The connections idle at `now`, in order of first packet: no packet for
     /// [`IDLE_TIMEOUT_NS`], or only unanswered SYNs for [`SYN_TIMEOUT_NS`]. Remove each with
     /// [`FlowTable::take`] (one at a time, so that a sweep never holds all flows twice).
-    /// SYN-only entries to ports that are not watched are dropped here instead: their end has
-    /// nothing to report.
+    /// Handshake-only entries whose end has nothing to report are dropped here instead.
     pub fn idle_keys(&mut self, now: Ts) -> Vec<FlowKey> {
         self.last_sweep = now;
         let age = |t: Ts| now.0.saturating_sub(t.0);
-        self.syn_only
-            .retain(|_, e| e.watched || age(e.last_ts) < SYN_TIMEOUT_NS);
+        self.syn_only.retain(|_, e| {
+            e.reportable()
+                || age(e.last_ts)
+                    < if e.syn_ack {
+                        IDLE_TIMEOUT_NS
+                    } else {
+                        SYN_TIMEOUT_NS
+                    }
+        });
+        if self.syn_only.capacity() > 4096 && self.syn_only.len() * 4 < self.syn_only.capacity() {
+            self.syn_only.shrink_to(self.syn_only.len() * 2);
+        }
         let mut idle: Vec<(u64, FlowKey)> = self
             .map
             .iter()
@@ -316,7 +365,7 @@ impl<A> FlowTable<A> {
             .chain(
                 self.syn_only
                     .iter()
-                    .filter(|(_, e)| age(e.last_ts) >= SYN_TIMEOUT_NS)
+                    .filter(|(_, e)| e.reportable() && age(e.last_ts) >= SYN_TIMEOUT_NS)
                     .map(|(k, e)| (e.first_frame, *k)),
             )
             .collect();
@@ -325,9 +374,9 @@ impl<A> FlowTable<A> {
     }
 
     /// Every connection (end of capture), in order of first packet; remove each with
-    /// [`FlowTable::take`]. SYN-only entries to ports that are not watched are dropped.
+    /// [`FlowTable::take`]. Handshake-only entries whose end has nothing to report are dropped.
     pub fn all_keys(&mut self) -> Vec<FlowKey> {
-        self.syn_only.retain(|_, e| e.watched);
+        self.syn_only.retain(|_, e| e.reportable());
         let mut all: Vec<(u64, FlowKey)> = self
             .map
             .iter()
@@ -370,6 +419,29 @@ mod tests {
         assert!(f.watched);
         assert_eq!(f.app, 7);
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn a_syn_ack_stays_in_the_compact_entry() {
+        let mut t: FlowTable<u8> = FlowTable::default();
+        let (c, s) = (ep("10.0.0.9", 50000), ep("10.0.0.1", 1688));
+        let key = FlowKey::new(c, s);
+        assert!(!t.on_syn_ack(key, s, 9, Ts(5)), "no entry: not recorded");
+        assert!(t.on_lone_syn(key, c, 77, 1, Ts(10), true));
+        assert!(
+            !t.on_syn_ack(key, c, 9, Ts(15)),
+            "from the client: not a SYN-ACK to record"
+        );
+        assert!(t.on_syn_ack(key, s, 9, Ts(20)));
+        assert!(t.get_mut(&key).is_none());
+        // Answered: nothing to report when it ends, so it goes silently.
+        assert!(t.all_keys().is_empty());
+        assert!(t.is_empty());
+        assert!(t.on_lone_syn(key, c, 77, 1, Ts(10), true));
+        assert!(t.on_syn_ack(key, s, 9, Ts(20)));
+        let f = t.promote(&key, || 0).expect("promoted");
+        assert!(f.hs.syn_ack);
+        assert_eq!(f.hs.isn, [Some(77), Some(9)]);
     }
 
     #[test]
