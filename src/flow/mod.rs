@@ -267,17 +267,14 @@ impl<A> FlowTable<A> {
     /// if the flow had been created by the first SYN; `None` when there is no such entry.
     pub fn promote(&mut self, key: &FlowKey, app: impl FnOnce() -> A) -> Option<&mut Flow<A>> {
         let flow = self.take_syn_only(key, app)?;
+        // Once a flood of SYNs turns into flows, give the SYN table's memory back rather than
+        // hold it next to the flows it became (amortised: at most once per halving).
+        self.shrink_syn_only();
         Some(self.map.entry(*key).or_insert(flow))
     }
 
     fn take_syn_only(&mut self, key: &FlowKey, app: impl FnOnce() -> A) -> Option<Flow<A>> {
         let e = self.syn_only.remove(key)?;
-        // Once a flood of SYNs is answered (or times out), give the table's memory back rather
-        // than hold it next to the flows it became (amortised: at most once per halving).
-        let cap = self.syn_only.capacity();
-        if cap > 4096 && self.syn_only.len() * 4 < cap {
-            self.syn_only.shrink_to(self.syn_only.len() * 2);
-        }
         let (c, s) = if e.client_is_lo {
             (key.lo, key.hi)
         } else {
@@ -298,6 +295,14 @@ impl<A> FlowTable<A> {
             watched: e.watched,
             app: app(),
         })
+    }
+
+    /// Halves the SYN table's memory once it is three-quarters empty.
+    fn shrink_syn_only(&mut self) {
+        let cap = self.syn_only.capacity();
+        if cap > 4096 && self.syn_only.len() * 4 < cap {
+            self.syn_only.shrink_to(self.syn_only.len() * 2);
+        }
     }
 
     /// Removes the connection `key` (flow or SYN-only entry, the latter made a flow with `app`).
@@ -351,9 +356,7 @@ impl<A> FlowTable<A> {
                         SYN_TIMEOUT_NS
                     }
         });
-        if self.syn_only.capacity() > 4096 && self.syn_only.len() * 4 < self.syn_only.capacity() {
-            self.syn_only.shrink_to(self.syn_only.len() * 2);
-        }
+        self.shrink_syn_only();
         let mut idle: Vec<(u64, FlowKey)> = self
             .map
             .iter()
