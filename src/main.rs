@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Analyse capture files (pcap, pcapng, gzip, zip; `-` for stdin).
+    /// Analyse capture files (pcap, pcapng, gzip, zip, tar; `-` for stdin).
     Read(ReadArgs),
     /// Capture and analyse live traffic on an interface until Ctrl-C (build with `--features live`).
     Live(LiveArgs),
@@ -115,7 +115,10 @@ struct LiveArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let result = match cli.cmd {
         Cmd::Read(args) => cmd_read(args),
         Cmd::Live(args) => live::cmd_live(args),
@@ -128,6 +131,28 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Prints a command-line error. clap quotes the offending argument as given, and on a terminal
+/// would print it raw: a file named `--\x1b]0;…\x07.pcap` (attachment names come from anyone)
+/// must not drive the terminal, so the message is printed as plain text, escaped line by line.
+/// Help and version output (no user input in it) keep clap's own rendering.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let mut err = io::stderr().lock();
+    for line in text.lines() {
+        let _ = writeln!(err, "{}", escape(line));
+    }
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
 }
 
 fn terminal_width() -> usize {

@@ -62,6 +62,13 @@ pub fn analyze_path(path: &str, opts: &RunOptions, sinks: &mut [Box<dyn Sink>]) 
             Err(e) => report.errors.push(e.to_string()),
         }
     }
+    if report.sources == 0 && report.errors.is_empty() {
+        // An archive that holds no capture at all: nothing was analysed, which is an error for
+        // the input (exit status 1), not a silent success with only notes.
+        report
+            .errors
+            .push(format!("{path}: no capture file found in the archive"));
+    }
     report
 }
 

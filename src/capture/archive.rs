@@ -13,7 +13,7 @@ use zip::{CompressionMethod, ZipArchive};
 use super::stream::{ByteReader, Inflated};
 use super::{
     CaptureError, CaptureErrorKind, Ctx, MAX_ARCHIVE_MEMBER_LEN, MAX_ARCHIVE_MEMBERS, Notice,
-    Opened, SNIFF_BUFFER_LEN, Stream, open_stream, printable,
+    Opened, SNIFF_BUFFER_LEN, Stream, open_stream,
 };
 
 /// A file shared by the readers of several members: each keeps its own position.
@@ -97,8 +97,33 @@ impl Seek for Handle {
 /// One step of walking an archive.
 pub(crate) enum Member {
     Opened(Opened),
-    Nested(ZipWalker),
+    Nested(Walker),
     Error(CaptureError),
+}
+
+/// An archive being walked: zip (central directory, members read in place or from memory) or
+/// tar (one forward stream, see [`super::tar`]).
+pub(crate) enum Walker {
+    Zip(ZipWalker),
+    Tar(super::tar::TarWalker),
+}
+
+impl Walker {
+    /// Opens the next member holding something; `None` at the end.
+    pub fn next_member(&mut self) -> Option<Member> {
+        match self {
+            Walker::Zip(w) => w.next_member(),
+            Walker::Tar(w) => w.next_member(),
+        }
+    }
+
+    /// At the end: a notice when the archive held nothing to examine.
+    pub fn empty_notice(&self) -> Option<Notice> {
+        match self {
+            Walker::Zip(w) => w.empty_notice(),
+            Walker::Tar(w) => w.empty_notice(),
+        }
+    }
 }
 
 /// Walks the members of one zip archive, opening them one at a time.
@@ -193,9 +218,11 @@ impl ZipWalker {
             let (mname, is_dir, encrypted, method, data_start, csize) =
                 match self.archive.by_index_raw(i) {
                     Ok(f) => {
+                        // Kept exact (JSON escaping is enough there); every text output
+                        // escapes source names before they reach a terminal.
                         let n = match f.name() {
-                            Ok(n) => printable(&n),
-                            Err(_) => printable(&String::from_utf8_lossy(f.name_raw())),
+                            Ok(n) => n.into_owned(),
+                            Err(_) => String::from_utf8_lossy(f.name_raw()).into_owned(),
                         };
                         (
                             n,

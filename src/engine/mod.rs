@@ -29,6 +29,20 @@ pub const KMS_PORT: u16 = 1688;
 /// At most this many anomalies of one kind are emitted per source; the rest are counted in the
 /// summary and announced by one `anomaly_limit` anomaly.
 pub const MAX_ANOMALIES_PER_KIND: u64 = 1000;
+/// Most bytes held at once by the application state of all connections of one source: the
+/// DCE/RPC and DNS-over-TCP state of each connection and its TCP reassembly buffers (32 MiB: 64
+/// connections at their per-direction limit
+/// [`MAX_BUFFERED_PER_DIRECTION`](crate::flow::stream::MAX_BUFFERED_PER_DIRECTION) in both
+/// directions, or about 100,000 DCE/RPC connections holding a partial header). Two crafted
+/// segments make one connection hold 256 KiB, so without this bound a small capture of many such
+/// connections would take gigabytes. Over it (a `memory_limit` anomaly), the connection that grew
+/// gives up on its holes, and a connection that just started is not followed; KMS traffic,
+/// parsed as it arrives, holds almost nothing.
+pub const MAX_FLOW_STATE_BYTES: usize = 32 << 20;
+/// Most server-to-client bytes held back while the client-to-server stream has a hole (see
+/// [`defer_reply`]); beyond it they are parsed anyway. A KMS exchange is under 2 KiB.
+pub const MAX_DEFERRED_REPLY_BYTES: usize = 64 * 1024;
+
 /// At most this many SRV-advertised ports are watched for connection outcomes.
 pub const MAX_WATCHED_PORTS: usize = 1024;
 
@@ -106,9 +120,10 @@ struct Core {
     watched_ports: FxMap<u16, ()>,
     rpc_buf: Vec<RpcEvent>,
     dns_buf: Vec<dns::Exchange>,
-    closed: Vec<Flow<App>>,
     /// Drops reported by a live capture (`dropped`, `if_dropped` of the summary); `None` for files.
     capture_drops: Option<(u64, u64)>,
+    /// Bytes held by the application state of all flows (see [`MAX_FLOW_STATE_BYTES`]).
+    flow_state_bytes: usize,
 }
 
 impl Engine {
@@ -132,8 +147,8 @@ impl Engine {
                 watched_ports,
                 rpc_buf: Vec::new(),
                 dns_buf: Vec::new(),
-                closed: Vec::new(),
                 capture_drops: None,
+                flow_state_bytes: 0,
             },
         }
     }
@@ -260,12 +275,11 @@ impl Engine {
             core.anomaly(frame, ts, None, None, a.layer, a.kind, a.detail, out);
         }
         let (frame, ts) = (core.stats.last_frame, core.stats.last_ts);
-        let mut flows = std::mem::take(&mut core.closed);
-        core.flows.drain_all(&mut flows);
-        for f in flows.drain(..) {
-            core.close_flow(f, CloseReason::CaptureEnded, frame, ts, out);
+        for key in core.flows.all_keys() {
+            if let Some(f) = core.flows.take(&key, || App::Probing) {
+                core.close_flow(f, CloseReason::CaptureEnded, frame, ts, out);
+            }
         }
-        core.closed = flows;
         let mut ex = std::mem::take(&mut core.dns_buf);
         core.dns.finish(&mut ex);
         core.emit_dns(&mut ex, out);
@@ -280,8 +294,10 @@ impl Engine {
                 "tcp",
                 "flow_limit",
                 format!(
-                    "{n} connections were not tracked because {} flows were open at once",
-                    crate::flow::MAX_FLOWS
+                    "{n} connections were not tracked because the flow table was full ({} \
+                     connections, of which at most {} seen only as SYNs)",
+                    crate::flow::MAX_FLOWS,
+                    crate::flow::MAX_SYN_ONLY
                 ),
                 out,
             );
@@ -395,12 +411,11 @@ impl Core {
     }
 
     fn sweep(&mut self, now: Ts, frame: u64, out: &mut dyn FnMut(&Event)) {
-        let mut flows = std::mem::take(&mut self.closed);
-        self.flows.take_idle(now, &mut flows);
-        for f in flows.drain(..) {
-            self.close_flow(f, CloseReason::Timeout, frame, now, out);
+        for key in self.flows.idle_keys(now) {
+            if let Some(f) = self.flows.take(&key, || App::Probing) {
+                self.close_flow(f, CloseReason::Timeout, frame, now, out);
+            }
         }
-        self.closed = flows;
         let mut ex = std::mem::take(&mut self.dns_buf);
         self.dns.expire(now, &mut ex);
         self.emit_dns(&mut ex, out);
@@ -422,8 +437,24 @@ impl Core {
         let s = (src, seg.src_port);
         let d = (dst, seg.dst_port);
         let key = FlowKey::new(s, d);
-        if self.flows.get_mut(&key).is_none() && !self.new_flow(key, s, d, seg, frame, ts) {
-            return;
+        if self.flows.get_mut(&key).is_none() {
+            // A lone SYN opens no flow yet: the table keeps a compact entry while the connection
+            // is only a handshake (SYNs, SYN-ACK), so SYN floods stay cheap (see crate::flow).
+            let bare = !seg.rst && !seg.fin && seg.payload.is_empty();
+            if bare && seg.syn && !seg.ack_flag {
+                let watched = self.is_watched(d.1);
+                if self.flows.on_lone_syn(key, s, seg.seq, frame, ts, watched) {
+                    return;
+                }
+            }
+            if bare && seg.syn && seg.ack_flag && self.flows.on_syn_ack(key, s, seg.seq, ts) {
+                return;
+            }
+            if self.flows.promote(&key, || App::Probing).is_none()
+                && !self.new_flow(key, s, d, seg, frame, ts)
+            {
+                return;
+            }
         }
         // SRV answers may have added watched ports since the flow began.
         let (watch_src, watch_dst) = (self.is_watched(seg.src_port), self.is_watched(seg.dst_port));
@@ -452,6 +483,8 @@ impl Core {
         if seg.fin {
             hs.fin[dir.index()] = true;
         }
+        let heap_before = app_heap(&flow.app);
+        let was_probing = matches!(flow.app, App::Probing);
         // Classify on the first payload bytes of the stream: when the handshake was seen, wait for
         // the segment that starts the stream (a reordered later segment says nothing).
         let at_start = match flow.hs.isn[dir.index()] {
@@ -508,9 +541,18 @@ impl Core {
                     let mut gaps: Vec<(Direction, u64)> = Vec::new();
                     // Data flowing the other way while bytes are missing in front of buffered data
                     // means the hole will not be filled (the peer already answered): give up on it
-                    // now so the buffered PDUs are parsed in order with the answer.
+                    // now so the buffered PDUs are parsed in order with the answer. Only when this
+                    // direction itself flows in order: if it has holes too, segments are being
+                    // reordered (a capture of shuffled segments), and the reverse hole is more
+                    // likely late than lost (the end of the connection gives up on it otherwise).
                     let rev = dir.reverse();
-                    if !seg.payload.is_empty() && app.streams[rev.index()].has_pending_gap() {
+                    let this = &app.streams[dir.index()];
+                    let in_order =
+                        !this.has_pending_gap() && this.next_seq().is_none_or(|n| n == seq);
+                    if !seg.payload.is_empty()
+                        && in_order
+                        && app.streams[rev.index()].has_pending_gap()
+                    {
                         while let Some(n) = app.streams[rev.index()].skip_gap() {
                             gaps.push((rev, n));
                             app.session.on_gap(rev, n, frame, ts, &mut self.rpc_buf);
@@ -539,7 +581,15 @@ impl Core {
                     {
                         gaps.push((dir, 0));
                     }
-                    drain_rpc(app, dir, frame, ts, &mut self.rpc_buf);
+                    // Answers are parsed after what they answer: server-to-client bytes wait
+                    // while the client's stream still misses bytes in front of buffered data
+                    // (reordered segments), and are parsed once the hole fills.
+                    if dir == Direction::ToServer || !defer_reply(app) {
+                        drain_rpc(app, dir, frame, ts, &mut self.rpc_buf);
+                    }
+                    if dir == Direction::ToServer && !app.streams[dir.index()].has_pending_gap() {
+                        drain_rpc(app, Direction::ToClient, frame, ts, &mut self.rpc_buf);
+                    }
                     // Not DCE/RPC after all: stop reassembling (the session reported it).
                     become_ignored = app.session.state() == SessionState::NotDceRpc;
                     for (gap_dir, n) in gaps {
@@ -586,6 +636,52 @@ impl Core {
         }
         if become_ignored {
             flow.app = App::Ignored;
+        }
+        // Total memory: the state of all connections (sessions and reassembly buffers) stays
+        // under MAX_FLOW_STATE_BYTES. Over it, a connection that just started is not followed;
+        // one already followed gives up on its holes at once (what waits behind them is parsed
+        // after a gap, as when its own limit is hit) and its buffers shrink.
+        self.flow_state_bytes =
+            self.flow_state_bytes.saturating_sub(heap_before) + app_heap(&flow.app);
+        if self.flow_state_bytes > MAX_FLOW_STATE_BYTES && app_heap(&flow.app) > 0 {
+            let before = app_heap(&flow.app);
+            let mut lost = 0u64;
+            match &mut flow.app {
+                // A connection classified by this very packet is not followed.
+                App::Rpc(_) | App::DnsTcp(_) if was_probing => flow.app = App::Ignored,
+                App::Rpc(app) => {
+                    for d in [Direction::ToServer, Direction::ToClient] {
+                        while let Some(n) = app.streams[d.index()].skip_gap() {
+                            lost += n;
+                            app.session.on_gap(d, n, frame, ts, &mut self.rpc_buf);
+                            drain_rpc(app, d, frame, ts, &mut self.rpc_buf);
+                        }
+                        app.streams[d.index()].shrink();
+                    }
+                }
+                // DNS over TCP is not worth the memory: stop following the connection.
+                App::DnsTcp(_) => flow.app = App::Ignored,
+                App::Probing | App::Ignored => {}
+            }
+            self.flow_state_bytes =
+                self.flow_state_bytes.saturating_sub(before) + app_heap(&flow.app);
+            let dropped = matches!(flow.app, App::Ignored);
+            if dropped || lost > 0 {
+                tcp_anomalies.push((
+                    "memory_limit",
+                    if dropped {
+                        format!(
+                            "connection state of all connections exceeds {MAX_FLOW_STATE_BYTES} \
+                         bytes; this connection is not followed"
+                        )
+                    } else {
+                        format!(
+                            "connection state of all connections exceeds {MAX_FLOW_STATE_BYTES} \
+                         bytes; this connection gave up waiting for {lost} missing bytes"
+                        )
+                    },
+                ));
+            }
         }
         for (kind, detail) in tcp_anomalies {
             self.anomaly(
@@ -699,6 +795,7 @@ impl Core {
         out: &mut dyn FnMut(&Event),
     ) {
         let (client, server) = (f.client, f.server);
+        self.flow_state_bytes = self.flow_state_bytes.saturating_sub(app_heap(&f.app));
         let mut open_calls = 0;
         if let App::Rpc(app) = &mut f.app {
             // Deliver what is buffered behind holes before closing.
@@ -711,6 +808,8 @@ impl Core {
                     }
                     drain_rpc(app, dir, frame, ts, &mut self.rpc_buf);
                 }
+                // Server-to-client bytes held back by `defer_reply`.
+                drain_rpc(app, dir, frame, ts, &mut self.rpc_buf);
             }
             open_calls = app.session.open_calls();
             app.session.on_close(reason, frame, ts, &mut self.rpc_buf);
@@ -1048,6 +1147,25 @@ impl Core {
             }
             self.stats.dns_queries += 1;
             let (ev_body, frame, ts) = convert::dns_exchange(&ex);
+            if ex.outcome == dns::Outcome::Evicted {
+                // The pending-query limit was hit: say so before the query's `unanswered` event.
+                let (c, s) = (ep(ex.client.0, ex.client.1), ep(ex.server.0, ex.server.1));
+                self.anomaly(
+                    frame,
+                    ts,
+                    Some(c),
+                    Some(s),
+                    "dns",
+                    "pending_limit",
+                    format!(
+                        "more than {} DNS queries (or {} bytes of them) waiting for an answer at \
+                         once; the oldest was ended as unanswered without waiting for its answer",
+                        dns::MAX_PENDING_QUERIES,
+                        dns::MAX_PENDING_QUERY_BYTES
+                    ),
+                    out,
+                );
+            }
             let ev = Event {
                 ts,
                 event: "dns",
@@ -1109,11 +1227,33 @@ impl Core {
     }
 }
 
+/// Bytes held by the application state of a flow: its boxed state and reassembly buffers.
+fn app_heap(app: &App) -> usize {
+    match app {
+        App::Rpc(a) => {
+            std::mem::size_of::<RpcApp>() + a.streams[0].heap_bytes() + a.streams[1].heap_bytes()
+        }
+        App::DnsTcp(s) => {
+            std::mem::size_of::<[Stream; 2]>() + s[0].heap_bytes() + s[1].heap_bytes()
+        }
+        App::Probing | App::Ignored => 0,
+    }
+}
+
 fn dir_name(d: Direction) -> &'static str {
     match d {
         Direction::ToServer => "client-to-server",
         Direction::ToClient => "server-to-client",
     }
+}
+
+/// True when the server-to-client bytes of `app` should wait: the client-to-server stream misses
+/// bytes in front of data it has buffered (a request not complete yet, its segments reordered),
+/// and fewer than [`MAX_DEFERRED_REPLY_BYTES`] are waiting. A reply parsed before its request
+/// would be an orphan and the request then unanswered.
+fn defer_reply(app: &RpcApp) -> bool {
+    app.streams[Direction::ToServer.index()].has_pending_gap()
+        && app.streams[Direction::ToClient.index()].buffered_bytes() < MAX_DEFERRED_REPLY_BYTES
 }
 
 fn drain_rpc(app: &mut RpcApp, dir: Direction, frame: u64, ts: Ts, buf: &mut Vec<RpcEvent>) {

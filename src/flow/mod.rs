@@ -4,6 +4,14 @@
 //! Cheap by default: a flow whose first payload is neither DCE/RPC nor DNS, and that does not go to a
 //! watched port, is marked `Ignored` and costs one hash lookup per packet from then on. Memory is
 //! bounded by [`MAX_FLOWS`] and idle flows expire after [`IDLE_TIMEOUT_NS`] of packet time.
+//!
+//! A connection seen only as its opening handshake (the client's SYNs, perhaps the server's
+//! SYN-ACK; no data yet) is not a [`Flow`]: it is a compact entry (80 bytes with its key, against
+//! about 160 for a flow) in a second map, promoted to a flow by [`FlowTable::promote`] when any
+//! other packet of the connection arrives. A SYN flood (every packet a new connection that never
+//! goes further) thus costs a fraction of the memory of as many flows: 200,000 lone SYNs hold
+//! about 21 MiB. Such an entry that times out is reported only when it is an unanswered attempt
+//! on a watched port (the engine's `no_answer` connection outcome); the others go silently.
 
 pub mod stream;
 
@@ -17,12 +25,21 @@ use crate::time::Ts;
 
 /// Most flows tracked at once; a new flow beyond it is not tracked and an anomaly is reported.
 pub const MAX_FLOWS: usize = 262_144;
+/// Most connections tracked at once as handshake-only entries (see the module documentation); a
+/// SYN beyond it is not tracked (counted in the `flow_limit` anomaly with the flows refused).
+/// 229,376 is the most entries a hash table of 2^18 slots holds (at the 7/8 load factor of
+/// `std`'s table): one more would double the table (21 MiB to 42 MiB, both held while it grows).
+/// Within [`MAX_FLOWS`] too.
+pub const MAX_SYN_ONLY: usize = 229_376;
 /// A flow with no packet for this long (packet time) is closed as idle.
 pub const IDLE_TIMEOUT_NS: i64 = 120 * 1_000_000_000;
 /// A connection attempt (SYNs only, no answer) is declared `no_answer` after this long.
 pub const SYN_TIMEOUT_NS: i64 = 30 * 1_000_000_000;
 /// How often (packet time) the table is swept for idle flows.
 pub const SWEEP_INTERVAL_NS: i64 = 5 * 1_000_000_000;
+/// How often (packet time) a full table is swept to make room. A sweep walks the whole table, so
+/// sweeping on every packet while full (a flood beyond [`MAX_FLOWS`]) would be quadratic.
+pub const FULL_SWEEP_INTERVAL_NS: i64 = 1_000_000_000;
 
 /// Canonical key of a connection: the two endpoints in sorted order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -127,9 +144,35 @@ impl<A> Flow<A> {
     }
 }
 
+/// A connection seen only as its handshake: SYNs (without ACK) from its client, perhaps the
+/// server's SYN-ACK; no data yet.
+#[derive(Clone, Copy, Debug)]
+struct SynOnly {
+    first_frame: u64,
+    first_ts: Ts,
+    last_ts: Ts,
+    isn: u32,
+    /// The server's ISN, valid with `syn_ack`.
+    server_isn: u32,
+    syns: u16,
+    syn_ack: bool,
+    /// The client is the key's `lo` endpoint.
+    client_is_lo: bool,
+    watched: bool,
+}
+
+impl SynOnly {
+    /// An unanswered attempt on a watched port: its end is a `no_answer` outcome to report.
+    fn reportable(&self) -> bool {
+        self.watched && !self.syn_ack
+    }
+}
+
 /// The flow table.
 pub struct FlowTable<A> {
     map: FxMap<FlowKey, Flow<A>>,
+    /// Connections seen only as client SYNs (see the module documentation).
+    syn_only: FxMap<FlowKey, SynOnly>,
     last_sweep: Ts,
     /// Flows refused because the table was full.
     pub refused_flows: u64,
@@ -139,6 +182,7 @@ impl<A> Default for FlowTable<A> {
     fn default() -> Self {
         FlowTable {
             map: FxMap::default(),
+            syn_only: FxMap::default(),
             last_sweep: Ts(i64::MIN),
             refused_flows: 0,
         }
@@ -146,12 +190,126 @@ impl<A> Default for FlowTable<A> {
 }
 
 impl<A> FlowTable<A> {
+    /// Connections tracked: flows plus SYN-only entries (what [`MAX_FLOWS`] bounds).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.len() + self.syn_only.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && self.syn_only.is_empty()
+    }
+
+    /// A SYN without ACK and without payload from `client` for a connection that has no flow.
+    /// Records it (or counts a retransmission) as a SYN-only entry and returns true; returns false
+    /// when the connection already has a SYN-only entry whose client is the other side (a
+    /// simultaneous open: the caller promotes the entry and handles the packet as a flow). A SYN
+    /// refused because the table is full is counted in [`FlowTable::refused_flows`] (true).
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_lone_syn(
+        &mut self,
+        key: FlowKey,
+        client: (IpAddr, u16),
+        isn: u32,
+        frame: u64,
+        ts: Ts,
+        watched: bool,
+    ) -> bool {
+        let client_is_lo = key.lo == client;
+        if let Some(e) = self.syn_only.get_mut(&key) {
+            if e.client_is_lo != client_is_lo {
+                return false;
+            }
+            e.syns = e.syns.saturating_add(1);
+            e.last_ts = ts;
+            e.watched |= watched;
+            return true;
+        }
+        if self.len() >= MAX_FLOWS || self.syn_only.len() >= MAX_SYN_ONLY {
+            self.refused_flows += 1;
+            return true;
+        }
+        self.syn_only.insert(
+            key,
+            SynOnly {
+                first_frame: frame,
+                first_ts: ts,
+                last_ts: ts,
+                isn,
+                server_isn: 0,
+                syns: 1,
+                syn_ack: false,
+                client_is_lo,
+                watched,
+            },
+        );
+        true
+    }
+
+    /// A SYN-ACK without payload from `server` for a connection that has no flow: recorded in its
+    /// SYN-only entry (true) when there is one whose client is the other side; false otherwise
+    /// (the caller handles the packet as a flow).
+    pub fn on_syn_ack(&mut self, key: FlowKey, server: (IpAddr, u16), isn: u32, ts: Ts) -> bool {
+        let Some(e) = self.syn_only.get_mut(&key) else {
+            return false;
+        };
+        if e.client_is_lo == (key.lo == server) {
+            return false;
+        }
+        if !e.syn_ack {
+            e.syn_ack = true;
+            e.server_isn = isn;
+        }
+        e.last_ts = ts;
+        true
+    }
+
+    /// Turns the SYN-only entry of `key`, if any, into a flow with application state `app`, as
+    /// if the flow had been created by the first SYN; `None` when there is no such entry.
+    pub fn promote(&mut self, key: &FlowKey, app: impl FnOnce() -> A) -> Option<&mut Flow<A>> {
+        let flow = self.take_syn_only(key, app)?;
+        // Once a flood of SYNs turns into flows, give the SYN table's memory back rather than
+        // hold it next to the flows it became (amortised: at most once per halving).
+        self.shrink_syn_only();
+        Some(self.map.entry(*key).or_insert(flow))
+    }
+
+    fn take_syn_only(&mut self, key: &FlowKey, app: impl FnOnce() -> A) -> Option<Flow<A>> {
+        let e = self.syn_only.remove(key)?;
+        let (c, s) = if e.client_is_lo {
+            (key.lo, key.hi)
+        } else {
+            (key.hi, key.lo)
+        };
+        Some(Flow {
+            client: Endpoint { ip: c.0, port: c.1 },
+            server: Endpoint { ip: s.0, port: s.1 },
+            last_ts: e.last_ts,
+            hs: Handshake {
+                syns: u32::from(e.syns),
+                syn_ack: e.syn_ack,
+                first_frame: e.first_frame,
+                first_ts: e.first_ts,
+                isn: [Some(e.isn), e.syn_ack.then_some(e.server_isn)],
+                ..Handshake::default()
+            },
+            watched: e.watched,
+            app: app(),
+        })
+    }
+
+    /// Halves the SYN table's memory once it is three-quarters empty.
+    fn shrink_syn_only(&mut self) {
+        let cap = self.syn_only.capacity();
+        if cap > 4096 && self.syn_only.len() * 4 < cap {
+            self.syn_only.shrink_to(self.syn_only.len() * 2);
+        }
+    }
+
+    /// Removes the connection `key` (flow or SYN-only entry, the latter made a flow with `app`).
+    pub fn take(&mut self, key: &FlowKey, app: impl FnOnce() -> A) -> Option<Flow<A>> {
+        self.map
+            .remove(key)
+            .or_else(|| self.take_syn_only(key, app))
     }
 
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow<A>> {
@@ -160,7 +318,7 @@ impl<A> FlowTable<A> {
 
     /// Inserts a new flow; `Err(flow)` when the table is full.
     pub fn insert(&mut self, key: FlowKey, flow: Flow<A>) -> Result<&mut Flow<A>, Flow<A>> {
-        if self.map.len() >= MAX_FLOWS {
+        if self.len() >= MAX_FLOWS {
             self.refused_flows += 1;
             return Err(flow);
         }
@@ -171,38 +329,146 @@ impl<A> FlowTable<A> {
         self.map.remove(key)
     }
 
-    /// True when a sweep for idle flows is due at packet time `now` (or the table is full).
+    /// True when a sweep for idle flows is due at packet time `now`: every
+    /// [`SWEEP_INTERVAL_NS`], or every [`FULL_SWEEP_INTERVAL_NS`] while the table is full.
     pub fn sweep_due(&self, now: Ts) -> bool {
-        self.map.len() >= MAX_FLOWS || now.0.saturating_sub(self.last_sweep.0) >= SWEEP_INTERVAL_NS
+        let interval = if self.len() >= MAX_FLOWS {
+            FULL_SWEEP_INTERVAL_NS
+        } else {
+            SWEEP_INTERVAL_NS
+        };
+        now.0.saturating_sub(self.last_sweep.0) >= interval
     }
 
-    /// Removes and returns the flows idle at `now`: no packet for [`IDLE_TIMEOUT_NS`], or only
-    /// unanswered SYNs for [`SYN_TIMEOUT_NS`].
-    pub fn take_idle(&mut self, now: Ts, out: &mut Vec<Flow<A>>) {
+    /// The connections idle at `now`, in order of first packet: no packet for
+    /// [`IDLE_TIMEOUT_NS`], or only unanswered SYNs for [`SYN_TIMEOUT_NS`]. Remove each with
+    /// [`FlowTable::take`] (one at a time, so that a sweep never holds all flows twice).
+    /// Handshake-only entries whose end has nothing to report are dropped here instead.
+    pub fn idle_keys(&mut self, now: Ts) -> Vec<FlowKey> {
         self.last_sweep = now;
-        let idle: Vec<FlowKey> = self
+        let age = |t: Ts| now.0.saturating_sub(t.0);
+        self.syn_only.retain(|_, e| {
+            e.reportable()
+                || age(e.last_ts)
+                    < if e.syn_ack {
+                        IDLE_TIMEOUT_NS
+                    } else {
+                        SYN_TIMEOUT_NS
+                    }
+        });
+        self.shrink_syn_only();
+        let mut idle: Vec<(u64, FlowKey)> = self
             .map
             .iter()
             .filter(|(_, f)| {
-                let age = now.0.saturating_sub(f.last_ts.0);
-                age >= IDLE_TIMEOUT_NS
-                    || (!f.hs.syn_ack && !f.hs.data_seen && age >= SYN_TIMEOUT_NS)
+                age(f.last_ts) >= IDLE_TIMEOUT_NS
+                    || (!f.hs.syn_ack && !f.hs.data_seen && age(f.last_ts) >= SYN_TIMEOUT_NS)
             })
-            .map(|(k, _)| *k)
+            .map(|(k, f)| (f.hs.first_frame, *k))
+            .chain(
+                self.syn_only
+                    .iter()
+                    .filter(|(_, e)| e.reportable() && age(e.last_ts) >= SYN_TIMEOUT_NS)
+                    .map(|(k, e)| (e.first_frame, *k)),
+            )
             .collect();
-        let mut idle = idle;
-        idle.sort_by_key(|k| self.map.get(k).map(|f| f.hs.first_frame).unwrap_or(0));
-        for k in idle {
-            if let Some(f) = self.map.remove(&k) {
-                out.push(f);
-            }
-        }
+        idle.sort_unstable_by_key(|(frame, _)| *frame);
+        idle.into_iter().map(|(_, k)| k).collect()
     }
 
-    /// Removes every flow (end of capture), in order of first packet.
-    pub fn drain_all(&mut self, out: &mut Vec<Flow<A>>) {
-        let mut all: Vec<Flow<A>> = self.map.drain().map(|(_, f)| f).collect();
-        all.sort_by_key(|f| f.hs.first_frame);
-        out.extend(all);
+    /// Every connection (end of capture), in order of first packet; remove each with
+    /// [`FlowTable::take`]. Handshake-only entries whose end has nothing to report are dropped.
+    pub fn all_keys(&mut self) -> Vec<FlowKey> {
+        self.syn_only.retain(|_, e| e.reportable());
+        let mut all: Vec<(u64, FlowKey)> = self
+            .map
+            .iter()
+            .map(|(k, f)| (f.hs.first_frame, *k))
+            .chain(self.syn_only.iter().map(|(k, e)| (e.first_frame, *k)))
+            .collect();
+        all.sort_unstable_by_key(|(frame, _)| *frame);
+        all.into_iter().map(|(_, k)| k).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(s: &str, port: u16) -> (IpAddr, u16) {
+        (s.parse().expect("ip"), port)
+    }
+
+    #[test]
+    fn lone_syns_are_compact_until_promoted() {
+        let mut t: FlowTable<u8> = FlowTable::default();
+        let (c, s) = (ep("10.0.0.9", 50000), ep("10.0.0.1", 1688));
+        let key = FlowKey::new(c, s);
+        assert!(t.on_lone_syn(key, c, 77, 1, Ts(10), true));
+        assert!(t.on_lone_syn(key, c, 77, 2, Ts(20), true)); // retransmission
+        assert_eq!(t.len(), 1);
+        assert!(t.get_mut(&key).is_none(), "not a flow yet");
+        // The server's SYN (simultaneous open) is not the entry's client: promote instead.
+        assert!(!t.on_lone_syn(key, s, 5, 3, Ts(30), true));
+        let f = t.promote(&key, || 7).expect("promoted");
+        assert_eq!((f.client.ip, f.client.port), c);
+        assert_eq!((f.server.ip, f.server.port), s);
+        assert_eq!(f.hs.syns, 2);
+        assert_eq!(f.hs.isn, [Some(77), None]);
+        assert_eq!(
+            (f.hs.first_frame, f.hs.first_ts, f.last_ts),
+            (1, Ts(10), Ts(20))
+        );
+        assert!(f.watched);
+        assert_eq!(f.app, 7);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn a_syn_ack_stays_in_the_compact_entry() {
+        let mut t: FlowTable<u8> = FlowTable::default();
+        let (c, s) = (ep("10.0.0.9", 50000), ep("10.0.0.1", 1688));
+        let key = FlowKey::new(c, s);
+        assert!(!t.on_syn_ack(key, s, 9, Ts(5)), "no entry: not recorded");
+        assert!(t.on_lone_syn(key, c, 77, 1, Ts(10), true));
+        assert!(
+            !t.on_syn_ack(key, c, 9, Ts(15)),
+            "from the client: not a SYN-ACK to record"
+        );
+        assert!(t.on_syn_ack(key, s, 9, Ts(20)));
+        assert!(t.get_mut(&key).is_none());
+        // Answered: nothing to report when it ends, so it goes silently.
+        assert!(t.all_keys().is_empty());
+        assert!(t.is_empty());
+        assert!(t.on_lone_syn(key, c, 77, 1, Ts(10), true));
+        assert!(t.on_syn_ack(key, s, 9, Ts(20)));
+        let f = t.promote(&key, || 0).expect("promoted");
+        assert!(f.hs.syn_ack);
+        assert_eq!(f.hs.isn, [Some(77), Some(9)]);
+    }
+
+    #[test]
+    fn unwatched_lone_syns_expire_silently_and_watched_ones_are_handed_back() {
+        let mut t: FlowTable<u8> = FlowTable::default();
+        let s = ep("10.0.0.1", 80);
+        for i in 0..10u16 {
+            let c = ep("10.0.0.2", 1000 + i);
+            t.on_lone_syn(FlowKey::new(c, s), c, 1, u64::from(i), Ts(0), i % 2 == 0);
+        }
+        let idle = t.idle_keys(Ts(SYN_TIMEOUT_NS));
+        assert_eq!(idle.len(), 5, "the watched ones, to report no_answer");
+        assert_eq!(t.len(), 5, "the unwatched ones are gone");
+        for k in idle {
+            assert!(t.take(&k, || 0).is_some());
+        }
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_full_table_is_not_swept_on_every_packet() {
+        let mut t: FlowTable<u8> = FlowTable::default();
+        let _ = t.idle_keys(Ts(0));
+        assert!(!t.sweep_due(Ts(FULL_SWEEP_INTERVAL_NS - 1)));
+        assert!(t.sweep_due(Ts(SWEEP_INTERVAL_NS)));
     }
 }

@@ -19,6 +19,9 @@ pub struct TableSink<W: Write> {
     findings: Vec<(Severity, String, String, String)>,
     dns: Vec<String>,
     rpc: Vec<String>,
+    /// Lines not kept beyond [`MAX_LISTED_LINES`] (DNS, connections and RPC).
+    dns_more: u64,
+    rpc_more: u64,
     /// What the verdict is made from, for the current source.
     facts: Facts,
 }
@@ -29,6 +32,12 @@ const W_EP: usize = 21;
 const W_VER: usize = 3;
 const W_COUNT: usize = 7;
 const W_OUTCOME: usize = 20;
+
+/// Lines listed per source under "Connections and RPC:" and under "DNS:"; further ones are counted
+/// in one closing line (the JSON Lines log and the report have them all or their tallies). Keeps
+/// the table readable and its memory bounded on a flood (200,000 unanswered SYNs to port 1688
+/// would otherwise be 200,000 lines held until the summary).
+pub const MAX_LISTED_LINES: usize = 200;
 
 impl<W: Write> TableSink<W> {
     /// `width` is the terminal width in columns (at least 80 is used).
@@ -41,6 +50,8 @@ impl<W: Write> TableSink<W> {
             findings: Vec::new(),
             dns: Vec::new(),
             rpc: Vec::new(),
+            dns_more: 0,
+            rpc_more: 0,
             facts: Facts::new(),
         }
     }
@@ -253,11 +264,17 @@ impl<W: Write> TableSink<W> {
             for l in self.rpc.drain(..) {
                 writeln!(out, "  {l}")?;
             }
+            if self.rpc_more > 0 {
+                writeln!(out, "  ... and {} more", std::mem::take(&mut self.rpc_more))?;
+            }
         }
         if !self.dns.is_empty() {
             writeln!(out, "DNS:")?;
             for l in self.dns.drain(..) {
                 writeln!(out, "  {l}")?;
+            }
+            if self.dns_more > 0 {
+                writeln!(out, "  ... and {} more", std::mem::take(&mut self.dns_more))?;
             }
         }
         if !self.anomalies.is_empty() {
@@ -310,6 +327,10 @@ impl<W: Write> Sink for TableSink<W> {
                 ));
                 Ok(())
             }
+            Body::Dns(_) if self.dns.len() >= MAX_LISTED_LINES => {
+                self.dns_more += 1;
+                Ok(())
+            }
             Body::Dns(d) => {
                 let answers: Vec<String> = d
                     .answers
@@ -339,7 +360,11 @@ impl<W: Write> Sink for TableSink<W> {
                 Ok(())
             }
             Body::Rpc(r) => {
-                if r.pdu == "connect" || r.pdu == "fault" || r.pdu == "bind_nak" {
+                if (r.pdu == "connect" || r.pdu == "fault" || r.pdu == "bind_nak")
+                    && self.rpc.len() >= MAX_LISTED_LINES
+                {
+                    self.rpc_more += 1;
+                } else if r.pdu == "connect" || r.pdu == "fault" || r.pdu == "bind_nak" {
                     self.rpc.push(format!(
                         "{} {} -> {} {} {}{}",
                         short_time(ev),
