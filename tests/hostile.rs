@@ -301,7 +301,11 @@ const CORPUS: &[(&str, i32, &str)] = &[
     ("capture.pcap.xz", 1, "xz-compressed data is not read"),
     ("capture.tar.gz", 0, ""),
     ("capture_and_junk.zip", 1, "broken.pcap: truncated pcap"),
-    ("double_gzip_bomb.pcap.gz.gz", 1, "possible compression bomb"),
+    (
+        "double_gzip_bomb.pcap.gz.gz",
+        1,
+        "possible compression bomb",
+    ),
     ("empty.pcap", 1, "empty file"),
     ("header_only_10_bytes.pcap", 1, "truncated pcap file header"),
     (
