@@ -18,7 +18,7 @@ use crate::time::Ts;
 /// The SRV owner-name prefix of KMS discovery (kms-protocol.md §1, checks.md 5.3).
 pub const VLMCS_PREFIX: &str = "_vlmcs._tcp.";
 /// Client addresses whose DNS and connection history is kept.
-pub const MAX_CLIENT_IPS: usize = 65_536;
+pub const MAX_CLIENT_IPS: usize = 8_192;
 /// SRV lookups kept per client address (the latest ones by frame).
 pub const MAX_SRV_LOOKUPS_PER_CLIENT: usize = 8;
 /// A/AAAA lookups kept per client address (the latest ones by frame).

@@ -19,8 +19,9 @@ use crate::event::{
 use crate::kms;
 use crate::time::{Ts, days_from_civil};
 
-/// Client machines (CMIDs) tracked; more are counted in [`State::clients_untracked`].
-pub const MAX_CLIENTS: usize = 200_000;
+/// Client machines (CMIDs) tracked; more are counted in [`State::clients_untracked`]. Each costs
+/// about 1.5-3.5 KiB, so this bounds the client table to about 40 MiB whatever the capture's size.
+pub const MAX_CLIENTS: usize = 12_000;
 /// Clients listed in the summary's `client_list` (the first by first frame).
 pub const MAX_CLIENT_LIST: usize = 1000;
 /// KMS host endpoints tracked.
