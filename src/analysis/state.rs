@@ -891,8 +891,15 @@ impl State {
     /// with the discovery chain of its last call.
     pub fn client_list(&self) -> Vec<ClientEntry> {
         let mut v: Vec<(&String, &ClientState)> = self.clients.iter().collect();
-        v.sort_by_key(|(cmid, c)| (c.first_frame, (*cmid).clone()));
-        v.truncate(MAX_CLIENT_LIST);
+        // Only the first MAX_CLIENT_LIST are kept: select them, then sort those (no key clones).
+        let order = |a: &(&String, &ClientState), b: &(&String, &ClientState)| {
+            (a.1.first_frame, a.0).cmp(&(b.1.first_frame, b.0))
+        };
+        if v.len() > MAX_CLIENT_LIST {
+            v.select_nth_unstable_by(MAX_CLIENT_LIST, order);
+            v.truncate(MAX_CLIENT_LIST);
+        }
+        v.sort_unstable_by(order);
         v.into_iter()
             .map(|(cmid, c)| {
                 let discovery = match (c.last_client, c.last_server) {

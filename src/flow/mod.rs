@@ -180,7 +180,9 @@ impl<A> FlowTable<A> {
     /// unanswered SYNs for [`SYN_TIMEOUT_NS`].
     pub fn take_idle(&mut self, now: Ts, out: &mut Vec<Flow<A>>) {
         self.last_sweep = now;
-        let idle: Vec<FlowKey> = self
+        // (first frame, key): first frames are distinct, so an unstable sort of the pairs gives the
+        // same order as sorting by first frame, without a table lookup per comparison.
+        let mut idle: Vec<(u64, FlowKey)> = self
             .map
             .iter()
             .filter(|(_, f)| {
@@ -188,11 +190,11 @@ impl<A> FlowTable<A> {
                 age >= IDLE_TIMEOUT_NS
                     || (!f.hs.syn_ack && !f.hs.data_seen && age >= SYN_TIMEOUT_NS)
             })
-            .map(|(k, _)| *k)
+            .map(|(k, f)| (f.hs.first_frame, *k))
             .collect();
-        let mut idle = idle;
-        idle.sort_by_key(|k| self.map.get(k).map(|f| f.hs.first_frame).unwrap_or(0));
-        for k in idle {
+        idle.sort_unstable_by_key(|p| p.0);
+        out.reserve(idle.len());
+        for (_, k) in idle {
             if let Some(f) = self.map.remove(&k) {
                 out.push(f);
             }
@@ -201,8 +203,18 @@ impl<A> FlowTable<A> {
 
     /// Removes every flow (end of capture), in order of first packet.
     pub fn drain_all(&mut self, out: &mut Vec<Flow<A>>) {
-        let mut all: Vec<Flow<A>> = self.map.drain().map(|(_, f)| f).collect();
-        all.sort_by_key(|f| f.hs.first_frame);
-        out.extend(all);
+        // Sort (first frame, key) pairs, not the flows themselves (large structs).
+        let mut keys: Vec<(u64, FlowKey)> = self
+            .map
+            .iter()
+            .map(|(k, f)| (f.hs.first_frame, *k))
+            .collect();
+        keys.sort_unstable_by_key(|p| p.0);
+        out.reserve(keys.len());
+        for (_, k) in keys {
+            if let Some(f) = self.map.remove(&k) {
+                out.push(f);
+            }
+        }
     }
 }
