@@ -229,7 +229,7 @@ pub struct ServerRpc {
 #[derive(Debug, Default)]
 pub struct State {
     pub hosts: BTreeMap<Endpoint, HostState>,
-    pub clients: HashMap<String, ClientState>,
+    pub clients: HashMap<String, Box<ClientState>>,
     /// KMS requests whose CMID was not tracked because [`MAX_CLIENTS`] were.
     pub clients_untracked: u64,
     pub hosts_untracked: u64,
@@ -890,7 +890,8 @@ impl State {
     /// The `client_list` of the summary: the first [`MAX_CLIENT_LIST`] clients by first frame, each
     /// with the discovery chain of its last call.
     pub fn client_list(&self) -> Vec<ClientEntry> {
-        let mut v: Vec<(&String, &ClientState)> = self.clients.iter().collect();
+        let mut v: Vec<(&String, &ClientState)> =
+            self.clients.iter().map(|(k, c)| (k, &**c)).collect();
         // Only the first MAX_CLIENT_LIST are kept: select them, then sort those (no key clones).
         let order = |a: &(&String, &ClientState), b: &(&String, &ClientState)| {
             (a.1.first_frame, a.0).cmp(&(b.1.first_frame, b.0))
