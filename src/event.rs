@@ -32,6 +32,44 @@ pub struct Event {
     pub body: Body,
 }
 
+impl Event {
+    /// Appends this event as one JSON object (no newline) to `out`: the same bytes as serialising
+    /// the `Event` with serde, without serde's `flatten` machinery (which goes through a map
+    /// serializer for the body). The envelope is written directly; the body struct is serialised
+    /// into `scratch` and spliced in after the envelope.
+    pub fn write_json(&self, out: &mut Vec<u8>, scratch: &mut Vec<u8>) -> serde_json::Result<()> {
+        use std::io::Write as _;
+        out.extend_from_slice(b"{\"ts\":\"");
+        write!(out, "{}", self.ts.rfc3339_micros()).map_err(serde_json::Error::io)?;
+        out.extend_from_slice(b"\",\"event\":");
+        serde_json::to_writer(&mut *out, self.event)?;
+        out.extend_from_slice(b",\"source\":");
+        serde_json::to_writer(&mut *out, &*self.source)?;
+        if self.frame != 0 {
+            out.extend_from_slice(b",\"frame\":");
+            write!(out, "{}", self.frame).map_err(serde_json::Error::io)?;
+        }
+        if let Some(c) = &self.client {
+            out.extend_from_slice(b",\"client\":");
+            serde_json::to_writer(&mut *out, c)?;
+        }
+        if let Some(c) = &self.server {
+            out.extend_from_slice(b",\"server\":");
+            serde_json::to_writer(&mut *out, c)?;
+        }
+        scratch.clear();
+        serde_json::to_writer(&mut *scratch, &self.body)?;
+        // `scratch` is `{...}`: splice its fields after the envelope's.
+        if scratch.len() > 2 {
+            out.push(b',');
+            out.extend_from_slice(&scratch[1..]);
+        } else {
+            out.push(b'}');
+        }
+        Ok(())
+    }
+}
+
 /// An address and port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Endpoint {
@@ -592,5 +630,8 @@ mod tests {
             s,
             r#"{"ts":"2026-11-23T15:10:04.123456Z","event":"anomaly","source":"x.pcap","frame":7,"client":{"ip":"10.1.2.3","port":49731},"layer":"tcp","kind":"tcp_gap","detail":"12 bytes"}"#
         );
+        let (mut line, mut scratch) = (Vec::new(), Vec::new());
+        ev.write_json(&mut line, &mut scratch).unwrap();
+        assert_eq!(String::from_utf8(line).unwrap(), s);
     }
 }

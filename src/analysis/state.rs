@@ -135,12 +135,57 @@ pub struct HostState {
     pub calls: u64,
 }
 
+/// A small set kept as a sorted `Vec`: the iteration order of a `BTreeSet` with one allocation
+/// (a `BTreeSet` allocates a whole B-tree node, hundreds of bytes, for its first element; one per
+/// client machine and field adds up).
+#[derive(Clone, Debug)]
+pub struct SortedSet<T>(Vec<T>);
+
+impl<T> Default for SortedSet<T> {
+    fn default() -> Self {
+        SortedSet(Vec::new())
+    }
+}
+
+impl<T: Ord> SortedSet<T> {
+    /// Adds `v`; false when it was already there.
+    pub fn insert(&mut self, v: T) -> bool {
+        match self.0.binary_search(&v) {
+            Ok(_) => false,
+            Err(i) => {
+                self.0.insert(i, v);
+                true
+            }
+        }
+    }
+
+    pub fn contains<Q: Ord + ?Sized>(&self, v: &Q) -> bool
+    where
+        T: std::borrow::Borrow<Q>,
+    {
+        self.0.binary_search_by(|x| x.borrow().cmp(v)).is_ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The elements in ascending order.
+    pub fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.0.iter()
+    }
+}
+
 /// Per client machine (CMID) state.
 #[derive(Debug, Default)]
 pub struct ClientState {
-    pub workstations: BTreeSet<String>,
-    pub addresses: BTreeSet<IpAddr>,
-    pub products: BTreeSet<String>,
+    pub workstations: SortedSet<String>,
+    pub addresses: SortedSet<IpAddr>,
+    pub products: SortedSet<String>,
     pub frames: Vec<u64>,
     pub requests: u64,
     pub first_frame: u64,
@@ -230,7 +275,7 @@ pub struct ServerRpc {
 #[derive(Debug, Default)]
 pub struct State {
     pub hosts: BTreeMap<Endpoint, HostState>,
-    pub clients: HashMap<String, ClientState>,
+    pub clients: HashMap<String, Box<ClientState>>,
     /// KMS requests whose CMID was not tracked because [`MAX_CLIENTS`] were.
     pub clients_untracked: u64,
     pub hosts_untracked: u64,
@@ -737,12 +782,19 @@ impl State {
             self.clients_untracked += 1;
             return;
         }
-        let client = self.clients.entry(req.cmid.clone()).or_default();
+        if !self.clients.contains_key(&req.cmid) {
+            self.clients.insert(req.cmid.clone(), Box::default());
+        }
+        let Some(client) = self.clients.get_mut(&req.cmid) else {
+            return;
+        };
         if client.requests == 0 {
             client.first_frame = ev.frame;
         }
         client.requests += 1;
-        if client.workstations.len() < MAX_CLIENT_FACTS {
+        if client.workstations.len() < MAX_CLIENT_FACTS
+            && !client.workstations.contains(req.workstation.as_str())
+        {
             client.workstations.insert(req.workstation.clone());
         }
         let lower = req.workstation.to_lowercase();
@@ -764,7 +816,7 @@ impl State {
             }
             client.last_addr = Some((c.ip, ev.ts));
         }
-        if client.products.len() < MAX_CLIENT_FACTS {
+        if client.products.len() < MAX_CLIENT_FACTS && !client.products.contains(product.as_str()) {
             client.products.insert(product);
         }
         if client.frames.len() < MAX_FRAMES_PER_CLIENT {
@@ -898,9 +950,17 @@ impl State {
     /// The `client_list` of the summary: the first [`MAX_CLIENT_LIST`] clients by first frame, each
     /// with the discovery chain of its last call.
     pub fn client_list(&self) -> Vec<ClientEntry> {
-        let mut v: Vec<(&String, &ClientState)> = self.clients.iter().collect();
-        v.sort_by_key(|(cmid, c)| (c.first_frame, (*cmid).clone()));
-        v.truncate(MAX_CLIENT_LIST);
+        let mut v: Vec<(&String, &ClientState)> =
+            self.clients.iter().map(|(k, c)| (k, &**c)).collect();
+        // Only the first MAX_CLIENT_LIST are kept: select them, then sort those (no key clones).
+        let order = |a: &(&String, &ClientState), b: &(&String, &ClientState)| {
+            (a.1.first_frame, a.0).cmp(&(b.1.first_frame, b.0))
+        };
+        if v.len() > MAX_CLIENT_LIST {
+            v.select_nth_unstable_by(MAX_CLIENT_LIST, order);
+            v.truncate(MAX_CLIENT_LIST);
+        }
+        v.sort_unstable_by(order);
         v.into_iter()
             .map(|(cmid, c)| {
                 let discovery = match (c.last_client, c.last_server) {

@@ -10,6 +10,9 @@ use crate::event::Event;
 pub struct JsonlSink<W: Write> {
     out: io::BufWriter<W>,
     flush_each_line: bool,
+    /// The line being built, and the body's serialisation (reused: no allocation per event).
+    line: Vec<u8>,
+    scratch: Vec<u8>,
 }
 
 impl<W: Write> JsonlSink<W> {
@@ -17,14 +20,19 @@ impl<W: Write> JsonlSink<W> {
         JsonlSink {
             out: io::BufWriter::with_capacity(1 << 16, w),
             flush_each_line,
+            line: Vec::with_capacity(4096),
+            scratch: Vec::with_capacity(4096),
         }
     }
 }
 
 impl<W: Write> Sink for JsonlSink<W> {
     fn event(&mut self, ev: &Event) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, ev).map_err(io::Error::other)?;
-        self.out.write_all(b"\n")?;
+        self.line.clear();
+        ev.write_json(&mut self.line, &mut self.scratch)
+            .map_err(io::Error::other)?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
         if self.flush_each_line {
             self.out.flush()?;
         }

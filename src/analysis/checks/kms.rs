@@ -97,8 +97,11 @@ fn who(cmid: &str, c: &ClientState) -> String {
 }
 
 fn sorted_clients(state: &State) -> Vec<(&String, &ClientState)> {
-    let mut v: Vec<_> = state.clients.iter().collect();
-    v.sort_by_key(|(k, c)| (c.first_frame, (*k).clone()));
+    let mut v: Vec<(&String, &ClientState)> =
+        state.clients.iter().map(|(k, c)| (k, &**c)).collect();
+    // (first frame, CMID) is unique: an unstable sort by reference gives the same order, without
+    // cloning the key on every comparison.
+    v.sort_unstable_by(|a, b| (a.1.first_frame, a.0).cmp(&(b.1.first_frame, b.0)));
     v
 }
 
