@@ -338,6 +338,27 @@ fn looks_like_dcerpc(b: &[u8]) -> bool {
 }
 
 impl Core {
+    /// An event of this source (the envelope of docs/events.md).
+    fn event(
+        &self,
+        event: &'static str,
+        ts: Ts,
+        frame: u64,
+        client: Option<Endpoint>,
+        server: Option<Endpoint>,
+        body: Body,
+    ) -> Event {
+        Event {
+            ts,
+            event,
+            source: self.source.clone(),
+            frame,
+            client,
+            server,
+            body,
+        }
+    }
+
     fn emit(&mut self, ev: Event, out: &mut dyn FnMut(&Event)) {
         self.state.observe(&ev);
         out(&ev);
@@ -361,19 +382,18 @@ impl Core {
         if *n > MAX_ANOMALIES_PER_KIND {
             return;
         }
-        let ev = Event {
+        let ev = self.event(
+            "anomaly",
             ts,
-            event: "anomaly",
-            source: self.source.clone(),
             frame,
             client,
             server,
-            body: Body::Anomaly(Anomaly {
+            Body::Anomaly(Anomaly {
                 layer,
                 kind,
                 detail,
             }),
-        };
+        );
         self.emit(ev, out);
     }
 
@@ -387,21 +407,13 @@ impl Core {
             .collect();
         over.sort();
         for (kind, n) in over {
-            let ev = Event {
-                ts,
-                event: "anomaly",
-                source: self.source.clone(),
-                frame,
-                client: None,
-                server: None,
-                body: Body::Anomaly(Anomaly {
+            let ev = self.event("anomaly", ts, frame, None, None, Body::Anomaly(Anomaly {
                     layer: "capture",
                     kind: "anomaly_limit",
                     detail: format!(
                         "{n} anomalies of kind {kind}; only the first {MAX_ANOMALIES_PER_KIND} were reported individually"
                     ),
-                }),
-            };
+                }));
             self.emit(ev, out);
         }
     }
@@ -856,21 +868,20 @@ impl Core {
         } else {
             f.hs.first_frame
         };
-        let ev = Event {
-            ts: first_ts,
-            event: "rpc",
-            source: self.source.clone(),
-            frame: first_frame,
-            client: Some(f.client),
-            server: Some(f.server),
-            body: Body::Rpc(RpcInfo {
+        let ev = self.event(
+            "rpc",
+            first_ts,
+            first_frame,
+            Some(f.client),
+            Some(f.server),
+            Body::Rpc(RpcInfo {
                 pdu: "connect",
                 result: Some(result),
                 syn_count: Some(f.hs.syns),
                 detail,
                 ..RpcInfo::default()
             }),
-        };
+        );
         self.emit(ev, out);
     }
 
@@ -944,15 +955,14 @@ impl Core {
                     sec_addr: Some(sec_addr),
                     ..RpcInfo::default()
                 };
-                let ev = Event {
+                let ev = self.event(
+                    "rpc",
                     ts,
-                    event: "rpc",
-                    source: self.source.clone(),
                     frame,
-                    client: Some(client),
-                    server: Some(server),
-                    body: Body::Rpc(info),
-                };
+                    Some(client),
+                    Some(server),
+                    Body::Rpc(info),
+                );
                 self.emit(ev, out);
             }
             RpcEvent::BindNak {
@@ -975,15 +985,14 @@ impl Core {
                     }),
                     ..RpcInfo::default()
                 };
-                let ev = Event {
+                let ev = self.event(
+                    "rpc",
                     ts,
-                    event: "rpc",
-                    source: self.source.clone(),
                     frame,
-                    client: Some(client),
-                    server: Some(server),
-                    body: Body::Rpc(info),
-                };
+                    Some(client),
+                    Some(server),
+                    Body::Rpc(info),
+                );
                 self.emit(ev, out);
             }
             RpcEvent::Call(call) => self.call(call, client, server, out),
@@ -1027,15 +1036,14 @@ impl Core {
                 status: Some(hresult(*status)),
                 ..RpcInfo::default()
             };
-            let ev = Event {
-                ts: *ts,
-                event: "rpc",
-                source: self.source.clone(),
-                frame: *frame,
-                client: Some(client),
-                server: Some(server),
-                body: Body::Rpc(info),
-            };
+            let ev = self.event(
+                "rpc",
+                *ts,
+                *frame,
+                Some(client),
+                Some(server),
+                Body::Rpc(info),
+            );
             self.emit(ev, out);
         }
         if !(is_kms_iface || (kms_port && call.interface.is_none()))
@@ -1055,15 +1063,14 @@ impl Core {
         if let Some(e) = kc.anomaly.clone() {
             self.anomaly(frame, ts, Some(client), Some(server), "kms", e.0, e.1, out);
         }
-        let ev = Event {
+        let ev = self.event(
+            "kms",
             ts,
-            event: "kms",
-            source: self.source.clone(),
             frame,
-            client: Some(client),
-            server: Some(server),
-            body: Body::Kms(Box::new(kc.call)),
-        };
+            Some(client),
+            Some(server),
+            Body::Kms(Box::new(kc.call)),
+        );
         self.emit(ev, out);
     }
 
@@ -1166,15 +1173,15 @@ impl Core {
                     out,
                 );
             }
-            let ev = Event {
+            let (client, server) = (ep(ex.client.0, ex.client.1), ep(ex.server.0, ex.server.1));
+            let ev = self.event(
+                "dns",
                 ts,
-                event: "dns",
-                source: self.source.clone(),
                 frame,
-                client: Some(ep(ex.client.0, ex.client.1)),
-                server: Some(ep(ex.server.0, ex.server.1)),
-                body: Body::Dns(Box::new(ev_body)),
-            };
+                Some(client),
+                Some(server),
+                Body::Dns(Box::new(ev_body)),
+            );
             self.emit(ev, out);
         }
     }
@@ -1188,16 +1195,9 @@ impl Core {
         for f in findings {
             *self.stats.findings.entry(f.severity.as_str()).or_insert(0) += 1;
             let frame = f.frames.first().copied().unwrap_or(0);
-            let ev = Event {
-                // The envelope's ts is the capture time of the first evidence packet.
-                ts: f.first_ts.unwrap_or(ts),
-                event: "finding",
-                source: self.source.clone(),
-                frame,
-                client: None,
-                server: None,
-                body: Body::Finding(f),
-            };
+            // The envelope's ts is the capture time of the first evidence packet.
+            let first_ts = f.first_ts.unwrap_or(ts);
+            let ev = self.event("finding", first_ts, frame, None, None, Body::Finding(f));
             self.emit(ev, out);
         }
     }
