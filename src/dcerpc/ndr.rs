@@ -282,13 +282,25 @@ fn request_ndr64(stub: &[u8]) -> Result<&[u8], StubError> {
 /// data`. requestSize must equal max_count and the stub must end exactly after the data. With
 /// [`TransferSyntax::Unknown`] the layout is inferred from the stub (the two layouts cannot both fit).
 pub fn parse_kms_request_stub(stub: &[u8], ndr: TransferSyntax) -> Result<&[u8], StubError> {
+    by_layout(stub, ndr, StubKind::Request, request_ndr32, request_ndr64)
+}
+
+/// Parses `stub` with the layout `ndr` names, or, for [`TransferSyntax::Unknown`], with whichever of
+/// the two layouts fits (they cannot both fit).
+fn by_layout<'a, T>(
+    stub: &'a [u8],
+    ndr: TransferSyntax,
+    kind: StubKind,
+    ndr32: fn(&'a [u8]) -> Result<T, StubError>,
+    ndr64: fn(&'a [u8]) -> Result<T, StubError>,
+) -> Result<T, StubError> {
     match ndr {
-        TransferSyntax::Ndr32 => request_ndr32(stub),
-        TransferSyntax::Ndr64 => request_ndr64(stub),
-        TransferSyntax::Unknown => match (request_ndr32(stub), request_ndr64(stub)) {
+        TransferSyntax::Ndr32 => ndr32(stub),
+        TransferSyntax::Ndr64 => ndr64(stub),
+        TransferSyntax::Unknown => match (ndr32(stub), ndr64(stub)) {
             (Ok(k), _) | (_, Ok(k)) => Ok(k),
             (Err(a), Err(b)) => Err(StubError::NoLayout {
-                kind: StubKind::Request,
+                kind,
                 len: stub.len(),
                 ndr32: Box::new(a),
                 ndr64: Box::new(b),
@@ -297,15 +309,24 @@ pub fn parse_kms_request_stub(stub: &[u8], ndr: TransferSyntax) -> Result<&[u8],
     }
 }
 
-/// The layout a request stub fits, [`TransferSyntax::Unknown`] when neither.
-pub fn detect_request_ndr(stub: &[u8]) -> TransferSyntax {
-    if request_ndr32(stub).is_ok() {
+/// The layout `stub` fits by the two parsers, [`TransferSyntax::Unknown`] when neither.
+fn detect_layout<'a, T>(
+    stub: &'a [u8],
+    ndr32: fn(&'a [u8]) -> Result<T, StubError>,
+    ndr64: fn(&'a [u8]) -> Result<T, StubError>,
+) -> TransferSyntax {
+    if ndr32(stub).is_ok() {
         TransferSyntax::Ndr32
-    } else if request_ndr64(stub).is_ok() {
+    } else if ndr64(stub).is_ok() {
         TransferSyntax::Ndr64
     } else {
         TransferSyntax::Unknown
     }
+}
+
+/// The layout a request stub fits, [`TransferSyntax::Unknown`] when neither.
+pub fn detect_request_ndr(stub: &[u8]) -> TransferSyntax {
+    detect_layout(stub, request_ndr32, request_ndr64)
 }
 
 fn response_ndr32(stub: &[u8]) -> Result<KmsReply<'_>, StubError> {
@@ -439,30 +460,18 @@ pub fn parse_kms_response_stub(
     stub: &[u8],
     ndr: TransferSyntax,
 ) -> Result<KmsReply<'_>, StubError> {
-    match ndr {
-        TransferSyntax::Ndr32 => response_ndr32(stub),
-        TransferSyntax::Ndr64 => response_ndr64(stub),
-        TransferSyntax::Unknown => match (response_ndr32(stub), response_ndr64(stub)) {
-            (Ok(r), _) | (_, Ok(r)) => Ok(r),
-            (Err(a), Err(b)) => Err(StubError::NoLayout {
-                kind: StubKind::Response,
-                len: stub.len(),
-                ndr32: Box::new(a),
-                ndr64: Box::new(b),
-            }),
-        },
-    }
+    by_layout(
+        stub,
+        ndr,
+        StubKind::Response,
+        response_ndr32,
+        response_ndr64,
+    )
 }
 
 /// The layout a response stub fits, [`TransferSyntax::Unknown`] when neither.
 pub fn detect_response_ndr(stub: &[u8]) -> TransferSyntax {
-    if response_ndr32(stub).is_ok() {
-        TransferSyntax::Ndr32
-    } else if response_ndr64(stub).is_ok() {
-        TransferSyntax::Ndr64
-    } else {
-        TransferSyntax::Unknown
-    }
+    detect_layout(stub, response_ndr32, response_ndr64)
 }
 
 /// True when `stub` is a well-formed `RequestActivation` stub (in `ndr`, or either layout when
