@@ -1,6 +1,7 @@
 //! Sinks: everything that turns `Event`s into output. Sinks know only events.
 
 pub mod escape;
+pub mod json;
 pub mod jsonl;
 pub mod report;
 pub mod table;

@@ -1,0 +1,151 @@
+//! JSON writing primitives for the hand-written event serialisers: the same bytes as `serde_json`
+//! (string escapes, integer and float forms), written straight into a reused `Vec<u8>` without
+//! intermediate values. Strings take a fast path: a run of bytes that needs no escape (almost every
+//! wire string) is copied in one go.
+
+/// `\"` `\\` and the control characters need an escape; everything else (including DEL and
+/// non-ASCII UTF-8) is copied as is, as `serde_json` does.
+#[inline]
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// Appends `s` as a JSON string (quoted and escaped).
+#[inline]
+pub fn str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    str_body(out, s);
+    out.push(b'"');
+}
+
+/// Appends the escaped contents of `s` without quotes.
+pub fn str_body(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !needs_escape(b) {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        start = i + 1;
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\x08' => out.extend_from_slice(b"\\b"),
+            b'\x0c' => out.extend_from_slice(b"\\f"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            }
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// Appends an unsigned integer.
+#[inline]
+pub fn uint(out: &mut Vec<u8>, v: impl itoa::Integer) {
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(v).as_bytes());
+}
+
+/// Appends a float as `serde_json` does (shortest round-trip form; `null` when not finite).
+#[inline]
+pub fn float(out: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        let mut buf = zmij::Buffer::new();
+        out.extend_from_slice(buf.format_finite(v).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// Appends `true` or `false`.
+#[inline]
+pub fn bool(out: &mut Vec<u8>, v: bool) {
+    out.extend_from_slice(if v { b"true" } else { b"false" });
+}
+
+/// Appends `,"key":` (or `"key":` when `first`); keys are constant ASCII names that need no
+/// escape. Returns `false` so a caller can write `first = key(out, first, "name")`.
+#[inline]
+pub fn key(out: &mut Vec<u8>, first: bool, name: &str) -> bool {
+    if !first {
+        out.push(b',');
+    }
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn via_serde<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
+        serde_json::to_vec(v).unwrap()
+    }
+
+    #[test]
+    fn strings_match_serde_json_for_every_byte_class() {
+        let mut cases: Vec<String> = vec![
+            String::new(),
+            "plain ascii ws-015945.corp.example".into(),
+            "quote \" backslash \\ slash / del \x7f".into(),
+            "ünïcödé ✓ 🦀 \u{202e}rtl".into(),
+            "\u{1b}[31mred\u{1b}[0m\r\n\t\x08\x0c\0".into(),
+        ];
+        cases.push((0u8..0x80).map(char::from).collect());
+        for s in &cases {
+            let mut out = Vec::new();
+            str(&mut out, s);
+            assert_eq!(out, via_serde(s.as_str()), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_match_serde_json() {
+        for v in [0u64, 1, 9, 10, 4_294_967_295, u64::MAX] {
+            let mut out = Vec::new();
+            uint(&mut out, v);
+            assert_eq!(out, via_serde(&v));
+        }
+        for v in [
+            0.0f64,
+            -0.0,
+            0.064,
+            1.5,
+            123_456.789,
+            1e-7,
+            1e21,
+            f64::MAX,
+            f64::NAN,
+            f64::INFINITY,
+        ] {
+            let mut out = Vec::new();
+            float(&mut out, v);
+            assert_eq!(out, via_serde(&v), "{v}");
+        }
+        let mut out = Vec::new();
+        bool(&mut out, true);
+        bool(&mut out, false);
+        assert_eq!(out, b"truefalse");
+    }
+
+    #[test]
+    fn keys_join_with_commas() {
+        let mut out = b"{".to_vec();
+        let first = key(&mut out, true, "a");
+        uint(&mut out, 1u8);
+        key(&mut out, first, "b");
+        uint(&mut out, 2u8);
+        out.push(b'}');
+        assert_eq!(out, br#"{"a":1,"b":2}"#);
+    }
+}
