@@ -10,31 +10,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/interop")
-}
-
-/// Runs `kmsscope read FILE --jsonl - [extra]` and returns the events.
-fn run_jsonl(capture: &Path, extra: &[&str]) -> Vec<Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_kmsscope"))
-        .arg("read")
-        .arg(capture)
-        .args(["--jsonl", "-"])
-        .args(extra)
-        .output()
-        .expect("run kmsscope");
-    assert!(
-        out.status.success(),
-        "kmsscope failed on {}: {}",
-        capture.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8 output")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
-        .collect()
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{interop_dir, run_jsonl};
 
 fn capture(stem: &str) -> PathBuf {
     for ext in ["pcap", "pcapng"] {

@@ -2,35 +2,13 @@
 //! output must match every KMS fact of its `.expect.json` (made from the vlmcsd / py-kms / vlmcs logs
 //! and tshark, not from kmsscope).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use serde_json::Value;
 
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/interop")
-}
-
-/// Runs `kmsscope read FILE --jsonl -` and returns the events.
-fn run_jsonl(capture: &Path) -> Vec<Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_kmsscope"))
-        .arg("read")
-        .arg(capture)
-        .args(["--jsonl", "-"])
-        .output()
-        .expect("run kmsscope");
-    assert!(
-        out.status.success(),
-        "kmsscope failed on {}: {}",
-        capture.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8 output")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
-        .collect()
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{interop_dir, run_jsonl};
 
 fn captures() -> Vec<(PathBuf, Value)> {
     let mut v = Vec::new();
@@ -220,7 +198,7 @@ fn every_kms_fact_of_every_interop_capture() {
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_string();
-        let events = run_jsonl(&path);
+        let events = run_jsonl(&path, &[]);
         let kms: Vec<&Value> = events.iter().filter(|e| e["event"] == "kms").collect();
         let exchanges = expect["kms_exchanges"]
             .as_array()
@@ -261,7 +239,7 @@ fn every_kms_fact_of_every_interop_capture() {
 #[test]
 fn summary_rebuilds_host_counts_per_product_group() {
     // s07: vlmcsd with a real client list returns 1, 2, 3 to Windows 10 clients (N=25) and 1 to Office 2016 (N=5).
-    let events = run_jsonl(&interop_dir().join("s07_threshold_below.pcapng"));
+    let events = run_jsonl(&interop_dir().join("s07_threshold_below.pcapng"), &[]);
     let summary = events
         .iter()
         .find(|e| e["event"] == "summary")
