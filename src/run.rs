@@ -213,7 +213,7 @@ pub fn analyze_paths<S, P>(
         }
         // Stops the workers if this thread panics (the scope waits for them before unwinding).
         let _guard = PanicGuard(&queue);
-        for i in 0..n {
+        for (i, path) in paths.iter().enumerate() {
             let mut st = queue.lock();
             st.head = i;
             queue.changed.notify_all();
@@ -222,7 +222,7 @@ pub fn analyze_paths<S, P>(
                     // Nobody took this input ahead: analyse it straight into the output.
                     st.next += 1;
                     drop(st);
-                    let report = analyze_path_into(&paths[i], opts, sink);
+                    let report = analyze_path_into(path, opts, sink);
                     emit(sink, None, report);
                     break;
                 }
@@ -440,7 +440,7 @@ impl Read for SpoolReader {
 
 #[cfg(test)]
 mod tests {
-    use std::io;
+    use std::io::{self, Read, Write};
 
     use super::*;
     use crate::capture::{CaptureError, CaptureStats, LinkType, Notice, RawPacket};
@@ -535,6 +535,85 @@ mod tests {
         assert!(last.last);
         assert_eq!(last.packets, 2);
         assert_eq!((last.dropped, last.if_dropped), (Some(5), Some(3)));
+    }
+
+    #[test]
+    fn spools_keep_to_their_budget_and_give_back_every_byte() {
+        let budget = Arc::new(AtomicUsize::new(100 << 10));
+        let mut small = Spool::new(budget.clone());
+        let mut big = Spool::new(budget.clone());
+        let line: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        for _ in 0..10 {
+            small.write_all(&line).expect("write");
+        }
+        for _ in 0..500 {
+            big.write_all(&line).expect("write");
+        }
+        assert!(!small.spilled());
+        assert!(big.spilled(), "500 kB cannot stay within a 100 kB budget");
+        assert!(budget.load(Ordering::Relaxed) <= 100 << 10);
+        for (spool, n) in [(small, 10), (big, 500)] {
+            let mut back = Vec::new();
+            spool
+                .into_reader()
+                .expect("reader")
+                .read_to_end(&mut back)
+                .expect("read");
+            assert_eq!(back, line.repeat(n));
+        }
+        assert_eq!(
+            budget.load(Ordering::Relaxed),
+            100 << 10,
+            "budget given back"
+        );
+    }
+
+    /// A sink that records the sources it saw, one line per event.
+    struct Names(Vec<u8>);
+
+    impl Sink for Names {
+        fn event(&mut self, ev: &Event) -> io::Result<()> {
+            writeln!(self.0, "{} {}", ev.source, ev.event)
+        }
+        fn finish(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn inputs_analysed_ahead_are_emitted_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/interop/");
+        let mut paths: Vec<String> = std::fs::read_dir(dir)
+            .expect("interop")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().to_string_lossy().into_owned())
+            .filter(|p| p.ends_with(".pcap") || p.ends_with(".pcapng"))
+            .collect();
+        paths.sort();
+        paths.push("/nonexistent/x.pcap".into());
+        let run = |jobs| {
+            let mut sink = Names(Vec::new());
+            let mut order = Vec::new();
+            analyze_paths(
+                &paths,
+                &RunOptions::default(),
+                jobs,
+                &mut sink,
+                || Names(Vec::new()),
+                |sink, part, report| {
+                    if let Some(part) = part {
+                        sink.0.extend_from_slice(&part.0);
+                    }
+                    order.push((report.sources, report.errors));
+                },
+            );
+            (sink.0, order)
+        };
+        let seq = run(1);
+        assert_eq!(seq.1.len(), paths.len());
+        for jobs in [2, 3, 8] {
+            assert!(run(jobs) == seq, "{jobs} jobs");
+        }
     }
 
     #[test]
