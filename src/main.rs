@@ -3,6 +3,8 @@
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -12,7 +14,7 @@ use kmsscope::output::escape::escape;
 use kmsscope::output::jsonl::JsonlSink;
 use kmsscope::output::report::ReportSink;
 use kmsscope::output::table::TableSink;
-use kmsscope::run::{self, RunOptions};
+use kmsscope::run::{self, RunOptions, Spool};
 
 /// Decode Microsoft KMS volume-activation traffic and explain why activation fails.
 #[derive(Parser, Debug)]
@@ -50,6 +52,10 @@ struct ReadArgs {
     /// Table width in columns (default: the terminal's width, or 160 when not a terminal).
     #[arg(long, value_name = "COLS")]
     width: Option<usize>,
+    /// Analyse up to N files at once, one per thread (default: the number of cores). The output
+    /// is the same whatever N: each file's in turn, in the order given.
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
     /// Open the terminal UI (calls, decoded fields, findings, hosts, DNS) instead of the table.
     #[arg(long)]
     tui: bool,
@@ -175,40 +181,107 @@ struct Outputs<'a> {
     live: bool,
 }
 
+/// The outputs of `read` and `live`, each optional; every event goes to them in this order, up to
+/// the first that fails.
+struct Sinks<J: Write, R: Write, T: Write> {
+    jsonl: Option<JsonlSink<J>>,
+    report: Option<ReportSink<R>>,
+    table: Option<TableSink<T>>,
+}
+
+/// The sinks writing to standard output and files.
+type OutputSinks = Sinks<Box<dyn Write>, io::BufWriter<Box<dyn Write>>, io::StdoutLock<'static>>;
+
+/// The sinks of a file analysed ahead of its turn (`read -j`), appended to the real ones later.
+type PartSinks = Sinks<Spool, Spool, Spool>;
+
+/// Memory for the output of files analysed ahead of their turn, all together; beyond it their
+/// output goes to temporary files.
+const SPOOL_BUDGET: usize = 8 << 20;
+
+impl<J: Write, R: Write, T: Write> Sink for Sinks<J, R, T> {
+    fn event(&mut self, ev: &kmsscope::event::Event) -> io::Result<()> {
+        if let Some(s) = &mut self.jsonl {
+            s.event(ev)?;
+        }
+        if let Some(s) = &mut self.report {
+            s.event(ev)?;
+        }
+        if let Some(s) = &mut self.table {
+            s.event(ev)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes every sink; a reader that went away (broken pipe) is not an error.
+    fn finish(&mut self) -> io::Result<()> {
+        let not_closed = |r: io::Result<()>| match r {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            r => r,
+        };
+        if let Some(s) = &mut self.jsonl {
+            not_closed(s.finish())?;
+        }
+        if let Some(s) = &mut self.report {
+            not_closed(s.finish())?;
+        }
+        if let Some(s) = &mut self.table {
+            not_closed(s.finish())?;
+        }
+        Ok(())
+    }
+}
+
+impl<J: Write, R: Write, T: Write> Sinks<J, R, T> {
+    /// Appends the output of a file analysed ahead of its turn.
+    fn append(&mut self, part: PartSinks) -> io::Result<()> {
+        if let (Some(to), Some(from)) = (&mut self.jsonl, part.jsonl) {
+            to.append(&mut from.into_inner()?.into_reader()?)?;
+        }
+        if let (Some(to), Some(from)) = (&mut self.report, part.report) {
+            let (spool, sections) = from.into_sections();
+            to.append(&mut spool.into_reader()?, sections)?;
+        }
+        if let (Some(to), Some(from)) = (&mut self.table, part.table) {
+            to.append(&mut from.into_inner().into_reader()?)?;
+        }
+        Ok(())
+    }
+}
+
 /// The JSON Lines, Markdown report and table sinks. The table goes to standard output, which Rust
 /// line-buffers, so in live mode each row is written out as the call completes.
-fn make_sinks(o: &Outputs<'_>) -> anyhow::Result<Vec<Box<dyn Sink>>> {
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+fn make_sinks(o: &Outputs<'_>) -> anyhow::Result<OutputSinks> {
     let is_stdout = |p: Option<&std::path::Path>| p.is_some_and(|p| p.as_os_str() == "-");
     let (jsonl_stdout, report_stdout) = (is_stdout(o.jsonl), is_stdout(o.report));
     if jsonl_stdout && report_stdout {
         anyhow::bail!("--jsonl - and --report - cannot both write to standard output");
     }
-    if let Some(path) = o.jsonl {
-        if jsonl_stdout {
-            sinks.push(Box::new(JsonlSink::new(io::stdout().lock(), o.live)));
-        } else {
-            let f = std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            sinks.push(Box::new(JsonlSink::new(f, o.live)));
+    let open = |path: &std::path::Path| -> anyhow::Result<Box<dyn Write>> {
+        if path.as_os_str() == "-" {
+            return Ok(Box::new(io::stdout().lock()));
         }
-    }
-    if let Some(path) = o.report {
-        if report_stdout {
-            sinks.push(Box::new(ReportSink::new(io::BufWriter::new(
-                io::stdout().lock(),
-            ))));
-        } else {
-            let f = std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            sinks.push(Box::new(ReportSink::new(io::BufWriter::new(f))));
-        }
-    }
-    if !o.quiet && !jsonl_stdout && !report_stdout {
+        let f = std::fs::File::create(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Box::new(f))
+    };
+    let jsonl = match o.jsonl {
+        Some(path) => Some(JsonlSink::new(open(path)?, o.live)),
+        None => None,
+    };
+    let report = match o.report {
+        Some(path) => Some(ReportSink::new(io::BufWriter::new(open(path)?))),
+        None => None,
+    };
+    let table = (!o.quiet && !jsonl_stdout && !report_stdout).then(|| {
         let width = o.width.unwrap_or_else(terminal_width);
-        sinks.push(Box::new(TableSink::new(io::stdout().lock(), width)));
-    }
-    Ok(sinks)
+        TableSink::new(io::stdout().lock(), width)
+    });
+    Ok(Sinks {
+        jsonl,
+        report,
+        table,
+    })
 }
 
 /// The sinks that go beside the terminal UI: only files (the UI owns standard output).
@@ -238,18 +311,6 @@ fn file_sinks(
     Ok(extra)
 }
 
-/// Flushes every sink; a reader that went away (broken pipe) is not an error.
-fn finish_sinks(sinks: &mut [Box<dyn Sink>]) -> anyhow::Result<()> {
-    for s in sinks {
-        if let Err(e) = s.finish()
-            && e.kind() != io::ErrorKind::BrokenPipe
-        {
-            return Err(e).context("writing output");
-        }
-    }
-    Ok(())
-}
-
 fn cmd_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
     let mut opts = RunOptions::default();
     // A bad policy file or flag is a usage error (exit 2), reported before any input is read.
@@ -263,25 +324,58 @@ fn cmd_read(args: ReadArgs) -> anyhow::Result<ExitCode> {
     if args.tui {
         return cmd_read_tui(args, opts);
     }
+    let width = args.width.unwrap_or_else(terminal_width);
     let mut sinks = make_sinks(&Outputs {
         jsonl: args.jsonl.as_deref(),
         report: args.report.as_deref(),
         quiet: args.quiet,
-        width: args.width,
+        width: Some(width),
         live: false,
     })?;
-    let mut unreadable = false;
-    for file in &args.files {
-        let report = run::analyze_path(file, &opts, &mut sinks);
-        for note in &report.notes {
-            eprintln!("kmsscope: note: {}", escape(note));
-        }
-        for err in &report.errors {
-            eprintln!("kmsscope: {}", escape(err));
-            unreadable = true;
-        }
+    let mut jobs = args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    if args.files.iter().filter(|f| *f == "-").count() > 1 {
+        // Standard input can be read only once: the first `-` gets it all, as in sequence.
+        jobs = 1;
     }
-    finish_sinks(&mut sinks)?;
+    // A file analysed ahead of its turn gets sinks of the same kinds, writing to spools.
+    let budget = Arc::new(AtomicUsize::new(SPOOL_BUDGET));
+    let (jsonl, report, table) = (
+        sinks.jsonl.is_some(),
+        sinks.report.is_some(),
+        sinks.table.is_some(),
+    );
+    let new_part = || PartSinks {
+        jsonl: jsonl.then(|| JsonlSink::new(Spool::new(budget.clone()), false)),
+        report: report.then(|| ReportSink::new(Spool::new(budget.clone()))),
+        table: table.then(|| TableSink::new(Spool::new(budget.clone()), width)),
+    };
+    let mut unreadable = false;
+    run::analyze_paths(
+        &args.files,
+        &opts,
+        jobs,
+        &mut sinks,
+        new_part,
+        |sinks, part, mut report| {
+            if let Some(part) = part
+                && let Err(e) = sinks.append(part)
+                && e.kind() != io::ErrorKind::BrokenPipe
+            {
+                report.errors.push(format!("writing output: {e}"));
+            }
+            for note in &report.notes {
+                eprintln!("kmsscope: note: {}", escape(note));
+            }
+            for err in &report.errors {
+                eprintln!("kmsscope: {}", escape(err));
+                unreadable = true;
+            }
+        },
+    );
+    sinks.finish().context("writing output")?;
     let _ = io::stderr().flush();
     Ok(if unreadable {
         ExitCode::from(1)
@@ -338,10 +432,23 @@ mod live {
     use kmsscope::capture::PacketSource;
     use kmsscope::capture::live::{self, LiveCapture, LiveOptions};
     use kmsscope::capture::privileges;
+    use kmsscope::output::Sink;
     use kmsscope::output::escape::escape;
     use kmsscope::run::{self, RunOptions};
 
-    use super::{LiveArgs, Outputs, file_sinks, finish_sinks, make_sinks};
+    use super::{LiveArgs, Outputs, file_sinks, make_sinks};
+
+    /// Flushes every sink; a reader that went away (broken pipe) is not an error.
+    fn finish_sinks(sinks: &mut [Box<dyn Sink>]) -> anyhow::Result<()> {
+        for s in sinks {
+            if let Err(e) = s.finish()
+                && e.kind() != io::ErrorKind::BrokenPipe
+            {
+                return Err(e).context("writing output");
+            }
+        }
+        Ok(())
+    }
 
     pub fn cmd_interfaces() -> anyhow::Result<ExitCode> {
         let list = live::interfaces()?;
@@ -442,8 +549,8 @@ mod live {
             width: args.width,
             live: true,
         })?;
-        let result = run::analyze_source(Box::new(src), &run_opts, &mut sinks);
-        finish_sinks(&mut sinks)?;
+        let result = run::analyze_source_into(Box::new(src), &run_opts, &mut sinks);
+        sinks.finish().context("writing output")?;
         if let Err(e) = result {
             eprintln!("kmsscope: {}", escape(&e));
             return Ok(ExitCode::from(1));

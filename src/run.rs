@@ -1,7 +1,13 @@
 //! Driving the pipeline: open every source of an input (a zip may hold several), feed its packets to
 //! an [`Engine`], and hand the events to the sinks. A live capture (`capture::live`, feature `live`)
 //! is one more [`PacketSource`] driven by the very same [`analyze_source`] loop; it adds ticks for
-//! periodic summaries and its drop counters.
+//! periodic summaries and its drop counters. [`analyze_paths`] runs several inputs at once, one
+//! pipeline per input, and writes their output in input order.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Seek, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use crate::capture::{self, Next, Opened, PacketSource};
 use crate::engine::{Engine, EngineConfig};
@@ -27,21 +33,36 @@ pub struct RunReport {
     pub output_closed: bool,
 }
 
-/// Sends one event to every sink; remembers a failed sink.
-fn fan_out(sinks: &mut [Box<dyn Sink>], ev: &Event, failed: &mut Option<std::io::Error>) {
+/// Several sinks as one: each event goes to every sink in turn, up to the first that fails.
+struct Fan<'a>(&'a mut [Box<dyn Sink>]);
+
+impl Sink for Fan<'_> {
+    fn event(&mut self, ev: &Event) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.event(ev))
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.finish())
+    }
+}
+
+/// Sends one event to the sink; remembers a failure (and sends nothing more after it).
+fn fan_out(sink: &mut dyn Sink, ev: &Event, failed: &mut Option<std::io::Error>) {
     if failed.is_some() {
         return;
     }
-    for s in sinks.iter_mut() {
-        if let Err(e) = s.event(ev) {
-            *failed = Some(e);
-            return;
-        }
+    if let Err(e) = sink.event(ev) {
+        *failed = Some(e);
     }
 }
 
 /// Analyses one input (`-` for standard input) into `sinks`.
 pub fn analyze_path(path: &str, opts: &RunOptions, sinks: &mut [Box<dyn Sink>]) -> RunReport {
+    analyze_path_into(path, opts, &mut Fan(sinks))
+}
+
+/// Analyses one input (`-` for standard input) into one sink (which may fan out itself).
+pub fn analyze_path_into(path: &str, opts: &RunOptions, sink: &mut dyn Sink) -> RunReport {
     let mut report = RunReport::default();
     let sources = match capture::open_path(path) {
         Ok(s) => s,
@@ -54,7 +75,7 @@ pub fn analyze_path(path: &str, opts: &RunOptions, sinks: &mut [Box<dyn Sink>]) 
         match item {
             Ok(Opened::Source(src)) => {
                 report.sources += 1;
-                if let Err(e) = analyze_source(src, opts, sinks) {
+                if let Err(e) = analyze_source_into(src, opts, sink) {
                     report.errors.push(e);
                 }
             }
@@ -76,9 +97,18 @@ pub fn analyze_path(path: &str, opts: &RunOptions, sinks: &mut [Box<dyn Sink>]) 
 /// could be read) and is returned as the line to print. Live sources also yield ticks, each
 /// written as a periodic `summary`, and their drop counters go into every summary.
 pub fn analyze_source(
-    mut src: Box<dyn PacketSource + Send>,
+    src: Box<dyn PacketSource + Send>,
     opts: &RunOptions,
     sinks: &mut [Box<dyn Sink>],
+) -> Result<(), String> {
+    analyze_source_into(src, opts, &mut Fan(sinks))
+}
+
+/// [`analyze_source`] into one sink (which may fan out itself).
+pub fn analyze_source_into(
+    mut src: Box<dyn PacketSource + Send>,
+    opts: &RunOptions,
+    sinks: &mut dyn Sink,
 ) -> Result<(), String> {
     let mut engine = Engine::new(src.name(), opts.engine.clone());
     let mut failed: Option<std::io::Error> = None;
@@ -127,9 +157,290 @@ pub fn analyze_source(
     }
 }
 
+/// Files analysed ahead of the one being written, per job: enough to keep every core busy when
+/// file sizes differ, while the output held for them (and the temporary files) stays bounded.
+const AHEAD_PER_JOB: usize = 2;
+
+/// Analyses `paths` in order into `sink` with up to `jobs` pipelines at once (one thread and one
+/// [`Engine`] per input; the members of one archive stay in sequence), with output exactly as if
+/// they had been read one after the other: sources never share state, so each input's output can
+/// be produced on its own and appended in turn.
+///
+/// The calling thread streams the input whose turn it is straight into `sink`; an input analysed
+/// ahead of its turn (by a worker, or by the calling thread while it waits) goes into a part made
+/// by `new_part`, whose output is held in [`Spool`]s. `emit` is called once per input, in input
+/// order, with that part (`None` when the input was streamed) and the input's [`RunReport`]: it
+/// appends the part to `sink` and reports the errors. At most `AHEAD_PER_JOB * jobs` inputs are
+/// analysed ahead of the one being written.
+pub fn analyze_paths<S, P>(
+    paths: &[String],
+    opts: &RunOptions,
+    jobs: usize,
+    sink: &mut S,
+    new_part: impl Fn() -> P + Sync,
+    mut emit: impl FnMut(&mut S, Option<P>, RunReport),
+) where
+    S: Sink,
+    P: Sink + Send,
+{
+    let n = paths.len();
+    let jobs = jobs.clamp(1, n.max(1));
+    let ahead = AHEAD_PER_JOB * jobs;
+    let queue = Queue {
+        state: Mutex::new(QueueState {
+            next: 0,
+            head: 0,
+            done: (0..n).map(|_| None).collect(),
+            panicked: false,
+        }),
+        changed: Condvar::new(),
+    };
+    let run_ahead = |i: usize| {
+        let mut part = new_part();
+        let report = analyze_path_into(&paths[i], opts, &mut part);
+        (part, report)
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..jobs {
+            scope.spawn(|| {
+                // Wakes the writer if this thread dies with an input claimed.
+                let _guard = PanicGuard(&queue);
+                while let Some(i) = queue.claim(ahead) {
+                    let done = run_ahead(i);
+                    queue.finish(i, done);
+                }
+            });
+        }
+        // Stops the workers if this thread panics (the scope waits for them before unwinding).
+        let _guard = PanicGuard(&queue);
+        for (i, path) in paths.iter().enumerate() {
+            let mut st = queue.lock();
+            st.head = i;
+            queue.changed.notify_all();
+            loop {
+                if st.next == i {
+                    // Nobody took this input ahead: analyse it straight into the output.
+                    st.next += 1;
+                    drop(st);
+                    let report = analyze_path_into(path, opts, sink);
+                    emit(sink, None, report);
+                    break;
+                }
+                if let Some((part, report)) = st.done[i].take() {
+                    drop(st);
+                    emit(sink, Some(part), report);
+                    break;
+                }
+                assert!(!st.panicked, "an analysis thread panicked");
+                if st.next < n && st.next < i + ahead {
+                    // The input is still being analysed elsewhere: take on the next one meanwhile.
+                    let k = st.next;
+                    st.next += 1;
+                    drop(st);
+                    let done = run_ahead(k);
+                    queue.finish(k, done);
+                    st = queue.lock();
+                } else {
+                    st = queue
+                        .changed
+                        .wait(st)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+        }
+        // Every input is claimed: idle workers see it and end.
+        queue.lock().head = n;
+        queue.changed.notify_all();
+    });
+}
+
+/// The inputs of [`analyze_paths`]: which is next to claim, which is being written, and the output
+/// of those analysed ahead.
+struct Queue<P> {
+    state: Mutex<QueueState<P>>,
+    changed: Condvar,
+}
+
+struct QueueState<P> {
+    /// The first input nobody has claimed yet.
+    next: usize,
+    /// The input being written.
+    head: usize,
+    /// Inputs analysed ahead of their turn, waiting to be written.
+    done: Vec<Option<(P, RunReport)>>,
+    /// A worker thread panicked (its input will never be done).
+    panicked: bool,
+}
+
+impl<P> Queue<P> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState<P>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next input for a worker, waiting while it would run too far ahead; `None` at the end.
+    fn claim(&self, ahead: usize) -> Option<usize> {
+        let mut st = self.lock();
+        loop {
+            if st.next >= st.done.len() || st.panicked {
+                return None;
+            }
+            if st.next < st.head + ahead {
+                st.next += 1;
+                return Some(st.next - 1);
+            }
+            st = self
+                .changed
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn finish(&self, i: usize, done: (P, RunReport)) {
+        if let Some(slot) = self.lock().done.get_mut(i) {
+            *slot = Some(done);
+        }
+        self.changed.notify_all();
+    }
+}
+
+/// Marks the queue when a thread unwinds, so that the others stop waiting for it (the panic itself
+/// reaches the caller when the thread scope ends).
+struct PanicGuard<'a, P>(&'a Queue<P>);
+
+impl<P> Drop for PanicGuard<'_, P> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().panicked = true;
+            self.0.changed.notify_all();
+        }
+    }
+}
+
+/// Output of an input analysed ahead of its turn: held in memory while a budget shared by all the
+/// spools lasts, then in an anonymous temporary file (removed by the system when closed), so that
+/// memory stays bounded however much output waits.
+pub struct Spool {
+    mem: Vec<u8>,
+    file: Option<BufWriter<File>>,
+    budget: Arc<AtomicUsize>,
+    /// Bytes of `budget` this spool holds (the capacity of `mem`).
+    charged: usize,
+}
+
+impl Spool {
+    /// A spool drawing on `budget` (bytes of memory left for all spools).
+    pub fn new(budget: Arc<AtomicUsize>) -> Spool {
+        Spool {
+            mem: Vec::new(),
+            file: None,
+            budget,
+            charged: 0,
+        }
+    }
+
+    /// Whether the output went to a temporary file.
+    pub fn spilled(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Grows `mem` for `more` bytes if the budget allows.
+    fn grow(&mut self, more: usize) -> bool {
+        let need = self.mem.len().saturating_add(more);
+        if need <= self.mem.capacity() {
+            return true;
+        }
+        let cap = need.max(self.mem.capacity() * 2).max(1 << 16);
+        let extra = cap - self.charged;
+        let taken = self
+            .budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(extra)
+            })
+            .is_ok();
+        if taken {
+            self.charged = cap;
+            self.mem.reserve_exact(cap - self.mem.len());
+        }
+        taken
+    }
+
+    /// Moves what is in memory to a new temporary file, and gives the memory back to the budget.
+    fn spill(&mut self) -> io::Result<&mut BufWriter<File>> {
+        let mut file = BufWriter::with_capacity(1 << 16, tempfile::tempfile()?);
+        file.write_all(&self.mem)?;
+        self.mem = Vec::new();
+        self.budget
+            .fetch_add(std::mem::take(&mut self.charged), Ordering::Relaxed);
+        Ok(self.file.insert(file))
+    }
+
+    /// Reads back everything written.
+    pub fn into_reader(mut self) -> io::Result<SpoolReader> {
+        let file = match self.file.take() {
+            Some(w) => {
+                let mut f = w.into_inner().map_err(io::IntoInnerError::into_error)?;
+                f.rewind()?;
+                Some(io::BufReader::with_capacity(1 << 16, f))
+            }
+            None => None,
+        };
+        Ok(SpoolReader {
+            spool: self,
+            pos: 0,
+            file,
+        })
+    }
+}
+
+impl Write for Spool {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.file.is_none() && self.grow(buf.len()) {
+            self.mem.extend_from_slice(buf);
+            return Ok(buf.len());
+        }
+        match &mut self.file {
+            Some(f) => f.write(buf),
+            None => self.spill()?.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.file {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        self.budget.fetch_add(self.charged, Ordering::Relaxed);
+    }
+}
+
+/// What a [`Spool`] holds, read from the start.
+pub struct SpoolReader {
+    spool: Spool,
+    pos: usize,
+    file: Option<io::BufReader<File>>,
+}
+
+impl Read for SpoolReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(f) = &mut self.file {
+            return f.read(buf);
+        }
+        let rest = self.spool.mem.get(self.pos..).unwrap_or_default();
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::io;
+    use std::io::{self, Read, Write};
 
     use super::*;
     use crate::capture::{CaptureError, CaptureStats, LinkType, Notice, RawPacket};
@@ -224,6 +535,85 @@ mod tests {
         assert!(last.last);
         assert_eq!(last.packets, 2);
         assert_eq!((last.dropped, last.if_dropped), (Some(5), Some(3)));
+    }
+
+    #[test]
+    fn spools_keep_to_their_budget_and_give_back_every_byte() {
+        let budget = Arc::new(AtomicUsize::new(100 << 10));
+        let mut small = Spool::new(budget.clone());
+        let mut big = Spool::new(budget.clone());
+        let line: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        for _ in 0..10 {
+            small.write_all(&line).expect("write");
+        }
+        for _ in 0..500 {
+            big.write_all(&line).expect("write");
+        }
+        assert!(!small.spilled());
+        assert!(big.spilled(), "500 kB cannot stay within a 100 kB budget");
+        assert!(budget.load(Ordering::Relaxed) <= 100 << 10);
+        for (spool, n) in [(small, 10), (big, 500)] {
+            let mut back = Vec::new();
+            spool
+                .into_reader()
+                .expect("reader")
+                .read_to_end(&mut back)
+                .expect("read");
+            assert_eq!(back, line.repeat(n));
+        }
+        assert_eq!(
+            budget.load(Ordering::Relaxed),
+            100 << 10,
+            "budget given back"
+        );
+    }
+
+    /// A sink that records the sources it saw, one line per event.
+    struct Names(Vec<u8>);
+
+    impl Sink for Names {
+        fn event(&mut self, ev: &Event) -> io::Result<()> {
+            writeln!(self.0, "{} {}", ev.source, ev.event)
+        }
+        fn finish(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn inputs_analysed_ahead_are_emitted_in_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/captures/interop/");
+        let mut paths: Vec<String> = std::fs::read_dir(dir)
+            .expect("interop")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().to_string_lossy().into_owned())
+            .filter(|p| p.ends_with(".pcap") || p.ends_with(".pcapng"))
+            .collect();
+        paths.sort();
+        paths.push("/nonexistent/x.pcap".into());
+        let run = |jobs| {
+            let mut sink = Names(Vec::new());
+            let mut order = Vec::new();
+            analyze_paths(
+                &paths,
+                &RunOptions::default(),
+                jobs,
+                &mut sink,
+                || Names(Vec::new()),
+                |sink, part, report| {
+                    if let Some(part) = part {
+                        sink.0.extend_from_slice(&part.0);
+                    }
+                    order.push((report.sources, report.errors));
+                },
+            );
+            (sink.0, order)
+        };
+        let seq = run(1);
+        assert_eq!(seq.1.len(), paths.len());
+        for jobs in [2, 3, 8] {
+            assert!(run(jobs) == seq, "{jobs} jobs");
+        }
     }
 
     #[test]

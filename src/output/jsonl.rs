@@ -24,6 +24,23 @@ impl<W: Write> JsonlSink<W> {
             scratch: Vec::with_capacity(4096),
         }
     }
+
+    /// Appends whole lines another JSON Lines sink wrote (`read -j`: an input analysed on another
+    /// thread), as if its events had come here.
+    pub fn append(&mut self, lines: &mut impl io::Read) -> io::Result<()> {
+        io::copy(lines, &mut self.out)?;
+        if self.flush_each_line {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the lines written and gives back the writer.
+    pub fn into_inner(self) -> io::Result<W> {
+        self.out
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)
+    }
 }
 
 impl<W: Write> Sink for JsonlSink<W> {

@@ -163,6 +163,41 @@ impl<W: Write> ReportSink<W> {
         self.written += 1;
         self.out.write_all(text.as_bytes())
     }
+
+    /// Gives back the writer and what was written to it, without the footer: for a sink given
+    /// whole sources of its own (`read -j`: an input analysed on another thread), to be
+    /// [`append`](Self::append)ed to the one that writes the report.
+    pub fn into_sections(self) -> (W, Sections) {
+        let sections = Sections {
+            written: self.written,
+            pending: self.pending,
+        };
+        (self.out, sections)
+    }
+
+    /// Appends the sections another sink wrote (`text`, described by `sections`), as if their
+    /// sources' events had come here: separated like the others, the footer still last.
+    pub fn append(&mut self, text: &mut impl io::Read, sections: Sections) -> io::Result<()> {
+        if sections.written > 0 {
+            if self.written > 0 {
+                self.out.write_all(b"\n")?;
+            }
+            io::copy(text, &mut self.out)?;
+            self.written += sections.written;
+        }
+        // Sources whose last summary never came are written at `finish`, as they would be here.
+        for (name, src) in sections.pending {
+            self.pending.entry(name).or_insert(src);
+        }
+        Ok(())
+    }
+}
+
+/// The sections a [`ReportSink`] wrote, and the sources it holds unwritten (see
+/// [`ReportSink::into_sections`]).
+pub struct Sections {
+    written: u64,
+    pending: BTreeMap<Arc<str>, SourceReport>,
 }
 
 impl<W: Write> Sink for ReportSink<W> {

@@ -307,6 +307,18 @@ impl<W: Write> TableSink<W> {
         }
         Ok(())
     }
+
+    /// Appends the text another table sink wrote for whole sources, each ended by its last summary
+    /// (`read -j`: an input analysed on another thread). Nothing of a source outlives its summary
+    /// here, so the text is what this sink would have written for the same events.
+    pub fn append(&mut self, text: &mut impl io::Read) -> io::Result<()> {
+        io::copy(text, &mut self.out).map(drop)
+    }
+
+    /// Gives back the writer.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
 }
 
 impl<W: Write> Sink for TableSink<W> {
