@@ -24,8 +24,10 @@
 //! Exchanges that end together (one [`DnsTracker::expire`] or [`DnsTracker::finish`] call) come out
 //! sorted by query frame, so output is deterministic whatever the hash order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
 
 use super::message::{DnsMessage, Opcode, Question};
 use crate::time::Ts;
@@ -179,7 +181,8 @@ impl Exchange {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// Plain data (no heap), so the per-packet lookups hash and copy it cheaply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct TxKey {
     client: Endpoint,
     server: Endpoint,
@@ -187,19 +190,27 @@ struct TxKey {
     id: u16,
 }
 
-/// First question: ASCII-lower-cased name and QTYPE.
-type QKey = Option<(String, u16)>;
-
-fn qkey_of(msg: &DnsMessage) -> QKey {
-    msg.question()
-        .map(|q| (q.name.to_ascii_lowercase(), q.qtype))
+/// Whether two messages ask the same first question: name ASCII-case-insensitively and QTYPE
+/// (both without a question also match).
+fn same_question(a: Option<&Question>, b: Option<&Question>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.qtype == b.qtype && a.name.eq_ignore_ascii_case(&b.name),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 struct Pending {
     seq: u64,
     last_ts: Ts,
-    qkey: QKey,
     exchange: Exchange,
+}
+
+impl Pending {
+    /// The first question of the pending query.
+    fn question(&self) -> Option<&Question> {
+        self.exchange.query.as_ref().and_then(DnsMessage::question)
+    }
 }
 
 /// Query/response pairing table, see the module docs.
@@ -208,7 +219,7 @@ pub struct DnsTracker {
     max_pending: usize,
     max_pending_bytes: usize,
     /// Pending queries per key, oldest first (almost always one).
-    pending: HashMap<TxKey, Vec<Pending>>,
+    pending: FxHashMap<TxKey, Vec<Pending>>,
     /// (time of last transmission, sequence) of every pending query.
     by_time: BTreeMap<(Ts, u64), TxKey>,
     count: usize,
@@ -230,7 +241,7 @@ impl DnsTracker {
             timeout_ns: timeout_ns.max(0),
             max_pending: max_pending.max(1),
             max_pending_bytes,
-            pending: HashMap::new(),
+            pending: FxHashMap::default(),
             by_time: BTreeMap::new(),
             count: 0,
             bytes: 0,
@@ -300,12 +311,11 @@ impl DnsTracker {
             transport,
             id: msg.id,
         };
-        let qkey = qkey_of(&msg);
-        if let Some(p) = self
-            .pending
-            .get_mut(&key)
-            .and_then(|list| list.iter_mut().find(|p| p.qkey == qkey))
-        {
+        let question = msg.question();
+        if let Some(p) = self.pending.get_mut(&key).and_then(|list| {
+            list.iter_mut()
+                .find(|p| same_question(p.question(), question))
+        }) {
             p.exchange.retransmissions = p.exchange.retransmissions.saturating_add(1);
             self.by_time.remove(&(p.last_ts, p.seq));
             p.last_ts = p.last_ts.max(ts);
@@ -327,13 +337,12 @@ impl DnsTracker {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.by_time.insert((ts, seq), key.clone());
+        self.by_time.insert((ts, seq), key);
         self.count += 1;
         self.bytes += size;
         self.pending.entry(key).or_default().push(Pending {
             seq,
             last_ts: ts,
-            qkey,
             exchange: Exchange::from_query(src, dst, transport, msg, frame, ts, Outcome::TimedOut),
         });
     }
@@ -355,11 +364,14 @@ impl DnsTracker {
             transport,
             id: msg.id,
         };
-        let qkey = qkey_of(&msg);
+        let question = msg.question();
         let idx = self.pending.get(&key).and_then(|list| {
             list.iter()
-                .position(|p| p.qkey == qkey)
-                .or_else(|| list.iter().position(|p| p.qkey.is_none() || qkey.is_none()))
+                .position(|p| same_question(p.question(), question))
+                .or_else(|| {
+                    list.iter()
+                        .position(|p| p.question().is_none() || question.is_none())
+                })
         });
         let mut ex = match idx.and_then(|i| self.remove(&key, i)) {
             Some(ex) => ex,
@@ -407,7 +419,7 @@ impl DnsTracker {
     /// Removes the query with the oldest last transmission.
     fn take_oldest(&mut self) -> Option<Exchange> {
         let (&(_, seq), key) = self.by_time.first_key_value()?;
-        let key = key.clone();
+        let key = *key;
         let idx = self
             .pending
             .get(&key)
