@@ -24,6 +24,7 @@
 
 pub mod detect;
 mod fast;
+pub mod json;
 pub mod message;
 pub mod pairing;
 pub mod tcp;
