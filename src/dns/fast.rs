@@ -198,6 +198,15 @@ impl NameBuf {
         }
     }
 
+    /// Appends bytes that need no escape.
+    fn extend(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
+            dst.copy_from_slice(bytes);
+            self.len = end;
+        }
+    }
+
     fn finish(&self) -> Option<String> {
         let bytes = self.buf.get(..self.len)?;
         // Only ASCII was pushed.
@@ -239,6 +248,12 @@ fn read_name(msg: &[u8], pos: usize) -> Option<(String, usize)> {
                 }
                 if out.len != 0 {
                     out.push(b'.');
+                }
+                if label.iter().all(|&c| c < 0x80 && c != b'.' && c != b'\\') {
+                    // The common case: nothing to escape, copy the label whole.
+                    out.extend(label);
+                    i += 1 + len;
+                    continue;
                 }
                 for &c in label {
                     match c {
