@@ -25,6 +25,7 @@
 //! sorted by query frame, so output is deterministic whatever the hash order.
 
 use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
@@ -213,13 +214,30 @@ impl Pending {
     }
 }
 
+/// The pending queries of one key, oldest first. Almost always exactly one, kept inline so that a
+/// query costs no allocation of its own; `more` (empty, unallocated) takes the rare others.
+struct PendingList {
+    first: Pending,
+    more: Vec<Pending>,
+}
+
+impl PendingList {
+    fn iter(&self) -> impl Iterator<Item = &Pending> {
+        std::iter::once(&self.first).chain(self.more.iter())
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Pending> {
+        std::iter::once(&mut self.first).chain(self.more.iter_mut())
+    }
+}
+
 /// Query/response pairing table, see the module docs.
 pub struct DnsTracker {
     timeout_ns: i64,
     max_pending: usize,
     max_pending_bytes: usize,
     /// Pending queries per key, oldest first (almost always one).
-    pending: FxHashMap<TxKey, Vec<Pending>>,
+    pending: FxHashMap<TxKey, PendingList>,
     /// (time of last transmission, sequence) of every pending query.
     by_time: BTreeMap<(Ts, u64), TxKey>,
     count: usize,
@@ -340,11 +358,20 @@ impl DnsTracker {
         self.by_time.insert((ts, seq), key);
         self.count += 1;
         self.bytes += size;
-        self.pending.entry(key).or_default().push(Pending {
+        let p = Pending {
             seq,
             last_ts: ts,
             exchange: Exchange::from_query(src, dst, transport, msg, frame, ts, Outcome::TimedOut),
-        });
+        };
+        match self.pending.entry(key) {
+            Entry::Occupied(mut e) => e.get_mut().more.push(p),
+            Entry::Vacant(e) => {
+                e.insert(PendingList {
+                    first: p,
+                    more: Vec::new(),
+                });
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -401,13 +428,18 @@ impl DnsTracker {
     /// Removes entry `idx` of `key`'s list and its index entries.
     fn remove(&mut self, key: &TxKey, idx: usize) -> Option<Exchange> {
         let list = self.pending.get_mut(key)?;
-        if idx >= list.len() {
+        let p = if idx == 0 {
+            if list.more.is_empty() {
+                self.pending.remove(key)?.first
+            } else {
+                let next = list.more.remove(0);
+                std::mem::replace(&mut list.first, next)
+            }
+        } else if idx <= list.more.len() {
+            list.more.remove(idx - 1)
+        } else {
             return None;
-        }
-        let p = list.remove(idx);
-        if list.is_empty() {
-            self.pending.remove(key);
-        }
+        };
         self.by_time.remove(&(p.last_ts, p.seq));
         self.count -= 1;
         self.bytes = self
