@@ -8,6 +8,10 @@
 //! message still parses; only a broken structure (header counts, names, record framing) fails the
 //! whole message with a [`DnsError`].
 //!
+//! That hickory-based parser ([`parse_message_hickory`]) is the reference; [`parse_message`] first
+//! tries a hand-written parser for the common case (`fast.rs`: plain ASCII names and the usual
+//! record types), which yields the same result and gives way to the reference on anything else.
+//!
 //! # Names as on the wire
 //!
 //! Names are rendered from the raw label bytes, never through hickory's `Display`/`to_utf8`
