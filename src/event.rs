@@ -57,6 +57,13 @@ impl Event {
             out.extend_from_slice(b",\"server\":");
             serde_json::to_writer(&mut *out, c)?;
         }
+        if let Body::Dns(d) = &self.body {
+            // Hand-written, same bytes as serde (see crate::dns::json).
+            out.push(b',');
+            crate::dns::json::write_fields(d, out);
+            out.push(b'}');
+            return Ok(());
+        }
         scratch.clear();
         serde_json::to_writer(&mut *scratch, &self.body)?;
         // `scratch` is `{...}`: splice its fields after the envelope's.

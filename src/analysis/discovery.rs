@@ -7,8 +7,10 @@
 //!
 //! Every table is bounded by a named constant; what does not fit is counted, not stored.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::evidence::{Evidence, insert_bounded};
 use super::policy::normalize_name;
@@ -168,22 +170,31 @@ pub struct LookupFailure {
 /// The discovery state of one source.
 #[derive(Clone, Debug, Default)]
 pub struct NetState {
-    pub clients: HashMap<IpAddr, ClientNet>,
+    pub clients: FxHashMap<IpAddr, ClientNet>,
     /// Client addresses not tracked because [`MAX_CLIENT_IPS`] were.
     pub clients_untracked: u64,
     pub srv_names: BTreeMap<String, SrvName>,
     /// Addresses per normalised name, from every answer and additional section.
-    pub name_addrs: HashMap<String, Vec<IpAddr>>,
+    pub name_addrs: FxHashMap<String, Vec<IpAddr>>,
     /// CNAME per normalised name.
-    pub cnames: HashMap<String, String>,
+    pub cnames: FxHashMap<String, String>,
     /// Reverse indexes: names per address, CNAME owners per target (bounded like the forward ones).
-    addr_names: HashMap<IpAddr, Vec<String>>,
-    cname_owners: HashMap<String, Vec<String>>,
+    addr_names: FxHashMap<IpAddr, Vec<String>>,
+    cname_owners: FxHashMap<String, Vec<String>>,
     /// Names advertised as SRV targets (they always get room in the tables above).
-    srv_targets: std::collections::HashSet<String>,
-    pub lookup_failures: HashMap<String, LookupFailure>,
+    srv_targets: FxHashSet<String>,
+    pub lookup_failures: FxHashMap<String, LookupFailure>,
+    /// Reused buffer for normalised record names (no allocation per record for known names).
+    scratch: String,
     /// Any DNS exchange was captured.
     pub dns_seen: bool,
+}
+
+/// [`normalize_name`] into a reused buffer.
+fn normalize_into(buf: &mut String, name: &str) {
+    buf.clear();
+    buf.push_str(name.trim_end_matches('.'));
+    buf.make_ascii_lowercase();
 }
 
 fn is_multicast_dns(server: Option<Endpoint>) -> bool {
@@ -224,23 +235,32 @@ impl NetState {
                 self.srv_targets.insert(normalize_name(t));
             }
         }
+        let mut name = std::mem::take(&mut self.scratch);
         for r in d.answers.iter().chain(d.additional.iter()) {
-            let name = normalize_name(&r.name);
             match (r.rtype.as_str(), r.address, &r.target) {
                 ("A" | "AAAA", Some(a), _) => {
-                    if !self.name_addrs.contains_key(&name)
-                        && !self.room(self.name_addrs.len(), &name)
-                    {
+                    // Normalised into the reused buffer; owned copies only for new entries.
+                    normalize_into(&mut name, &r.name);
+                    let known = self.name_addrs.contains_key(name.as_str());
+                    if !known && !self.room(self.name_addrs.len(), &name) {
                         continue;
                     }
                     if self.room(self.addr_names.len(), &name) || self.addr_names.contains_key(&a) {
                         let r = self.addr_names.entry(a).or_default();
-                        insert_bounded(r, name.clone(), MAX_ADDRS_PER_NAME);
+                        // insert_bounded without cloning a name already there.
+                        if !r.contains(&name) && r.len() < MAX_ADDRS_PER_NAME {
+                            r.push(name.clone());
+                        }
                     }
-                    let v = self.name_addrs.entry(name).or_default();
-                    insert_bounded(v, a, MAX_ADDRS_PER_NAME);
+                    if !known {
+                        self.name_addrs.insert(name.clone(), Vec::new());
+                    }
+                    if let Some(v) = self.name_addrs.get_mut(name.as_str()) {
+                        insert_bounded(v, a, MAX_ADDRS_PER_NAME);
+                    }
                 }
                 ("CNAME", _, Some(t)) => {
+                    let name = normalize_name(&r.name);
                     let t = normalize_name(t);
                     if self.cname_owners.len() < MAX_NAMES || self.cname_owners.contains_key(&t) {
                         let r = self.cname_owners.entry(t.clone()).or_default();
@@ -253,6 +273,7 @@ impl NetState {
                 _ => {}
             }
         }
+        self.scratch = name;
     }
 
     /// Folds one `dns` event in.

@@ -8,6 +8,10 @@
 //! message still parses; only a broken structure (header counts, names, record framing) fails the
 //! whole message with a [`DnsError`].
 //!
+//! That hickory-based parser ([`parse_message_hickory`]) is the reference; [`parse_message`] first
+//! tries a hand-written parser for the common case (`fast.rs`: plain ASCII names and the usual
+//! record types), which yields the same result and gives way to the reference on anything else.
+//!
 //! # Names as on the wire
 //!
 //! Names are rendered from the raw label bytes, never through hickory's `Display`/`to_utf8`
@@ -229,7 +233,7 @@ pub struct Edns {
 }
 
 impl Edns {
-    fn from_class_ttl(class: u16, ttl: u32) -> Edns {
+    pub(crate) fn from_class_ttl(class: u16, ttl: u32) -> Edns {
         let [ext, version, flags, _] = ttl.to_be_bytes();
         Edns {
             udp_payload_size: class,
@@ -438,7 +442,20 @@ pub fn parse_header(payload: &[u8]) -> Option<Header> {
 
 /// Parses one DNS message (a UDP payload, or one message of a DNS-over-TCP stream without its
 /// length prefix). Never panics; see the module docs for what is tolerated.
+///
+/// The common case (ASCII names, well-framed records) goes through a hand-written parser
+/// ([`super::fast`]); anything else, and every error, through [`parse_message_hickory`]. Both give
+/// the same result (the tests compare them).
 pub fn parse_message(payload: &[u8]) -> Result<DnsMessage, DnsError> {
+    match super::fast::parse(payload) {
+        Some(msg) => Ok(msg),
+        None => parse_message_hickory(payload),
+    }
+}
+
+/// The reference parser: names and RDATA through hickory-proto's wire primitives. Same contract
+/// as [`parse_message`], slower (it builds a hickory `Name` per name).
+pub fn parse_message_hickory(payload: &[u8]) -> Result<DnsMessage, DnsError> {
     let len = payload.len();
     let header = parse_header(payload).ok_or(DnsError::TooShort { len })?;
     if len > MAX_MESSAGE_LEN {
@@ -624,7 +641,7 @@ fn read_record(
 
 /// Decodes the RDATA of the types this crate models with hickory-proto. Compressed names inside
 /// RDATA may point anywhere earlier in the message, so the decoder spans the whole payload.
-fn decode_rdata(
+pub(crate) fn decode_rdata(
     payload: &[u8],
     start: usize,
     rdlength: usize,

@@ -23,6 +23,8 @@
 //! RFC 2136 (UPDATE), RFC 3596 (AAAA), RFC 6891 (EDNS), RFC 6762 (mDNS).
 
 pub mod detect;
+mod fast;
+pub mod json;
 pub mod message;
 pub mod pairing;
 pub mod tcp;
@@ -35,8 +37,8 @@ pub use detect::{
 };
 pub use message::{
     DnsError, DnsMessage, Edns, HEADER_LEN, Header, MAX_MESSAGE_LEN, Opcode, Question, Record,
-    RecordData, Section, class_name, parse_header, parse_message, push_label, qtype_name,
-    rcode_name,
+    RecordData, Section, class_name, parse_header, parse_message, parse_message_hickory,
+    push_label, qtype_name, rcode_name,
 };
 pub use pairing::{
     DEFAULT_TIMEOUT_NS, DnsTracker, Endpoint, Exchange, MAX_PENDING_QUERIES,

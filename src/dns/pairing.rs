@@ -24,8 +24,11 @@
 //! Exchanges that end together (one [`DnsTracker::expire`] or [`DnsTracker::finish`] call) come out
 //! sorted by query frame, so output is deterministic whatever the hash order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
 use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
 
 use super::message::{DnsMessage, Opcode, Question};
 use crate::time::Ts;
@@ -179,7 +182,8 @@ impl Exchange {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// Plain data (no heap), so the per-packet lookups hash and copy it cheaply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct TxKey {
     client: Endpoint,
     server: Endpoint,
@@ -187,19 +191,44 @@ struct TxKey {
     id: u16,
 }
 
-/// First question: ASCII-lower-cased name and QTYPE.
-type QKey = Option<(String, u16)>;
-
-fn qkey_of(msg: &DnsMessage) -> QKey {
-    msg.question()
-        .map(|q| (q.name.to_ascii_lowercase(), q.qtype))
+/// Whether two messages ask the same first question: name ASCII-case-insensitively and QTYPE
+/// (both without a question also match).
+fn same_question(a: Option<&Question>, b: Option<&Question>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.qtype == b.qtype && a.name.eq_ignore_ascii_case(&b.name),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 struct Pending {
     seq: u64,
     last_ts: Ts,
-    qkey: QKey,
     exchange: Exchange,
+}
+
+impl Pending {
+    /// The first question of the pending query.
+    fn question(&self) -> Option<&Question> {
+        self.exchange.query.as_ref().and_then(DnsMessage::question)
+    }
+}
+
+/// The pending queries of one key, oldest first. Almost always exactly one, kept inline so that a
+/// query costs no allocation of its own; `more` (empty, unallocated) takes the rare others.
+struct PendingList {
+    first: Pending,
+    more: Vec<Pending>,
+}
+
+impl PendingList {
+    fn iter(&self) -> impl Iterator<Item = &Pending> {
+        std::iter::once(&self.first).chain(self.more.iter())
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Pending> {
+        std::iter::once(&mut self.first).chain(self.more.iter_mut())
+    }
 }
 
 /// Query/response pairing table, see the module docs.
@@ -208,7 +237,7 @@ pub struct DnsTracker {
     max_pending: usize,
     max_pending_bytes: usize,
     /// Pending queries per key, oldest first (almost always one).
-    pending: HashMap<TxKey, Vec<Pending>>,
+    pending: FxHashMap<TxKey, PendingList>,
     /// (time of last transmission, sequence) of every pending query.
     by_time: BTreeMap<(Ts, u64), TxKey>,
     count: usize,
@@ -230,7 +259,7 @@ impl DnsTracker {
             timeout_ns: timeout_ns.max(0),
             max_pending: max_pending.max(1),
             max_pending_bytes,
-            pending: HashMap::new(),
+            pending: FxHashMap::default(),
             by_time: BTreeMap::new(),
             count: 0,
             bytes: 0,
@@ -300,12 +329,11 @@ impl DnsTracker {
             transport,
             id: msg.id,
         };
-        let qkey = qkey_of(&msg);
-        if let Some(p) = self
-            .pending
-            .get_mut(&key)
-            .and_then(|list| list.iter_mut().find(|p| p.qkey == qkey))
-        {
+        let question = msg.question();
+        if let Some(p) = self.pending.get_mut(&key).and_then(|list| {
+            list.iter_mut()
+                .find(|p| same_question(p.question(), question))
+        }) {
             p.exchange.retransmissions = p.exchange.retransmissions.saturating_add(1);
             self.by_time.remove(&(p.last_ts, p.seq));
             p.last_ts = p.last_ts.max(ts);
@@ -327,15 +355,23 @@ impl DnsTracker {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.by_time.insert((ts, seq), key.clone());
+        self.by_time.insert((ts, seq), key);
         self.count += 1;
         self.bytes += size;
-        self.pending.entry(key).or_default().push(Pending {
+        let p = Pending {
             seq,
             last_ts: ts,
-            qkey,
             exchange: Exchange::from_query(src, dst, transport, msg, frame, ts, Outcome::TimedOut),
-        });
+        };
+        match self.pending.entry(key) {
+            Entry::Occupied(mut e) => e.get_mut().more.push(p),
+            Entry::Vacant(e) => {
+                e.insert(PendingList {
+                    first: p,
+                    more: Vec::new(),
+                });
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -355,11 +391,14 @@ impl DnsTracker {
             transport,
             id: msg.id,
         };
-        let qkey = qkey_of(&msg);
+        let question = msg.question();
         let idx = self.pending.get(&key).and_then(|list| {
             list.iter()
-                .position(|p| p.qkey == qkey)
-                .or_else(|| list.iter().position(|p| p.qkey.is_none() || qkey.is_none()))
+                .position(|p| same_question(p.question(), question))
+                .or_else(|| {
+                    list.iter()
+                        .position(|p| p.question().is_none() || question.is_none())
+                })
         });
         let mut ex = match idx.and_then(|i| self.remove(&key, i)) {
             Some(ex) => ex,
@@ -389,13 +428,18 @@ impl DnsTracker {
     /// Removes entry `idx` of `key`'s list and its index entries.
     fn remove(&mut self, key: &TxKey, idx: usize) -> Option<Exchange> {
         let list = self.pending.get_mut(key)?;
-        if idx >= list.len() {
+        let p = if idx == 0 {
+            if list.more.is_empty() {
+                self.pending.remove(key)?.first
+            } else {
+                let next = list.more.remove(0);
+                std::mem::replace(&mut list.first, next)
+            }
+        } else if idx <= list.more.len() {
+            list.more.remove(idx - 1)
+        } else {
             return None;
-        }
-        let p = list.remove(idx);
-        if list.is_empty() {
-            self.pending.remove(key);
-        }
+        };
         self.by_time.remove(&(p.last_ts, p.seq));
         self.count -= 1;
         self.bytes = self
@@ -407,7 +451,7 @@ impl DnsTracker {
     /// Removes the query with the oldest last transmission.
     fn take_oldest(&mut self) -> Option<Exchange> {
         let (&(_, seq), key) = self.by_time.first_key_value()?;
-        let key = key.clone();
+        let key = *key;
         let idx = self
             .pending
             .get(&key)

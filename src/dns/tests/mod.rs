@@ -8,5 +8,6 @@ mod captures;
 mod detect;
 mod pairing;
 mod props;
+mod reference;
 mod synthetic;
 mod tcp;

@@ -1,0 +1,223 @@
+//! Hand-written JSON for the body of a `dns` event: the same bytes as serde's derive for
+//! [`DnsExchange`] (docs/events.md), without serde's per-field machinery. The tests compare both.
+
+use std::io::Write as _;
+use std::net::IpAddr;
+
+use crate::event::{DnsExchange, DnsRecord};
+use crate::output::json::{bool, float, key, str, uint};
+
+/// Appends the fields of `ev` as serde writes them inside the body object, without the braces:
+/// `"id":…,"opcode":…` (fields serde skips are skipped here too). [`crate::event::Event`] splices
+/// them after the envelope's fields.
+pub fn write_fields(ev: &DnsExchange, out: &mut Vec<u8>) {
+    key(out, true, "id");
+    uint(out, ev.id);
+    key(out, false, "opcode");
+    str(out, &ev.opcode);
+    key(out, false, "transport");
+    str(out, ev.transport);
+    if let Some(q) = &ev.query {
+        key(out, false, "query");
+        str(out, q);
+    }
+    if let Some(t) = &ev.qtype {
+        key(out, false, "qtype");
+        str(out, t);
+    }
+    if let Some(r) = &ev.rcode {
+        key(out, false, "rcode");
+        str(out, r);
+    }
+    key(out, false, "status");
+    str(out, ev.status);
+    if let Some(f) = ev.response_frame {
+        key(out, false, "response_frame");
+        uint(out, f);
+    }
+    records(out, "answers", &ev.answers);
+    records(out, "authority", &ev.authority);
+    records(out, "additional", &ev.additional);
+    if let Some(v) = ev.rtt_ms {
+        key(out, false, "rtt_ms");
+        float(out, v);
+    }
+    if ev.authoritative {
+        key(out, false, "authoritative");
+        bool(out, true);
+    }
+    if ev.truncated {
+        key(out, false, "truncated");
+        bool(out, true);
+    }
+    if ev.retransmissions != 0 {
+        key(out, false, "retransmissions");
+        uint(out, ev.retransmissions);
+    }
+}
+
+/// `,"name":[{…},…]`, omitted when empty.
+fn records(out: &mut Vec<u8>, name: &str, rs: &[DnsRecord]) {
+    if rs.is_empty() {
+        return;
+    }
+    key(out, false, name);
+    out.push(b'[');
+    for (i, r) in rs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        record(out, r);
+    }
+    out.push(b']');
+}
+
+fn record(out: &mut Vec<u8>, r: &DnsRecord) {
+    out.push(b'{');
+    key(out, true, "type");
+    str(out, &r.rtype);
+    key(out, false, "name");
+    str(out, &r.name);
+    key(out, false, "ttl");
+    uint(out, r.ttl);
+    for (name, v) in [
+        ("priority", r.priority),
+        ("weight", r.weight),
+        ("port", r.port),
+    ] {
+        if let Some(v) = v {
+            key(out, false, name);
+            uint(out, v);
+        }
+    }
+    if let Some(t) = &r.target {
+        key(out, false, "target");
+        str(out, t);
+    }
+    if let Some(a) = r.address {
+        key(out, false, "address");
+        address(out, a);
+    }
+    if let Some(d) = &r.data {
+        key(out, false, "data");
+        str(out, d);
+    }
+    out.push(b'}');
+}
+
+/// An address as serde writes it for a human-readable format: its `Display` form as a string
+/// (which never needs an escape).
+fn address(out: &mut Vec<u8>, a: IpAddr) {
+    out.push(b'"');
+    match a {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                uint(out, o);
+            }
+        }
+        // Writing to a Vec cannot fail.
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Body;
+
+    fn via_serde(ev: &DnsExchange) -> Vec<u8> {
+        // The body as Event::write_json splices it: serde's object without its braces.
+        let v = serde_json::to_vec(&Body::Dns(Box::new(ev.clone()))).unwrap();
+        v[1..v.len() - 1].to_vec()
+    }
+
+    fn rec(rtype: &str, name: &str) -> DnsRecord {
+        DnsRecord {
+            rtype: rtype.into(),
+            name: name.into(),
+            ttl: 300,
+            ..DnsRecord::default()
+        }
+    }
+
+    /// Events covering every optional field present and absent, odd strings and numbers.
+    fn events() -> Vec<DnsExchange> {
+        let names = [
+            "_VLMCS._TCP.Corp.Example",
+            "",
+            ".",
+            "quote\" back\\slash \u{1}\u{1f}\t\n caf\u{e9} \u{1f980}",
+            "a\\.b",
+        ];
+        let addrs: [IpAddr; 5] = [
+            "0.0.0.0".parse().unwrap(),
+            "255.255.255.255".parse().unwrap(),
+            "10.1.20.3".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+            "::ffff:10.0.0.1".parse().unwrap(),
+        ];
+        let mut out = Vec::new();
+        for i in 0..64usize {
+            let n = names[i % names.len()];
+            let bit = |b: usize| i & (1 << b) != 0;
+            let mut srv = rec("SRV", n);
+            srv.priority = Some(i as u16);
+            srv.weight = Some(u16::MAX);
+            srv.port = Some(1688);
+            srv.target = Some(format!("kms{i}.{n}"));
+            let mut a = rec("A", n);
+            a.address = Some(addrs[i % addrs.len()]);
+            let mut soa = rec("SOA", n);
+            soa.data = Some(format!("ns. {n} 1 2 3 4 {i}"));
+            soa.ttl = u32::MAX;
+            let mut mx = rec("MX", n);
+            mx.priority = Some(10);
+            mx.target = Some(n.into());
+            out.push(DnsExchange {
+                id: (i as u16).wrapping_mul(4099),
+                opcode: if bit(0) { "QUERY" } else { "unknown_9" }.into(),
+                transport: if bit(1) { "udp" } else { "tcp" },
+                query: bit(2).then(|| n.to_string()),
+                qtype: bit(3).then(|| "TYPE65280".to_string()),
+                rcode: bit(4).then(|| "NXDOMAIN".to_string()),
+                status: ["answered", "unanswered", "response_only"][i % 3],
+                response_frame: bit(5).then_some(u64::MAX - i as u64),
+                answers: if bit(0) {
+                    vec![srv.clone(), a.clone()]
+                } else {
+                    vec![]
+                },
+                authority: if bit(1) { vec![soa.clone()] } else { vec![] },
+                additional: if bit(2) {
+                    vec![a.clone(), mx.clone()]
+                } else {
+                    vec![]
+                },
+                rtt_ms: bit(3).then_some([0.0, 0.064, 123.457, 1e-7, 1e21][i % 5]),
+                authoritative: bit(4),
+                truncated: bit(5),
+                retransmissions: if bit(1) { i as u32 } else { 0 },
+            });
+        }
+        out.push(DnsExchange::default());
+        out
+    }
+
+    #[test]
+    fn write_fields_matches_serde() {
+        for ev in events() {
+            let mut out = Vec::new();
+            write_fields(&ev, &mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(via_serde(&ev)).unwrap()
+            );
+        }
+    }
+}
