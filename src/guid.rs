@@ -62,11 +62,11 @@ fn hexval(c: u8) -> Option<u8> {
     }
 }
 
-impl fmt::Display for Guid {
-    /// Lower-case canonical text, `55c92734-d682-4d71-983e-d6ec3f16059f`. Written into a stack
-    /// buffer and handed over in one `write_str`: GUIDs are formatted several times per KMS event,
-    /// and sixteen `{:02x}` arguments cost about a fifth of a KMS-only run (benches/stages.rs).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Guid {
+    /// Lower-case canonical text, `55c92734-d682-4d71-983e-d6ec3f16059f`, in a stack buffer:
+    /// GUIDs are formatted several times per KMS event, and sixteen `{:02x}` arguments cost about
+    /// a fifth of a KMS-only run (benches/stages.rs).
+    pub fn text_bytes(&self) -> [u8; 36] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         // Text order of the wire bytes: Data1, Data2, Data3 are little-endian on the wire.
         const ORDER: [usize; 16] = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
@@ -81,6 +81,18 @@ impl fmt::Display for Guid {
             s[at + 1] = HEX[usize::from(b & 15)];
             at += 2;
         }
+        s
+    }
+
+    /// Appends the canonical text to `out` (no `core::fmt`).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.text_bytes());
+    }
+}
+
+impl fmt::Display for Guid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.text_bytes();
         f.write_str(std::str::from_utf8(&s).map_err(|_| fmt::Error)?)
     }
 }
@@ -136,6 +148,9 @@ mod tests {
                 b[15]
             );
             assert_eq!(Guid(b).to_string(), expect);
+            let mut out = Vec::new();
+            Guid(b).write_to(&mut out);
+            assert_eq!(out, expect.as_bytes());
             assert_eq!(Guid::parse(&expect), Some(Guid(b)));
         }
     }

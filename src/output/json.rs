@@ -84,6 +84,17 @@ pub fn key(out: &mut Vec<u8>, first: bool, name: &str) -> bool {
     false
 }
 
+/// Appends `,"key":` (or `"key":` when `first`) for a key that may need escaping (map keys, which
+/// serde writes as strings).
+#[inline]
+pub fn key_str(out: &mut Vec<u8>, first: bool, name: &str) {
+    if !first {
+        out.push(b',');
+    }
+    str(out, name);
+    out.push(b':');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
