@@ -3,6 +3,7 @@
 //!
 //! Absent values are omitted, never `null`. Names are a contract: add fields, never rename.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -717,7 +718,8 @@ pub struct KmsRequestInfo {
     pub workstation: String,
     pub required_count: u32,
     pub is_vm: bool,
-    pub license_status: String,
+    /// A known status name (borrowed) or `unknown_<n>`.
+    pub license_status: Cow<'static, str>,
     pub license_status_code: u32,
     pub binding_expiration_min: u32,
     pub client_time: String,

@@ -84,6 +84,14 @@ impl Guid {
         s
     }
 
+    /// The canonical text as a `String` (no `core::fmt`: `to_string` costs several times more).
+    pub fn text(&self) -> String {
+        // Hex digits and dashes: always UTF-8.
+        std::str::from_utf8(&self.text_bytes())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// Appends the canonical text to `out` (no `core::fmt`).
     pub fn write_to(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.text_bytes());
@@ -148,6 +156,7 @@ mod tests {
                 b[15]
             );
             assert_eq!(Guid(b).to_string(), expect);
+            assert_eq!(Guid(b).text(), expect);
             let mut out = Vec::new();
             Guid(b).write_to(&mut out);
             assert_eq!(out, expect.as_bytes());

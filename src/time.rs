@@ -116,6 +116,17 @@ impl Rfc3339 {
         Some((b, n))
     }
 
+    /// The text as a `String` (the same as `to_string`, without `core::fmt` in the common case).
+    pub fn text(&self) -> String {
+        match self.fast() {
+            // Digits and separators: always UTF-8.
+            Some((b, n)) => std::str::from_utf8(b.get(..n).unwrap_or_default())
+                .unwrap_or_default()
+                .to_owned(),
+            None => self.to_string(),
+        }
+    }
+
     /// Appends the text to `out` (the same bytes as `Display`, without `core::fmt` in the common
     /// case).
     pub fn write_to(&self, out: &mut Vec<u8>) {
@@ -257,6 +268,7 @@ mod tests {
             let mut out = b"x".to_vec();
             r.write_to(&mut out);
             assert_eq!(out, format!("x{r}").into_bytes());
+            assert_eq!(r.text(), r.to_string());
         }
     }
 }

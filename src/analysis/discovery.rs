@@ -7,8 +7,10 @@
 //!
 //! Every table is bounded by a named constant; what does not fit is counted, not stored.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
 
 use super::evidence::{Evidence, insert_bounded};
 use super::policy::normalize_name;
@@ -168,20 +170,20 @@ pub struct LookupFailure {
 /// The discovery state of one source.
 #[derive(Clone, Debug, Default)]
 pub struct NetState {
-    pub clients: HashMap<IpAddr, ClientNet>,
+    pub clients: FxHashMap<IpAddr, ClientNet>,
     /// Client addresses not tracked because [`MAX_CLIENT_IPS`] were.
     pub clients_untracked: u64,
     pub srv_names: BTreeMap<String, SrvName>,
     /// Addresses per normalised name, from every answer and additional section.
-    pub name_addrs: HashMap<String, Vec<IpAddr>>,
+    pub name_addrs: FxHashMap<String, Vec<IpAddr>>,
     /// CNAME per normalised name.
-    pub cnames: HashMap<String, String>,
+    pub cnames: FxHashMap<String, String>,
     /// Reverse indexes: names per address, CNAME owners per target (bounded like the forward ones).
-    addr_names: HashMap<IpAddr, Vec<String>>,
-    cname_owners: HashMap<String, Vec<String>>,
+    addr_names: FxHashMap<IpAddr, Vec<String>>,
+    cname_owners: FxHashMap<String, Vec<String>>,
     /// Names advertised as SRV targets (they always get room in the tables above).
     srv_targets: std::collections::HashSet<String>,
-    pub lookup_failures: HashMap<String, LookupFailure>,
+    pub lookup_failures: FxHashMap<String, LookupFailure>,
     /// Any DNS exchange was captured.
     pub dns_seen: bool,
 }

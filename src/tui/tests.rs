@@ -422,7 +422,7 @@ fn hostile_events() -> Vec<Event> {
                 cmid: format!("cmid{HOSTILE}"),
                 kms_id: format!("id{HOSTILE}"),
                 sku_id: format!("sku{HOSTILE}"),
-                license_status: format!("ls{HOSTILE}"),
+                license_status: format!("ls{HOSTILE}").into(),
                 client_time: format!("t{HOSTILE}"),
                 required_count: 25,
                 ..Default::default()
