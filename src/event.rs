@@ -649,7 +649,7 @@ impl Body {
 pub struct KmsCall {
     /// KMS protocol version of the request, `"6.0"`; omitted when the request was not seen.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
+    pub version: Option<Cow<'static, str>>,
     pub call_id: u32,
     /// Presentation context id the request named.
     pub ctx_id: u16,

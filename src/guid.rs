@@ -68,18 +68,15 @@ impl Guid {
     /// a fifth of a KMS-only run (benches/stages.rs).
     pub fn text_bytes(&self) -> [u8; 36] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        // Text order of the wire bytes: Data1, Data2, Data3 are little-endian on the wire.
+        // Text order of the wire bytes (Data1, Data2, Data3 are little-endian on the wire), and
+        // where each byte's two digits go in the text.
         const ORDER: [usize; 16] = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
+        const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
         let mut s = [b'-'; 36];
-        let mut at = 0;
-        for (i, &k) in ORDER.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                at += 1;
-            }
+        for (&k, &at) in ORDER.iter().zip(&AT) {
             let b = self.0[k];
             s[at] = HEX[usize::from(b >> 4)];
             s[at + 1] = HEX[usize::from(b & 15)];
-            at += 2;
         }
         s
     }

@@ -623,12 +623,11 @@ impl State {
             && (v == "4.0" || v == "5.0")
         {
             let n = host.old_versions.len();
-            if n < MAX_SMALL_MAP || host.old_versions.contains_key(v) {
-                host.old_versions.entry(v.clone()).or_default().add_labeled(
-                    ev.frame,
-                    ev.ts,
-                    &format!("{ws} ({product})"),
-                );
+            if n < MAX_SMALL_MAP || host.old_versions.contains_key(&**v) {
+                host.old_versions
+                    .entry(v.to_string())
+                    .or_default()
+                    .add_labeled(ev.frame, ev.ts, &format!("{ws} ({product})"));
             }
         }
         let Some(req) = req else {

@@ -1,5 +1,7 @@
 //! Owned event payloads from the parsers' wire structs (the event boundary of the house style).
 
+use std::borrow::Cow;
+
 use crate::dns::{self, Exchange, RecordData};
 use crate::event::{DnsExchange, DnsRecord, EpidInfo, KmsRequestInfo, KmsResponseInfo};
 use crate::kms::{self, KmsRequest, KmsResponse};
@@ -51,17 +53,29 @@ pub fn response_info(r: &KmsResponse) -> KmsResponseInfo {
     }
 }
 
+/// The `version` of a `kms` event: `6.0` (borrowed for the versions in use).
+pub fn version_text(v: kms::KmsVersion) -> Cow<'static, str> {
+    match (v.major, v.minor) {
+        (4, 0) => Cow::Borrowed("4.0"),
+        (5, 0) => Cow::Borrowed("5.0"),
+        (6, 0) => Cow::Borrowed("6.0"),
+        _ => Cow::Owned(v.to_string()),
+    }
+}
+
 // Text forms of the per-call values without `core::fmt` (its `{:02}`-style arguments cost several
 // times more than these loops; every `kms` event carries them).
 
 /// `{:016X}` of the HwId (its `Display`).
 fn hwid_text(h: kms::HwId) -> String {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let v = h.as_u64();
-    (0..16)
-        .rev()
-        .map(|i| char::from(HEX[((v >> (i * 4)) & 15) as usize]))
-        .collect()
+    let mut s = [0u8; 16];
+    for (i, b) in h.0.iter().enumerate() {
+        s[2 * i] = HEX[usize::from(b >> 4)];
+        s[2 * i + 1] = HEX[usize::from(b & 15)];
+    }
+    // Hex digits: always UTF-8.
+    std::str::from_utf8(&s).unwrap_or_default().to_owned()
 }
 
 /// `YYYY-MM-DD` (the `Display` of [`kms::Date`]).
@@ -89,6 +103,10 @@ mod tests {
 
     #[test]
     fn text_forms_match_display() {
+        for (major, minor) in [(4, 0), (5, 0), (6, 0), (6, 1), (65535, 65535)] {
+            let v = kms::KmsVersion { major, minor };
+            assert_eq!(version_text(v), v.to_string());
+        }
         for v in [0u64, 1, 0x3A1C_0496_00B6_0076, u64::MAX] {
             let h = kms::HwId(v.to_be_bytes());
             assert_eq!(hwid_text(h), h.to_string());

@@ -51,6 +51,14 @@ pub fn str_body(out: &mut Vec<u8>, s: &str) {
         if rest.is_empty() {
             break;
         }
+        // A short tail: test it as one word padded with a byte that needs no escape.
+        if rest.len() < 8 {
+            let mut w = [b' '; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            if !word_needs_escape(u64::from_le_bytes(w)) {
+                break;
+            }
+        }
         for &b in rest.iter().take(8) {
             if needs_escape(b) {
                 out.extend_from_slice(bytes.get(start..i).unwrap_or_default());

@@ -413,7 +413,7 @@ fn hostile_events() -> Vec<Event> {
         client: Some(client),
         server: Some(server),
         body: Body::Kms(Box::new(KmsCall {
-            version: Some(format!("6.0{HOSTILE}")),
+            version: Some(format!("6.0{HOSTILE}").into()),
             status: "answered",
             outcome: "count_insufficient",
             response_frame: Some(6),
