@@ -23,26 +23,14 @@ impl Guid {
 
     /// Parses the canonical text form `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (either case).
     pub fn parse(s: &str) -> Option<Guid> {
-        let s = s.as_bytes();
-        if s.len() != 36 || s[8] != b'-' || s[13] != b'-' || s[18] != b'-' || s[23] != b'-' {
+        let s: &[u8; 36] = s.as_bytes().try_into().ok()?;
+        if s[8] != b'-' || s[13] != b'-' || s[18] != b'-' || s[23] != b'-' {
             return None;
         }
+        // The groups (8, 4, 4, 4, 12 digits) are even: every byte is two digits at `TEXT_AT`.
         let mut hex = [0u8; 16];
-        let mut n = 0;
-        let mut i = 0;
-        while i < 36 {
-            if s[i] == b'-' {
-                i += 1;
-                continue;
-            }
-            let hi = hexval(*s.get(i)?)?;
-            let lo = hexval(*s.get(i + 1)?)?;
-            *hex.get_mut(n)? = hi << 4 | lo;
-            n += 1;
-            i += 2;
-        }
-        if n != 16 {
-            return None;
+        for (h, &at) in hex.iter_mut().zip(&TEXT_AT) {
+            *h = hexval(s[at])? << 4 | hexval(s[at + 1])?;
         }
         // Text order is big-endian per field; the wire swaps the first three fields.
         let mut w = hex;
@@ -52,6 +40,9 @@ impl Guid {
         Some(Guid(w))
     }
 }
+
+/// Where the two hex digits of each text-order byte stand in the canonical text.
+const TEXT_AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
 
 fn hexval(c: u8) -> Option<u8> {
     match c {
@@ -71,9 +62,8 @@ impl Guid {
         // Text order of the wire bytes (Data1, Data2, Data3 are little-endian on the wire), and
         // where each byte's two digits go in the text.
         const ORDER: [usize; 16] = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
-        const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
         let mut s = [b'-'; 36];
-        for (&k, &at) in ORDER.iter().zip(&AT) {
+        for (&k, &at) in ORDER.iter().zip(&TEXT_AT) {
             let b = self.0[k];
             s[at] = HEX[usize::from(b >> 4)];
             s[at + 1] = HEX[usize::from(b & 15)];
@@ -124,6 +114,9 @@ mod tests {
         assert_eq!(Guid::parse("55C92734-D682-4D71-983E-D6EC3F16059F"), Some(g));
         assert_eq!(Guid::parse("55c92734-d682-4d71-983e-d6ec3f16059"), None);
         assert_eq!(Guid::parse("55c92734xd682-4d71-983e-d6ec3f16059f"), None);
+        assert_eq!(Guid::parse("55c92734-d682-4d71-983e-d6ec3f16059fa"), None);
+        assert_eq!(Guid::parse("55c92734-d682-4d71-983e-d6ec3f16-59f"), None);
+        assert_eq!(Guid::parse("55c92734-d682-4d71-983e-d6ec3f16059g"), None);
         assert!(Guid::ZERO.is_zero());
         assert!(Guid::from_wire(&wire[..15]).is_none());
     }
