@@ -97,34 +97,6 @@ fn date_text(d: kms::Date) -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn text_forms_match_display() {
-        for (major, minor) in [(4, 0), (5, 0), (6, 0), (6, 1), (65535, 65535)] {
-            let v = kms::KmsVersion { major, minor };
-            assert_eq!(version_text(v), v.to_string());
-        }
-        for v in [0u64, 1, 0x3A1C_0496_00B6_0076, u64::MAX] {
-            let h = kms::HwId(v.to_be_bytes());
-            assert_eq!(hwid_text(h), h.to_string());
-        }
-        for (year, month, day) in [
-            (0, 1, 1),
-            (7, 9, 30),
-            (2026, 12, 31),
-            (9999, 1, 2),
-            (10000, 3, 4),
-            (u16::MAX, 12, 31),
-        ] {
-            let d = kms::Date { year, month, day };
-            assert_eq!(date_text(d), d.to_string());
-        }
-    }
-}
-
 fn record(r: &dns::Record) -> DnsRecord {
     let mut out = DnsRecord {
         rtype: dns::qtype_name(r.rtype).into_owned(),
@@ -227,4 +199,32 @@ pub fn dns_exchange(ex: &Exchange) -> (DnsExchange, u64, Ts) {
         }
     }
     (d, ex.frame(), ex.ts())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_forms_match_display() {
+        for (major, minor) in [(4, 0), (5, 0), (6, 0), (6, 1), (65535, 65535)] {
+            let v = kms::KmsVersion { major, minor };
+            assert_eq!(version_text(v), v.to_string());
+        }
+        for v in [0u64, 1, 0x3A1C_0496_00B6_0076, u64::MAX] {
+            let h = kms::HwId(v.to_be_bytes());
+            assert_eq!(hwid_text(h), h.to_string());
+        }
+        for (year, month, day) in [
+            (0, 1, 1),
+            (7, 9, 30),
+            (2026, 12, 31),
+            (9999, 1, 2),
+            (10000, 3, 4),
+            (u16::MAX, 12, 31),
+        ] {
+            let d = kms::Date { year, month, day };
+            assert_eq!(date_text(d), d.to_string());
+        }
+    }
 }
