@@ -3,12 +3,14 @@
 //!
 //! Absent values are omitted, never `null`. Names are a contract: add fields, never rename.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
+use crate::output::json;
 use crate::time::Ts;
 
 /// One line of output.
@@ -34,46 +36,560 @@ pub struct Event {
 
 impl Event {
     /// Appends this event as one JSON object (no newline) to `out`: the same bytes as serialising
-    /// the `Event` with serde, without serde's `flatten` machinery (which goes through a map
-    /// serializer for the body). The envelope is written directly; the body struct is serialised
-    /// into `scratch` and spliced in after the envelope.
-    pub fn write_json(&self, out: &mut Vec<u8>, scratch: &mut Vec<u8>) -> serde_json::Result<()> {
-        use std::io::Write as _;
+    /// the `Event` with serde (field order, omissions and value forms of the derives above), but
+    /// written by hand with the primitives of [`crate::output::json`]: no `flatten` machinery (a
+    /// map serializer for the body), no formatting of values into intermediate strings. The `dns`
+    /// body is written by [`crate::dns::json::write_fields`].
+    pub fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"ts\":\"");
-        write!(out, "{}", self.ts.rfc3339_micros()).map_err(serde_json::Error::io)?;
+        self.ts.rfc3339_micros().write_to(out);
         out.extend_from_slice(b"\",\"event\":");
-        serde_json::to_writer(&mut *out, self.event)?;
+        json::str(out, self.event);
         out.extend_from_slice(b",\"source\":");
-        serde_json::to_writer(&mut *out, &*self.source)?;
+        json::str(out, &self.source);
         if self.frame != 0 {
             out.extend_from_slice(b",\"frame\":");
-            write!(out, "{}", self.frame).map_err(serde_json::Error::io)?;
+            json::uint(out, self.frame);
         }
         if let Some(c) = &self.client {
             out.extend_from_slice(b",\"client\":");
-            serde_json::to_writer(&mut *out, c)?;
+            c.write_json(out);
         }
         if let Some(c) = &self.server {
             out.extend_from_slice(b",\"server\":");
-            serde_json::to_writer(&mut *out, c)?;
+            c.write_json(out);
         }
-        if let Body::Dns(d) = &self.body {
-            // Hand-written, same bytes as serde (see crate::dns::json).
+        // Every body has at least one field: each writer starts with a comma.
+        match &self.body {
+            Body::Dns(d) => {
+                out.push(b',');
+                crate::dns::json::write_fields(d, out);
+            }
+            Body::Kms(k) => k.write_fields(out),
+            Body::Rpc(r) => r.write_fields(out),
+            Body::Finding(f) => f.write_fields(out),
+            Body::Anomaly(a) => a.write_fields(out),
+            Body::Summary(s) => s.write_fields(out),
+        }
+        out.push(b'}');
+    }
+}
+
+// Hand-written JSON of the bodies (see `Event::write_json`). Each `write_fields` appends the
+// struct's fields, every one preceded by a comma, in the order of the struct and with the omissions
+// of its `skip_serializing_if`; each `write_json` appends a whole object. Keep in step with the
+// derives: `tests::hand_written_json_matches_serde` compares the two on fully populated values.
+
+/// `"name":` then the string, when present (after a comma unless `first`). Returns whether the
+/// next field is still the first, as [`json::key`] does.
+fn opt_str(out: &mut Vec<u8>, first: bool, name: &str, v: Option<&str>) -> bool {
+    match v {
+        Some(v) => {
+            json::key(out, first, name);
+            json::str(out, v);
+            false
+        }
+        None => first,
+    }
+}
+
+/// `"name":` then the integer, when present (see [`opt_str`]).
+fn opt_uint(out: &mut Vec<u8>, first: bool, name: &str, v: Option<impl itoa::Integer>) -> bool {
+    match v {
+        Some(v) => {
+            json::key(out, first, name);
+            json::uint(out, v);
+            false
+        }
+        None => first,
+    }
+}
+
+/// A JSON array of strings.
+fn str_array<S: AsRef<str>>(out: &mut Vec<u8>, items: &[S]) {
+    out.push(b'[');
+    for (i, s) in items.iter().enumerate() {
+        if i > 0 {
             out.push(b',');
-            crate::dns::json::write_fields(d, out);
-            out.push(b'}');
-            return Ok(());
         }
-        scratch.clear();
-        serde_json::to_writer(&mut *scratch, &self.body)?;
-        // `scratch` is `{...}`: splice its fields after the envelope's.
-        if scratch.len() > 2 {
+        json::str(out, s.as_ref());
+    }
+    out.push(b']');
+}
+
+/// A JSON object from a map with string keys (serde writes map keys as strings).
+fn str_map<K: AsRef<str>>(out: &mut Vec<u8>, map: &BTreeMap<K, u64>) {
+    out.push(b'{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        json::key_str(out, i == 0, k.as_ref());
+        json::uint(out, *v);
+    }
+    out.push(b'}');
+}
+
+/// A JSON array of objects written by `each`.
+fn obj_array<T>(out: &mut Vec<u8>, items: &[T], each: impl Fn(&T, &mut Vec<u8>)) {
+    out.push(b'[');
+    for (i, t) in items.iter().enumerate() {
+        if i > 0 {
             out.push(b',');
-            out.extend_from_slice(&scratch[1..]);
-        } else {
+        }
+        each(t, out);
+    }
+    out.push(b']');
+}
+
+/// An address as serde writes it (its `Display` text, as a string).
+fn ip_json(out: &mut Vec<u8>, ip: &IpAddr) {
+    out.push(b'"');
+    match ip {
+        IpAddr::V4(a) => {
+            for (i, o) in a.octets().iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                json::uint(out, *o);
+            }
+        }
+        IpAddr::V6(a) => {
+            use std::io::Write as _;
+            // Writing to a Vec cannot fail; IPv6 text needs no JSON escape.
+            let _ = write!(out, "{a}");
+        }
+    }
+    out.push(b'"');
+}
+
+impl Endpoint {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"ip\":");
+        ip_json(out, &self.ip);
+        out.extend_from_slice(b",\"port\":");
+        json::uint(out, self.port);
+        out.push(b'}');
+    }
+}
+
+impl KmsCall {
+    fn write_fields(&self, out: &mut Vec<u8>) {
+        opt_str(out, false, "version", self.version.as_deref());
+        json::key(out, false, "call_id");
+        json::uint(out, self.call_id);
+        json::key(out, false, "ctx_id");
+        json::uint(out, self.ctx_id);
+        json::key(out, false, "ndr");
+        json::str(out, self.ndr);
+        opt_uint(out, false, "response_frame", self.response_frame);
+        if let Some(v) = self.rtt_ms {
+            json::key(out, false, "rtt_ms");
+            json::float(out, v);
+        }
+        json::key(out, false, "status");
+        json::str(out, self.status);
+        opt_str(out, false, "reason", self.reason);
+        if let Some(r) = &self.request {
+            json::key(out, false, "request");
+            r.write_json(out);
+        }
+        if let Some(r) = &self.response {
+            json::key(out, false, "response");
+            r.write_json(out);
+        }
+        if let Some(h) = &self.hresult {
+            json::key(out, false, "hresult");
+            h.write_json(out);
+        }
+        json::key(out, false, "integrity");
+        self.integrity.write_json(out);
+        json::key(out, false, "outcome");
+        json::str(out, self.outcome);
+        opt_uint(out, false, "request_size", self.request_size);
+        opt_uint(out, false, "response_size", self.response_size);
+    }
+}
+
+impl KmsRequestInfo {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"app_id\":");
+        json::str(out, &self.app_id);
+        opt_str(out, false, "app_name", self.app_name);
+        json::key(out, false, "sku_id");
+        json::str(out, &self.sku_id);
+        opt_str(out, false, "sku_name", self.sku_name);
+        json::key(out, false, "kms_id");
+        json::str(out, &self.kms_id);
+        opt_str(out, false, "kms_name", self.kms_name);
+        json::key(out, false, "cmid");
+        json::str(out, &self.cmid);
+        opt_str(out, false, "previous_cmid", self.previous_cmid.as_deref());
+        json::key(out, false, "workstation");
+        json::str(out, &self.workstation);
+        json::key(out, false, "required_count");
+        json::uint(out, self.required_count);
+        json::key(out, false, "is_vm");
+        json::bool(out, self.is_vm);
+        json::key(out, false, "license_status");
+        json::str(out, &self.license_status);
+        json::key(out, false, "license_status_code");
+        json::uint(out, self.license_status_code);
+        json::key(out, false, "binding_expiration_min");
+        json::uint(out, self.binding_expiration_min);
+        json::key(out, false, "client_time");
+        json::str(out, &self.client_time);
+        opt_uint(out, false, "catalog_threshold", self.catalog_threshold);
+        out.push(b'}');
+    }
+}
+
+impl KmsResponseInfo {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"epid\":");
+        json::str(out, &self.epid);
+        json::key(out, false, "host");
+        self.host.write_json(out);
+        json::key(out, false, "current_count");
+        json::uint(out, self.current_count);
+        json::key(out, false, "activation_interval_min");
+        json::uint(out, self.activation_interval_min);
+        json::key(out, false, "renewal_interval_min");
+        json::uint(out, self.renewal_interval_min);
+        opt_str(out, false, "hwid", self.hwid.as_deref());
+        json::key(out, false, "cmid");
+        json::str(out, &self.cmid);
+        json::key(out, false, "client_time");
+        json::str(out, &self.client_time);
+        out.push(b'}');
+    }
+}
+
+impl EpidInfo {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        // Every field is optional: the first one present opens without a comma.
+        out.push(b'{');
+        let f = opt_uint(out, true, "platform_id", self.platform_id);
+        let f = opt_uint(out, f, "group_id", self.group_id);
+        let f = opt_uint(out, f, "key_id", self.key_id);
+        let f = opt_uint(out, f, "channel", self.channel);
+        let f = opt_uint(out, f, "lcid", self.lcid);
+        let f = opt_uint(out, f, "os_build", self.os_build);
+        opt_str(out, f, "key_installed", self.key_installed.as_deref());
+        out.push(b'}');
+    }
+}
+
+impl Hresult {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"code\":");
+        json::str(out, &self.code);
+        opt_str(out, false, "name", self.name);
+        opt_str(out, false, "meaning", self.meaning);
+        out.push(b'}');
+    }
+}
+
+impl Integrity {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        let f = opt_str(out, true, "request", self.request);
+        let f = opt_str(out, f, "response", self.response);
+        if !self.failures.is_empty() {
+            json::key(out, f, "failures");
+            str_array(out, &self.failures);
+        }
+        out.push(b'}');
+    }
+}
+
+impl RpcInfo {
+    fn write_fields(&self, out: &mut Vec<u8>) {
+        json::key(out, false, "pdu");
+        json::str(out, self.pdu);
+        opt_uint(out, false, "call_id", self.call_id);
+        opt_str(out, false, "interface", self.interface.as_deref());
+        opt_str(out, false, "interface_name", self.interface_name);
+        if !self.transfer_syntaxes.is_empty() {
+            json::key(out, false, "transfer_syntaxes");
+            obj_array(
+                out,
+                &self.transfer_syntaxes,
+                TransferSyntaxResult::write_json,
+            );
+        }
+        opt_uint(out, false, "assoc_group", self.assoc_group);
+        opt_str(out, false, "sec_addr", self.sec_addr.as_deref());
+        if let Some(h) = &self.status {
+            json::key(out, false, "status");
+            h.write_json(out);
+        }
+        opt_str(out, false, "result", self.result);
+        opt_uint(out, false, "syn_count", self.syn_count);
+        opt_str(out, false, "detail", self.detail.as_deref());
+    }
+}
+
+impl TransferSyntaxResult {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        let mut first = true;
+        if let Some(c) = self.ctx_id {
+            first = json::key(out, first, "ctx_id");
+            json::uint(out, c);
+        }
+        json::key(out, first, "syntax");
+        json::str(out, &self.syntax);
+        json::key(out, false, "syntax_name");
+        json::str(out, self.syntax_name);
+        json::key(out, false, "result");
+        json::str(out, &self.result);
+        json::key(out, false, "reason");
+        json::uint(out, self.reason);
+        out.push(b'}');
+    }
+}
+
+impl Finding {
+    fn write_fields(&self, out: &mut Vec<u8>) {
+        json::key(out, false, "check");
+        json::str(out, self.check);
+        json::key(out, false, "name");
+        json::str(out, self.name);
+        json::key(out, false, "severity");
+        json::str(out, self.severity.as_str());
+        json::key(out, false, "message");
+        json::str(out, &self.message);
+        json::key(out, false, "fix");
+        json::str(out, &self.fix);
+        opt_str(out, false, "predicts", self.predicts);
+        json::key(out, false, "frames");
+        out.push(b'[');
+        for (i, f) in self.frames.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json::uint(out, *f);
+        }
+        out.push(b']');
+        json::key(out, false, "count");
+        json::uint(out, self.count);
+        json::key(out, false, "subject");
+        self.subject.write_json(out);
+    }
+}
+
+impl Subject {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        let f = opt_str(out, true, "client", self.client.as_deref());
+        let f = opt_str(out, f, "server", self.server.as_deref());
+        let f = opt_str(out, f, "cmid", self.cmid.as_deref());
+        let f = opt_str(out, f, "workstation", self.workstation.as_deref());
+        let f = opt_str(out, f, "query", self.query.as_deref());
+        let f = opt_str(out, f, "host", self.host.as_deref());
+        let f = opt_str(out, f, "product", self.product.as_deref());
+        opt_str(out, f, "code", self.code.as_deref());
+        out.push(b'}');
+    }
+}
+
+impl Anomaly {
+    fn write_fields(&self, out: &mut Vec<u8>) {
+        json::key(out, false, "layer");
+        json::str(out, self.layer);
+        json::key(out, false, "kind");
+        json::str(out, self.kind);
+        json::key(out, false, "detail");
+        json::str(out, &self.detail);
+    }
+}
+
+impl Summary {
+    fn write_fields(&self, out: &mut Vec<u8>) {
+        opt_str(out, false, "first_ts", self.first_ts.as_deref());
+        json::key(out, false, "packets");
+        json::uint(out, self.packets);
+        json::key(out, false, "bytes");
+        json::uint(out, self.bytes);
+        json::key(out, false, "duration_s");
+        json::float(out, self.duration_s);
+        opt_uint(out, false, "dropped", self.dropped);
+        opt_uint(out, false, "if_dropped", self.if_dropped);
+        json::key(out, false, "kms_calls");
+        json::uint(out, self.kms_calls);
+        json::key(out, false, "kms_by_status");
+        str_map(out, &self.kms_by_status);
+        json::key(out, false, "dns_queries");
+        json::uint(out, self.dns_queries);
+        json::key(out, false, "anomalies");
+        json::uint(out, self.anomalies);
+        json::key(out, false, "findings");
+        str_map(out, &self.findings);
+        json::key(out, false, "hosts");
+        obj_array(out, &self.hosts, HostSummary::write_json);
+        json::key(out, false, "clients");
+        json::uint(out, self.clients);
+        if !self.client_list.is_empty() {
+            json::key(out, false, "client_list");
+            obj_array(out, &self.client_list, ClientEntry::write_json);
+        }
+        if self.last {
+            json::key(out, false, "last");
+            json::bool(out, true);
+        }
+    }
+}
+
+impl HostSummary {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"ip\":");
+        ip_json(out, &self.ip);
+        json::key(out, false, "port");
+        json::uint(out, self.port);
+        json::key(out, false, "epids");
+        str_array(out, &self.epids);
+        opt_str(out, false, "hwid", self.hwid.as_deref());
+        json::key(out, false, "apps");
+        obj_array(out, &self.apps, HostApp::write_json);
+        out.push(b'}');
+    }
+}
+
+impl HostApp {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"app_id\":");
+        json::str(out, &self.app_id);
+        opt_str(out, false, "app_name", self.app_name);
+        json::key(out, false, "kms_id");
+        json::str(out, &self.kms_id);
+        opt_str(out, false, "kms_name", self.kms_name);
+        opt_uint(out, false, "last_count", self.last_count);
+        opt_uint(out, false, "max_count", self.max_count);
+        json::key(out, false, "required_count");
+        json::uint(out, self.required_count);
+        json::key(out, false, "requests");
+        json::uint(out, self.requests);
+        json::key(out, false, "refused");
+        json::uint(out, self.refused);
+        json::key(out, false, "failed");
+        json::uint(out, self.failed);
+        json::key(out, false, "distinct_cmids");
+        json::uint(out, self.distinct_cmids);
+        json::key(out, false, "by_license_status");
+        str_map(out, &self.by_license_status);
+        if !self.epids.is_empty() {
+            json::key(out, false, "epids");
+            str_array(out, &self.epids);
+        }
+        if !self.count_history.is_empty() {
+            json::key(out, false, "count_history");
+            obj_array(out, &self.count_history, |c, out| {
+                out.extend_from_slice(b"{\"frame\":");
+                json::uint(out, c.frame);
+                json::key(out, false, "count");
+                json::uint(out, c.count);
+                json::key(out, false, "required_count");
+                json::uint(out, c.required_count);
+                out.push(b'}');
+            });
+        }
+        out.push(b'}');
+    }
+}
+
+impl ClientEntry {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"cmid\":");
+        json::str(out, &self.cmid);
+        json::key(out, false, "workstations");
+        str_array(out, &self.workstations);
+        json::key(out, false, "addresses");
+        obj_array(out, &self.addresses, |a, out| ip_json(out, a));
+        json::key(out, false, "products");
+        str_array(out, &self.products);
+        json::key(out, false, "requests");
+        json::uint(out, self.requests);
+        json::key(out, false, "first_frame");
+        json::uint(out, self.first_frame);
+        json::key(out, false, "last_frame");
+        json::uint(out, self.last_frame);
+        json::key(out, false, "last_outcome");
+        json::str(out, self.last_outcome);
+        if let Some(e) = &self.last_server {
+            json::key(out, false, "last_server");
+            e.write_json(out);
+        }
+        opt_str(out, false, "license_status", self.license_status.as_deref());
+        json::key(out, false, "discovery");
+        self.discovery.write_json(out);
+        out.push(b'}');
+    }
+}
+
+impl DiscoveryChain {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"method\":");
+        json::str(out, self.method);
+        if let Some(d) = &self.srv_query {
+            json::key(out, false, "srv_query");
+            d.write_json(out);
+        }
+        if let Some(t) = &self.target {
+            json::key(out, false, "target");
+            out.extend_from_slice(b"{\"target\":");
+            json::str(out, &t.target);
+            json::key(out, false, "port");
+            json::uint(out, t.port);
+            json::key(out, false, "priority");
+            json::uint(out, t.priority);
+            json::key(out, false, "weight");
+            json::uint(out, t.weight);
             out.push(b'}');
         }
-        Ok(())
+        if let Some(d) = &self.address_lookup {
+            json::key(out, false, "address_lookup");
+            d.write_json(out);
+        }
+        for (name, step) in [
+            ("connect", &self.connect),
+            ("bind", &self.bind),
+            ("call", &self.call),
+        ] {
+            if let Some(s) = step {
+                json::key(out, false, name);
+                s.write_json(out);
+            }
+        }
+        out.push(b'}');
+    }
+}
+
+impl ChainDns {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"frame\":");
+        json::uint(out, self.frame);
+        json::key(out, false, "name");
+        json::str(out, &self.name);
+        json::key(out, false, "qtype");
+        json::str(out, &self.qtype);
+        opt_str(out, false, "rcode", self.rcode.as_deref());
+        if !self.answers.is_empty() {
+            json::key(out, false, "answers");
+            str_array(out, &self.answers);
+        }
+        out.push(b'}');
+    }
+}
+
+impl ChainStep {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"frame\":");
+        json::uint(out, self.frame);
+        if let Some(e) = &self.server {
+            json::key(out, false, "server");
+            e.write_json(out);
+        }
+        json::key(out, false, "result");
+        json::str(out, &self.result);
+        out.push(b'}');
     }
 }
 
@@ -124,7 +640,7 @@ impl Body {
 pub struct KmsCall {
     /// KMS protocol version of the request, `"6.0"`; omitted when the request was not seen.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
+    pub version: Option<Cow<'static, str>>,
     pub call_id: u32,
     /// Presentation context id the request named.
     pub ctx_id: u16,
@@ -193,7 +709,8 @@ pub struct KmsRequestInfo {
     pub workstation: String,
     pub required_count: u32,
     pub is_vm: bool,
-    pub license_status: String,
+    /// A known status name (borrowed) or `unknown_<n>`.
+    pub license_status: Cow<'static, str>,
     pub license_status_code: u32,
     pub binding_expiration_min: u32,
     pub client_time: String,
@@ -637,8 +1154,299 @@ mod tests {
             s,
             r#"{"ts":"2026-11-23T15:10:04.123456Z","event":"anomaly","source":"x.pcap","frame":7,"client":{"ip":"10.1.2.3","port":49731},"layer":"tcp","kind":"tcp_gap","detail":"12 bytes"}"#
         );
-        let (mut line, mut scratch) = (Vec::new(), Vec::new());
-        ev.write_json(&mut line, &mut scratch).unwrap();
+        let mut line = Vec::new();
+        ev.write_json(&mut line);
         assert_eq!(String::from_utf8(line).unwrap(), s);
+    }
+
+    fn envelope(body: Body, full: bool) -> Event {
+        Event {
+            ts: Ts(1_795_446_604_123_456_789),
+            event: body.kind(),
+            source: Arc::from("dir/\"odd\"\\name\u{1}.pcap"),
+            frame: u64::from(full) * 42,
+            client: full.then(|| Endpoint {
+                ip: "10.1.2.3".parse().unwrap(),
+                port: 49731,
+            }),
+            server: full.then(|| Endpoint {
+                ip: "fe80::1:2".parse().unwrap(),
+                port: 1688,
+            }),
+            body,
+        }
+    }
+
+    fn assert_same(ev: &Event) {
+        let want = serde_json::to_string(ev).unwrap();
+        let mut line = b"prefix".to_vec();
+        line.clear();
+        ev.write_json(&mut line);
+        assert_eq!(String::from_utf8(line).unwrap(), want);
+    }
+
+    fn hresult() -> Hresult {
+        Hresult {
+            code: "0xC004F042".into(),
+            name: Some("SL_E_X"),
+            meaning: Some("a \"meaning\"\n"),
+        }
+    }
+
+    fn full_bodies() -> Vec<Body> {
+        let kms = KmsCall {
+            version: Some("6.0".into()),
+            call_id: 7,
+            ctx_id: 1,
+            ndr: "ndr32",
+            response_frame: Some(9),
+            rtt_ms: Some(0.064),
+            status: "answered",
+            reason: Some("tcp_gap"),
+            request: Some(KmsRequestInfo {
+                app_id: "a".into(),
+                app_name: Some("Windows"),
+                sku_id: "s".into(),
+                sku_name: Some("Pro"),
+                kms_id: "k".into(),
+                kms_name: Some("KMS"),
+                cmid: "c".into(),
+                previous_cmid: Some("p".into()),
+                workstation: "ws\u{7}\u{202e}".into(),
+                required_count: 25,
+                is_vm: true,
+                license_status: "grace".into(),
+                license_status_code: 2,
+                binding_expiration_min: 43200,
+                client_time: "2026-11-23T15:10:00Z".into(),
+                catalog_threshold: Some(25),
+            }),
+            response: Some(KmsResponseInfo {
+                epid: "05426-00206-271-298891-03-1033-9600.0000-3352026".into(),
+                host: EpidInfo {
+                    platform_id: Some(5426),
+                    group_id: Some(206),
+                    key_id: Some(271_298_891),
+                    channel: Some(3),
+                    lcid: Some(1033),
+                    os_build: Some(9600),
+                    key_installed: Some("2026-12-01".into()),
+                },
+                current_count: 50,
+                activation_interval_min: 120,
+                renewal_interval_min: 10080,
+                hwid: Some("3A1C049600B60076".into()),
+                cmid: "c".into(),
+                client_time: "2026-11-23T15:10:00Z".into(),
+            }),
+            hresult: Some(hresult()),
+            integrity: Integrity {
+                request: Some("valid"),
+                response: Some("invalid"),
+                failures: vec!["hmac", "cmid_echo"],
+            },
+            outcome: "activated",
+            request_size: Some(260),
+            response_size: Some(174),
+            raw: None,
+        };
+        let rpc = RpcInfo {
+            pdu: "bind_ack",
+            call_id: Some(1),
+            interface: Some("51c82175-844e-4750-b0d8-ec255555bc06".into()),
+            interface_name: Some("KMS"),
+            transfer_syntaxes: vec![
+                TransferSyntaxResult {
+                    ctx_id: Some(0),
+                    syntax: "x".into(),
+                    syntax_name: "ndr32",
+                    result: "accepted".into(),
+                    reason: 0,
+                },
+                TransferSyntaxResult {
+                    ctx_id: None,
+                    syntax: "y".into(),
+                    syntax_name: "ndr64",
+                    result: "provider_rejection".into(),
+                    reason: 2,
+                },
+            ],
+            assoc_group: Some(0x1234),
+            sec_addr: Some("\\PIPE\\x".into()),
+            status: Some(hresult()),
+            result: Some("established"),
+            syn_count: Some(3),
+            detail: Some("d".into()),
+        };
+        let finding = Finding {
+            check: "KMS-01",
+            name: "n",
+            severity: Severity::Critical,
+            message: "m\t".into(),
+            fix: "f".into(),
+            predicts: Some("0xC004F038"),
+            frames: vec![1, 2, 3],
+            count: 3,
+            subject: Subject {
+                client: Some("a".into()),
+                server: Some("b".into()),
+                cmid: Some("c".into()),
+                workstation: Some("d".into()),
+                query: Some("e".into()),
+                host: Some("f".into()),
+                product: Some("g".into()),
+                code: Some("h".into()),
+            },
+            first_ts: Some(Ts(5)),
+        };
+        let chain_dns = ChainDns {
+            frame: 3,
+            name: "_vlmcs._tcp.corp".into(),
+            qtype: "SRV".into(),
+            rcode: Some("NOERROR".into()),
+            answers: vec!["kms.corp:1688".into()],
+        };
+        let step = ChainStep {
+            frame: 5,
+            server: Some(Endpoint {
+                ip: "10.0.0.1".parse().unwrap(),
+                port: 1688,
+            }),
+            result: "established".into(),
+        };
+        let summary = Summary {
+            first_ts: Some("2026-11-23T15:10:00.000000Z".into()),
+            packets: 10,
+            bytes: 1000,
+            duration_s: 1.25,
+            dropped: Some(1),
+            if_dropped: Some(2),
+            kms_calls: 3,
+            kms_by_status: [("answered", 2), ("refused", 1)].into_iter().collect(),
+            dns_queries: 4,
+            anomalies: 5,
+            findings: [("KMS-\"01", 1)].into_iter().collect(),
+            hosts: vec![HostSummary {
+                ip: "10.0.0.1".parse().unwrap(),
+                port: 1688,
+                epids: vec!["e1".into(), "e2".into()],
+                hwid: Some("h".into()),
+                apps: vec![HostApp {
+                    app_id: "a".into(),
+                    app_name: Some("Windows"),
+                    kms_id: "k".into(),
+                    kms_name: Some("K"),
+                    last_count: Some(50),
+                    max_count: Some(50),
+                    required_count: 25,
+                    requests: 3,
+                    refused: 1,
+                    failed: 0,
+                    distinct_cmids: 2,
+                    by_license_status: [("grace".to_string(), 2)].into_iter().collect(),
+                    epids: vec!["e1".into()],
+                    count_history: vec![CountSample {
+                        frame: 9,
+                        count: 50,
+                        required_count: 25,
+                    }],
+                }],
+            }],
+            clients: 2,
+            client_list: vec![ClientEntry {
+                cmid: "c".into(),
+                workstations: vec!["w".into()],
+                addresses: vec!["10.1.2.3".parse().unwrap(), "::1".parse().unwrap()],
+                products: vec!["p".into()],
+                requests: 2,
+                first_frame: 1,
+                last_frame: 9,
+                last_outcome: "activated",
+                last_server: step.server,
+                license_status: Some("licensed".into()),
+                discovery: DiscoveryChain {
+                    method: "dns_srv",
+                    srv_query: Some(chain_dns.clone()),
+                    target: Some(ChainTarget {
+                        target: "kms.corp".into(),
+                        port: 1688,
+                        priority: 0,
+                        weight: 100,
+                    }),
+                    address_lookup: Some(chain_dns),
+                    connect: Some(step.clone()),
+                    bind: Some(step.clone()),
+                    call: Some(step),
+                },
+            }],
+            last: true,
+        };
+        vec![
+            Body::Kms(Box::new(kms)),
+            Body::Rpc(rpc),
+            Body::Finding(finding),
+            Body::Anomaly(Anomaly {
+                layer: "tcp",
+                kind: "k",
+                detail: "\u{0}".into(),
+            }),
+            Body::Summary(Box::new(summary)),
+            Body::Dns(Box::new(DnsExchange {
+                id: 1,
+                opcode: "QUERY".into(),
+                transport: "udp",
+                status: "answered",
+                ..DnsExchange::default()
+            })),
+        ]
+    }
+
+    fn minimal_bodies() -> Vec<Body> {
+        vec![
+            Body::Kms(Box::default()),
+            Body::Rpc(RpcInfo::default()),
+            Body::Finding(Finding {
+                check: "c",
+                name: "n",
+                severity: Severity::Info,
+                message: String::new(),
+                fix: String::new(),
+                predicts: None,
+                frames: Vec::new(),
+                count: 0,
+                subject: Subject::default(),
+                first_ts: None,
+            }),
+            Body::Summary(Box::new(Summary {
+                hosts: vec![HostSummary {
+                    ip: "10.0.0.1".parse().unwrap(),
+                    port: 1,
+                    epids: Vec::new(),
+                    hwid: None,
+                    apps: vec![HostApp::default()],
+                }],
+                client_list: vec![ClientEntry::default()],
+                ..Summary::default()
+            })),
+            Body::Kms(Box::new(KmsCall {
+                request: Some(KmsRequestInfo::default()),
+                response: Some(KmsResponseInfo::default()),
+                integrity: Integrity {
+                    failures: vec!["x"],
+                    ..Integrity::default()
+                },
+                ..KmsCall::default()
+            })),
+        ]
+    }
+
+    #[test]
+    fn hand_written_json_matches_serde() {
+        for body in full_bodies() {
+            assert_same(&envelope(body, true));
+        }
+        for body in minimal_bodies().into_iter().chain(full_bodies()) {
+            assert_same(&envelope(body, false));
+        }
     }
 }

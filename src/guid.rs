@@ -23,26 +23,14 @@ impl Guid {
 
     /// Parses the canonical text form `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (either case).
     pub fn parse(s: &str) -> Option<Guid> {
-        let s = s.as_bytes();
-        if s.len() != 36 || s[8] != b'-' || s[13] != b'-' || s[18] != b'-' || s[23] != b'-' {
+        let s: &[u8; 36] = s.as_bytes().try_into().ok()?;
+        if s[8] != b'-' || s[13] != b'-' || s[18] != b'-' || s[23] != b'-' {
             return None;
         }
+        // The groups (8, 4, 4, 4, 12 digits) are even: every byte is two digits at `TEXT_AT`.
         let mut hex = [0u8; 16];
-        let mut n = 0;
-        let mut i = 0;
-        while i < 36 {
-            if s[i] == b'-' {
-                i += 1;
-                continue;
-            }
-            let hi = hexval(*s.get(i)?)?;
-            let lo = hexval(*s.get(i + 1)?)?;
-            *hex.get_mut(n)? = hi << 4 | lo;
-            n += 1;
-            i += 2;
-        }
-        if n != 16 {
-            return None;
+        for (h, &at) in hex.iter_mut().zip(&TEXT_AT) {
+            *h = hexval(s[at])? << 4 | hexval(s[at + 1])?;
         }
         // Text order is big-endian per field; the wire swaps the first three fields.
         let mut w = hex;
@@ -53,6 +41,9 @@ impl Guid {
     }
 }
 
+/// Where the two hex digits of each text-order byte stand in the canonical text.
+const TEXT_AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+
 fn hexval(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
@@ -62,25 +53,41 @@ fn hexval(c: u8) -> Option<u8> {
     }
 }
 
-impl fmt::Display for Guid {
-    /// Lower-case canonical text, `55c92734-d682-4d71-983e-d6ec3f16059f`. Written into a stack
-    /// buffer and handed over in one `write_str`: GUIDs are formatted several times per KMS event,
-    /// and sixteen `{:02x}` arguments cost about a fifth of a KMS-only run (benches/stages.rs).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Guid {
+    /// Lower-case canonical text, `55c92734-d682-4d71-983e-d6ec3f16059f`, in a stack buffer:
+    /// GUIDs are formatted several times per KMS event, and sixteen `{:02x}` arguments cost about
+    /// a fifth of a KMS-only run (benches/stages.rs).
+    pub fn text_bytes(&self) -> [u8; 36] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        // Text order of the wire bytes: Data1, Data2, Data3 are little-endian on the wire.
+        // Text order of the wire bytes (Data1, Data2, Data3 are little-endian on the wire), and
+        // where each byte's two digits go in the text.
         const ORDER: [usize; 16] = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
         let mut s = [b'-'; 36];
-        let mut at = 0;
-        for (i, &k) in ORDER.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                at += 1;
-            }
+        for (&k, &at) in ORDER.iter().zip(&TEXT_AT) {
             let b = self.0[k];
             s[at] = HEX[usize::from(b >> 4)];
             s[at + 1] = HEX[usize::from(b & 15)];
-            at += 2;
         }
+        s
+    }
+
+    /// The canonical text as a `String` (no `core::fmt`: `to_string` costs several times more).
+    pub fn text(&self) -> String {
+        // Hex digits and dashes: always UTF-8.
+        std::str::from_utf8(&self.text_bytes())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Appends the canonical text to `out` (no `core::fmt`).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.text_bytes());
+    }
+}
+
+impl fmt::Display for Guid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.text_bytes();
         f.write_str(std::str::from_utf8(&s).map_err(|_| fmt::Error)?)
     }
 }
@@ -107,6 +114,9 @@ mod tests {
         assert_eq!(Guid::parse("55C92734-D682-4D71-983E-D6EC3F16059F"), Some(g));
         assert_eq!(Guid::parse("55c92734-d682-4d71-983e-d6ec3f16059"), None);
         assert_eq!(Guid::parse("55c92734xd682-4d71-983e-d6ec3f16059f"), None);
+        assert_eq!(Guid::parse("55c92734-d682-4d71-983e-d6ec3f16059fa"), None);
+        assert_eq!(Guid::parse("55c92734-d682-4d71-983e-d6ec3f16-59f"), None);
+        assert_eq!(Guid::parse("55c92734-d682-4d71-983e-d6ec3f16059g"), None);
         assert!(Guid::ZERO.is_zero());
         assert!(Guid::from_wire(&wire[..15]).is_none());
     }
@@ -136,6 +146,10 @@ mod tests {
                 b[15]
             );
             assert_eq!(Guid(b).to_string(), expect);
+            assert_eq!(Guid(b).text(), expect);
+            let mut out = Vec::new();
+            Guid(b).write_to(&mut out);
+            assert_eq!(out, expect.as_bytes());
             assert_eq!(Guid::parse(&expect), Some(Guid(b)));
         }
     }

@@ -88,31 +88,68 @@ fn put_digits(out: &mut [u8], mut v: u64) {
     }
 }
 
-impl fmt::Display for Rfc3339 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Rfc3339 {
+    /// The common case (years 0000..=9999) in a stack buffer: the bytes and their length. Every
+    /// event carries at least one timestamp, so this avoids `core::fmt` (several times dearer).
+    fn fast(&self) -> Option<([u8; 27], usize)> {
         let (secs, sub_ns) = (self.secs, self.sub_ns);
         let days = secs.div_euclid(86_400);
         let sod = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        if (0..=9999).contains(&y) {
-            // Every event carries at least one timestamp: build the common case in a stack buffer
-            // and write it at once (the `write!` below costs several times more).
-            let mut b = *b"0000-00-00T00:00:00.000000Z";
-            put_digits(&mut b[0..4], y as u64);
-            put_digits(&mut b[5..7], u64::from(m));
-            put_digits(&mut b[8..10], u64::from(d));
-            put_digits(&mut b[11..13], (sod / 3600) as u64);
-            put_digits(&mut b[14..16], (sod / 60 % 60) as u64);
-            put_digits(&mut b[17..19], (sod % 60) as u64);
-            let n = if self.micros {
-                put_digits(&mut b[20..26], (sub_ns / 1000) as u64);
-                27
-            } else {
-                b[19] = b'Z';
-                20
-            };
+        if !(0..=9999).contains(&y) {
+            return None;
+        }
+        let mut b = *b"0000-00-00T00:00:00.000000Z";
+        put_digits(&mut b[0..4], y as u64);
+        put_digits(&mut b[5..7], u64::from(m));
+        put_digits(&mut b[8..10], u64::from(d));
+        put_digits(&mut b[11..13], (sod / 3600) as u64);
+        put_digits(&mut b[14..16], (sod / 60 % 60) as u64);
+        put_digits(&mut b[17..19], (sod % 60) as u64);
+        let n = if self.micros {
+            put_digits(&mut b[20..26], (sub_ns / 1000) as u64);
+            27
+        } else {
+            b[19] = b'Z';
+            20
+        };
+        Some((b, n))
+    }
+
+    /// The text as a `String` (the same as `to_string`, without `core::fmt` in the common case).
+    pub fn text(&self) -> String {
+        match self.fast() {
+            // Digits and separators: always UTF-8.
+            Some((b, n)) => std::str::from_utf8(b.get(..n).unwrap_or_default())
+                .unwrap_or_default()
+                .to_owned(),
+            None => self.to_string(),
+        }
+    }
+
+    /// Appends the text to `out` (the same bytes as `Display`, without `core::fmt` in the common
+    /// case).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        match self.fast() {
+            Some((b, n)) => out.extend_from_slice(&b[..n]),
+            None => {
+                use std::io::Write as _;
+                // Writing to a Vec cannot fail.
+                let _ = write!(out, "{self}");
+            }
+        }
+    }
+}
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some((b, n)) = self.fast() {
             return f.write_str(std::str::from_utf8(&b[..n]).map_err(|_| fmt::Error)?);
         }
+        let (secs, sub_ns) = (self.secs, self.sub_ns);
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
         write!(
             f,
             "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
@@ -220,5 +257,18 @@ mod tests {
             "10000-01-01T00:00:00Z"
         );
         assert_eq!(filetime_rfc3339(u64::MAX).to_string().len(), 21);
+        for r in [
+            Ts(0).rfc3339_micros(),
+            Ts(-1_000).rfc3339_secs(),
+            filetime_rfc3339(2_650_467_743_990_000_000),
+            filetime_rfc3339(2_650_467_744_000_000_000),
+            filetime_rfc3339(u64::MAX),
+            Ts(i64::MIN).rfc3339_micros(),
+        ] {
+            let mut out = b"x".to_vec();
+            r.write_to(&mut out);
+            assert_eq!(out, format!("x{r}").into_bytes());
+            assert_eq!(r.text(), r.to_string());
+        }
     }
 }

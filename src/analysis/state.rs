@@ -8,8 +8,11 @@
 //! Packet time only: every time is an event `ts`. Memory is bounded: every table and evidence list
 //! has a named limit; what does not fit is counted (`*_untracked`), never stored.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
 
 use super::discovery::{Attempt, AttemptUpdate, ConnectResult, NetState};
 use super::evidence::Evidence;
@@ -72,7 +75,7 @@ pub struct AppState {
     pub refused: u64,
     pub failed: u64,
     /// Distinct CMIDs that asked; value: true when the host answered one of its calls validly.
-    pub cmids: HashMap<String, bool>,
+    pub cmids: FxHashMap<String, bool>,
     pub cmids_untracked: u64,
     /// Distinct CMIDs the host answered validly (so it counted them).
     pub answered_cmids: usize,
@@ -82,7 +85,7 @@ pub struct AppState {
     pub max_count: Option<u32>,
     pub min_count: Option<u32>,
     pub count_history: Vec<CountSample>,
-    pub by_license_status: BTreeMap<String, u64>,
+    pub by_license_status: BTreeMap<Cow<'static, str>, u64>,
     /// ePIDs returned for this group, in order, with the frame of first appearance.
     pub epids: Vec<(String, u64)>,
     /// Responses whose ePID differs from the previous one of this group (KMS-10).
@@ -194,7 +197,7 @@ pub struct ClientState {
     pub last_outcome: &'static str,
     pub last_server: Option<Endpoint>,
     pub last_client: Option<Endpoint>,
-    pub last_license_status: Option<String>,
+    pub last_license_status: Option<Cow<'static, str>>,
     /// Case-insensitive distinct workstation names, with the frame of each first appearance.
     pub names: Evidence,
     /// Requests of this CMID from a second address within [`DUPLICATE_ADDR_WINDOW_NS`] (KMS-04).
@@ -275,7 +278,7 @@ pub struct ServerRpc {
 #[derive(Debug, Default)]
 pub struct State {
     pub hosts: BTreeMap<Endpoint, HostState>,
-    pub clients: HashMap<String, Box<ClientState>>,
+    pub clients: FxHashMap<String, Box<ClientState>>,
     /// KMS requests whose CMID was not tracked because [`MAX_CLIENTS`] were.
     pub clients_untracked: u64,
     pub hosts_untracked: u64,
@@ -286,7 +289,7 @@ pub struct State {
     pub first_ts: Option<Ts>,
     pub last_ts: Option<Ts>,
     /// All-rejecting bind_acks per connection, waiting for a later acceptance: (frame, ts).
-    pending_binds: HashMap<(Endpoint, Endpoint), (u64, Ts)>,
+    pending_binds: FxHashMap<(Endpoint, Endpoint), (u64, Ts)>,
     /// Policy values used while folding events in (KMS-02 margin, RPC-06 limit).
     limits: Limits,
 }
@@ -310,6 +313,12 @@ impl Default for Limits {
 /// Seconds since the Unix epoch of an RFC 3339 UTC time as the events write it
 /// (`2026-11-23T15:18:34Z`, year of 4 or more digits); `None` when it does not parse.
 pub fn parse_rfc3339_secs(s: &str) -> Option<i64> {
+    // Every `kms` event's client time has the fixed 20-byte form: read it in place (the general
+    // path below costs about thirty times more). Anything else, or a value this rejects, takes
+    // the general path, which applies the same range checks.
+    if let Some(v) = parse_rfc3339_fixed(s.as_bytes()) {
+        return Some(v);
+    }
     let s = s.strip_suffix('Z')?;
     let (date, time) = s.split_once('T')?;
     let mut d = date.rsplitn(3, '-');
@@ -325,6 +334,31 @@ pub fn parse_rfc3339_secs(s: &str) -> Option<i64> {
         return None;
     }
     Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` exactly (see [`parse_rfc3339_secs`]).
+fn parse_rfc3339_fixed(b: &[u8]) -> Option<i64> {
+    let b: &[u8; 20] = b.try_into().ok()?;
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return None;
+    }
+    let num = |digits: &[u8]| -> Option<u32> {
+        digits.iter().try_fold(0u32, |v, &c| {
+            c.is_ascii_digit().then(|| v * 10 + u32::from(c - b'0'))
+        })
+    };
+    let (year, month, day) = (num(&b[0..4])?, num(&b[5..7])?, num(&b[8..10])?);
+    let (h, m, sec) = (num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    Some(days_from_civil(i64::from(year), month, day) * 86_400 + i64::from(h * 3600 + m * 60 + sec))
 }
 
 impl State {
@@ -399,7 +433,8 @@ impl State {
         let (Some(client), Some(server)) = (ev.client, ev.server) else {
             return;
         };
-        let cip = client.ip.to_string();
+        let cip_text = IpText::new(client.ip);
+        let cip = cip_text.as_str();
         match r.pdu {
             "connect" => {
                 let result = match r.result {
@@ -411,7 +446,7 @@ impl State {
                 let syns = r.syn_count.unwrap_or(0);
                 if let Some(s) = self.server_mut(server) {
                     match result {
-                        ConnectResult::Refused => s.refused.add_labeled(ev.frame, ev.ts, &cip),
+                        ConnectResult::Refused => s.refused.add_labeled(ev.frame, ev.ts, cip),
                         ConnectResult::NoAnswer => {
                             s.no_answer_count += 1;
                             if s.no_answer.len() < super::evidence::MAX_EVIDENCE_FRAMES * 4 {
@@ -454,10 +489,10 @@ impl State {
                     s.established.get_or_insert(ev.frame);
                     if kms {
                         s.kms = true;
-                        s.kms_evidence.add_labeled(ev.frame, ev.ts, &cip);
+                        s.kms_evidence.add_labeled(ev.frame, ev.ts, cip);
                     }
                     if assoc == Some(PYKMS_ASSOC_GROUP) {
-                        s.pykms_assoc.add_labeled(ev.frame, ev.ts, &cip);
+                        s.pykms_assoc.add_labeled(ev.frame, ev.ts, cip);
                     }
                 }
                 let result = if accepted { "accepted" } else { "rejected" };
@@ -480,7 +515,7 @@ impl State {
                     .unwrap_or_default();
                 if let Some(s) = self.server_mut(server) {
                     s.established.get_or_insert(ev.frame);
-                    s.bind_nak.add_labeled(ev.frame, ev.ts, &cip);
+                    s.bind_nak.add_labeled(ev.frame, ev.ts, cip);
                     if s.nak_reasons.len() < MAX_SMALL_MAP {
                         s.nak_reasons.insert(reason);
                     }
@@ -506,7 +541,7 @@ impl State {
                             .entry(code)
                             .or_insert_with(|| (name, Evidence::default()))
                             .1
-                            .add_labeled(ev.frame, ev.ts, &cip);
+                            .add_labeled(ev.frame, ev.ts, cip);
                     }
                 }
             }
@@ -519,7 +554,9 @@ impl State {
             return;
         };
         let client_ep = ev.client;
-        let cip = client_ep.map(|c| c.ip.to_string()).unwrap_or_default();
+        // The client address as a label, formatted on the stack (no allocation per call).
+        let cip_text = client_ep.map(|c| IpText::new(c.ip));
+        let cip: &str = cip_text.as_ref().map_or("", |t| t.as_str());
         let rtt_ms = call.rtt_ms.unwrap_or(0.0);
         let slow = call.status != "unanswered" && rtt_ms > self.limits.slow_rpc_ms;
         // Per server endpoint: RPC-level facts.
@@ -528,16 +565,16 @@ impl State {
             if call.status != "unanswered" {
                 s.established.get_or_insert(ev.frame);
             }
-            s.kms_evidence.add_labeled(ev.frame, ev.ts, &cip);
+            s.kms_evidence.add_labeled(ev.frame, ev.ts, cip);
             if call.status == "unanswered"
                 && let Some(reason @ ("connection_closed" | "connection_reset" | "idle_timeout")) =
                     call.reason
             {
-                s.unanswered.add_labeled(ev.frame, ev.ts, &cip);
+                s.unanswered.add_labeled(ev.frame, ev.ts, cip);
                 s.unanswered_reasons.insert(reason);
             }
             if slow {
-                s.slow.add_labeled(ev.frame, ev.ts, &cip);
+                s.slow.add_labeled(ev.frame, ev.ts, cip);
                 s.max_rtt_ms = s.max_rtt_ms.max(rtt_ms);
             }
         }
@@ -564,16 +601,13 @@ impl State {
         }
         host.calls += 1;
         let req = call.request.as_ref();
-        let ws = req.map_or_else(|| cip.clone(), |r| r.workstation.clone());
-        let product = match req {
-            Some(r) => r
-                .sku_name
-                .map(str::to_string)
-                .unwrap_or_else(|| r.sku_id.clone()),
-            None => format!(
+        let ws: &str = req.map_or(cip, |r| r.workstation.as_str());
+        let product: Cow<'_, str> = match req {
+            Some(r) => Cow::Borrowed(r.sku_name.unwrap_or(&r.sku_id)),
+            None => Cow::Owned(format!(
                 "undecoded KMS {} request",
                 call.version.as_deref().unwrap_or("?")
-            ),
+            )),
         };
         // Host error, integrity, intervals, versions, VMs.
         if let Some(h) = &call.hresult {
@@ -588,7 +622,7 @@ impl State {
         }
         let soft = |f: &&&str| !kms::validate::failure::SOFT.contains(*f);
         if matches!(call.integrity.response, Some("invalid" | "undecodable")) {
-            host.bad_responses.add_labeled(ev.frame, ev.ts, &ws);
+            host.bad_responses.add_labeled(ev.frame, ev.ts, ws);
             host.integrity_failures
                 .extend(call.integrity.failures.iter().filter(soft).copied());
         } else if matches!(call.integrity.request, Some("invalid"))
@@ -599,7 +633,7 @@ impl State {
                 .iter()
                 .any(|f| *f != kms::validate::failure::UNSUPPORTED_VERSION)
         {
-            host.bad_requests.add_labeled(ev.frame, ev.ts, &ws);
+            host.bad_requests.add_labeled(ev.frame, ev.ts, ws);
             host.integrity_failures
                 .extend(call.integrity.failures.iter().filter(soft).copied());
         }
@@ -614,33 +648,40 @@ impl State {
                 "v6 responses reuse the request's IV (the v5 rule; vlmcsd's emulator tell)",
                 ev.frame,
                 ev.ts,
-                &cip,
+                cip,
             );
         }
         if let Some(v) = &call.version
             && (v == "4.0" || v == "5.0")
         {
             let n = host.old_versions.len();
-            if n < MAX_SMALL_MAP || host.old_versions.contains_key(v) {
-                host.old_versions.entry(v.clone()).or_default().add_labeled(
-                    ev.frame,
-                    ev.ts,
-                    &format!("{ws} ({product})"),
-                );
+            if n < MAX_SMALL_MAP || host.old_versions.contains_key(&**v) {
+                host.old_versions
+                    .entry(v.to_string())
+                    .or_default()
+                    .add_labeled(ev.frame, ev.ts, &format!("{ws} ({product})"));
             }
         }
         let Some(req) = req else {
             return;
         };
         if req.is_vm {
-            host.vm.add_labeled(ev.frame, ev.ts, &ws);
+            host.vm.add_labeled(ev.frame, ev.ts, ws);
         }
         // Per product group.
         if !host.apps.contains_key(&req.kms_id) && host.apps.len() >= MAX_APPS_PER_HOST {
             return;
         }
-        let app = host.apps.entry(req.kms_id.clone()).or_default();
-        app.app_id.clone_from(&req.app_id);
+        // Look up before inserting: `entry` would take an owned key (an allocation) every call.
+        if !host.apps.contains_key(&req.kms_id) {
+            host.apps.insert(req.kms_id.clone(), AppState::default());
+        }
+        let Some(app) = host.apps.get_mut(&req.kms_id) else {
+            return;
+        };
+        if app.app_id != req.app_id {
+            app.app_id.clone_from(&req.app_id);
+        }
         app.app_name = req.app_name;
         app.kms_name = req.kms_name;
         app.catalog_threshold = req.catalog_threshold;
@@ -680,10 +721,10 @@ impl State {
                 app.odd_n
                     .entry(n)
                     .or_default()
-                    .add_labeled(ev.frame, ev.ts, &ws);
+                    .add_labeled(ev.frame, ev.ts, ws);
             }
         }
-        product_issues(app, req, ev.frame, ev.ts, &ws);
+        product_issues(app, req, ev.frame, ev.ts, ws);
         if let Some(resp) = &call.response {
             let count = resp.current_count;
             let frame = call.response_frame.unwrap_or(ev.frame);
@@ -701,10 +742,10 @@ impl State {
             }
             if valid_answer {
                 if count < n {
-                    app.below.add_labeled(ev.frame, ev.ts, &ws);
+                    app.below.add_labeled(ev.frame, ev.ts, ws);
                     app.last_below = Some((count, n));
                 } else if count < n.saturating_add(margin) {
-                    app.thin.add_labeled(ev.frame, ev.ts, &ws);
+                    app.thin.add_labeled(ev.frame, ev.ts, ws);
                     app.last_thin = Some((count, n));
                 }
                 // KMS-03: the host has answered (so counted) more distinct machines in the last 30
@@ -717,12 +758,12 @@ impl State {
                 let distinct = app.answered_cmids;
                 let expected = u32::try_from(distinct).unwrap_or(u32::MAX).min(cache);
                 if within_window && app.cmids_untracked == 0 && count < expected {
-                    app.flat.add_labeled(ev.frame, ev.ts, &ws);
+                    app.flat.add_labeled(ev.frame, ev.ts, ws);
                     app.first_flat.get_or_insert((ev.frame, count, distinct));
                 }
                 let catalog_cache = app.catalog_threshold.map(|t| t.saturating_mul(2));
                 if catalog_cache.is_some_and(|c| count > c) {
-                    app.above_cache.add_labeled(ev.frame, ev.ts, &cip);
+                    app.above_cache.add_labeled(ev.frame, ev.ts, cip);
                     app.first_above_cache.get_or_insert((count, n));
                 }
             }
@@ -739,8 +780,13 @@ impl State {
             if host.epids.len() < MAX_EPIDS {
                 host.epids.insert(resp.epid.clone());
             }
-            let list = host.epids_by_kms.entry(req.kms_id.clone()).or_default();
-            if list.len() < MAX_EPIDS && !list.iter().any(|(e, _)| e == &resp.epid) {
+            if !host.epids_by_kms.contains_key(&req.kms_id) {
+                host.epids_by_kms.insert(req.kms_id.clone(), Vec::new());
+            }
+            if let Some(list) = host.epids_by_kms.get_mut(&req.kms_id)
+                && list.len() < MAX_EPIDS
+                && !list.iter().any(|(e, _)| e == &resp.epid)
+            {
                 list.push((resp.epid.clone(), ev.frame));
             }
             if !host.epid_issues.contains_key(&resp.epid) && host.epid_issues.len() < MAX_EPIDS {
@@ -757,14 +803,14 @@ impl State {
                     .insert(resp.epid.clone(), (issues, Evidence::default()));
             }
             if let Some((_, e)) = host.epid_issues.get_mut(&resp.epid) {
-                e.add_labeled(ev.frame, ev.ts, &cip);
+                e.add_labeled(ev.frame, ev.ts, cip);
             }
             if let Some(h) = &resp.hwid {
-                if host.hwids.len() < MAX_EPIDS {
+                if host.hwids.len() < MAX_EPIDS && !host.hwids.contains(h) {
                     host.hwids.insert(h.clone());
                 }
                 if let Some((_, why)) = EMULATOR_HWIDS.iter().find(|(id, _)| id == h) {
-                    fingerprint(host, "default_hwid", why, ev.frame, ev.ts, &cip);
+                    fingerprint(host, "default_hwid", why, ev.frame, ev.ts, cip);
                 }
             }
             let iv = (resp.activation_interval_min, resp.renewal_interval_min);
@@ -774,7 +820,7 @@ impl State {
                 host.intervals
                     .entry(iv)
                     .or_default()
-                    .add_labeled(ev.frame, ev.ts, &ws);
+                    .add_labeled(ev.frame, ev.ts, ws);
             }
         }
         // Per client machine.
@@ -797,9 +843,10 @@ impl State {
         {
             client.workstations.insert(req.workstation.clone());
         }
-        let lower = req.workstation.to_lowercase();
-        if !client.names.labels.contains(&lower) {
-            client.names.add_labeled(ev.frame, ev.ts, &lower);
+        if !has_lowercase_label(&client.names, &req.workstation) {
+            client
+                .names
+                .add_labeled(ev.frame, ev.ts, &req.workstation.to_lowercase());
         }
         if let Some(c) = client_ep {
             if client.addresses.len() < MAX_CLIENT_FACTS {
@@ -816,8 +863,8 @@ impl State {
             }
             client.last_addr = Some((c.ip, ev.ts));
         }
-        if client.products.len() < MAX_CLIENT_FACTS && !client.products.contains(product.as_str()) {
-            client.products.insert(product);
+        if client.products.len() < MAX_CLIENT_FACTS && !client.products.contains(&*product) {
+            client.products.insert(product.into_owned());
         }
         if client.frames.len() < MAX_FRAMES_PER_CLIENT {
             client.frames.push(ev.frame);
@@ -828,7 +875,9 @@ impl State {
         client.last_server = Some(server);
         client.last_client = client_ep;
         client.last_license_status = Some(req.license_status.clone());
-        client.last_workstation.clone_from(&req.workstation);
+        if client.last_workstation != req.workstation {
+            client.last_workstation.clone_from(&req.workstation);
+        }
         client.discovery_snapshot = None;
         if let Some(cl) = client_ep
             && !self.net.is_tracked(cl, server)
@@ -866,7 +915,7 @@ impl State {
         if (3..=6).contains(&code) {
             client.lapsed_evidence.add(ev.frame, ev.ts);
             client.lapsed = Some((
-                req.license_status.clone(),
+                req.license_status.to_string(),
                 code,
                 req.binding_expiration_min,
                 client.lapsed.as_ref().map_or(ev.frame, |l| l.3),
@@ -882,7 +931,7 @@ impl State {
                 .is_none_or(|g| req.binding_expiration_min < g.1)
             {
                 client.grace = Some((
-                    req.license_status.clone(),
+                    req.license_status.to_string(),
                     req.binding_expiration_min,
                     ev.frame,
                 ));
@@ -938,7 +987,11 @@ impl State {
                         refused: a.refused,
                         failed: a.failed,
                         distinct_cmids: a.cmids.len() as u64 + a.cmids_untracked,
-                        by_license_status: a.by_license_status.clone(),
+                        by_license_status: a
+                            .by_license_status
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), *v))
+                            .collect(),
                         epids: a.epids.iter().map(|(e, _)| e.clone()).collect(),
                         count_history: a.count_history.clone(),
                     })
@@ -993,7 +1046,7 @@ impl State {
                     last_frame: c.last_frame,
                     last_outcome: c.last_outcome,
                     last_server: c.last_server,
-                    license_status: c.last_license_status.clone(),
+                    license_status: c.last_license_status.as_deref().map(str::to_string),
                     discovery,
                 }
             })
@@ -1020,6 +1073,59 @@ fn fingerprint(
 
 /// KMS-13 evidence: product ids the catalog does not know, or an ApplicationId that does not match
 /// the catalog's for the KMS counted id / SKU.
+/// True when `names` already holds the lower-case form of `name` (ASCII names are compared in
+/// place; others are lowered, as `str::to_lowercase` treats some letters by context).
+fn has_lowercase_label(names: &Evidence, name: &str) -> bool {
+    if name.is_ascii() {
+        let lower_eq = |l: &String| {
+            l.len() == name.len()
+                && l.bytes()
+                    .zip(name.bytes())
+                    .all(|(a, b)| a == b.to_ascii_lowercase())
+        };
+        return names.labels.iter().any(lower_eq);
+    }
+    names.labels.contains(&name.to_lowercase())
+}
+
+/// An IP address as text in a stack buffer (labels are formatted for every call).
+struct IpText {
+    buf: [u8; 46],
+    len: usize,
+}
+
+impl IpText {
+    fn new(ip: IpAddr) -> IpText {
+        use std::io::Write as _;
+        let mut t = IpText {
+            buf: [0; 46],
+            len: 0,
+        };
+        let mut w = &mut t.buf[..];
+        match ip {
+            IpAddr::V4(a) => {
+                for (i, o) in a.octets().iter().enumerate() {
+                    if i > 0 {
+                        let _ = w.write_all(b".");
+                    }
+                    let _ = w.write_all(itoa::Buffer::new().format(*o).as_bytes());
+                }
+            }
+            // The longest IPv6 text is 45 bytes: writing cannot run out of room.
+            IpAddr::V6(a) => {
+                let _ = write!(w, "{a}");
+            }
+        }
+        let room = w.len();
+        t.len = t.buf.len() - room;
+        t
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(self.buf.get(..self.len).unwrap_or_default()).unwrap_or_default()
+    }
+}
+
 fn product_issues(
     app: &mut AppState,
     req: &crate::event::KmsRequestInfo,
@@ -1079,6 +1185,35 @@ mod tests {
         );
         assert_eq!(parse_rfc3339_secs("2026-11-23T15:18:34"), None);
         assert_eq!(parse_rfc3339_secs("2026-13-23T15:18:34Z"), None);
+        assert_eq!(parse_rfc3339_secs("2026-11-23T24:18:34Z"), None);
+        assert_eq!(parse_rfc3339_secs("2026-11-23T15:1a:34Z"), None);
+        assert_eq!(
+            parse_rfc3339_secs("2026-11-23T15:18:60Z"),
+            parse_rfc3339_secs("2026-11-23T15:19:00Z")
+        );
+        // The fixed form and the general path agree (fractions and 5-digit years: general only).
+        assert_eq!(
+            parse_rfc3339_secs("2026-11-23T15:18:34.5Z"),
+            parse_rfc3339_secs("2026-11-23T15:18:34Z")
+        );
+        assert_eq!(
+            parse_rfc3339_fixed(b"1601-01-01T00:00:00Z"),
+            Some(-11_644_473_600)
+        );
+        for ip in [
+            "0.0.0.0",
+            "198.51.100.255",
+            "::",
+            "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+            "fe80::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(IpText::new(ip).as_str(), ip.to_string());
+        }
+        let mut names = Evidence::default();
+        names.label("pc-01.corp");
+        assert!(has_lowercase_label(&names, "PC-01.Corp"));
+        assert!(!has_lowercase_label(&names, "PC-01.Corp2"));
         assert!(parse_rfc3339_secs("60056-05-28T05:36:10Z").is_some());
     }
 }

@@ -1,5 +1,7 @@
 //! Owned event payloads from the parsers' wire structs (the event boundary of the house style).
 
+use std::borrow::Cow;
+
 use crate::dns::{self, Exchange, RecordData};
 use crate::event::{DnsExchange, DnsRecord, EpidInfo, KmsRequestInfo, KmsResponseInfo};
 use crate::kms::{self, KmsRequest, KmsResponse};
@@ -9,21 +11,21 @@ use crate::time::{Ts, filetime_rfc3339};
 pub fn request_info(q: &KmsRequest) -> KmsRequestInfo {
     let kms_info = kms::products::kms(&q.kms_id);
     KmsRequestInfo {
-        app_id: q.app_id.to_string(),
+        app_id: q.app_id.text(),
         app_name: kms::products::app(&q.app_id).map(|a| a.name),
-        sku_id: q.sku_id.to_string(),
+        sku_id: q.sku_id.text(),
         sku_name: kms::products::sku(&q.sku_id).map(|s| s.name),
-        kms_id: q.kms_id.to_string(),
+        kms_id: q.kms_id.text(),
         kms_name: kms_info.map(|k| k.name),
-        cmid: q.cmid.to_string(),
-        previous_cmid: (!q.previous_cmid.is_zero()).then(|| q.previous_cmid.to_string()),
+        cmid: q.cmid.text(),
+        previous_cmid: (!q.previous_cmid.is_zero()).then(|| q.previous_cmid.text()),
         workstation: q.workstation.clone(),
         required_count: q.required_count,
         is_vm: q.is_vm(),
-        license_status: q.license_status.name().into_owned(),
+        license_status: q.license_status.name(),
         license_status_code: q.license_status.0,
         binding_expiration_min: q.binding_expiration,
-        client_time: filetime_rfc3339(q.client_time).to_string(),
+        client_time: filetime_rfc3339(q.client_time).text(),
         catalog_threshold: kms_info.map(|k| k.threshold),
     }
 }
@@ -40,15 +42,59 @@ pub fn response_info(r: &KmsResponse) -> KmsResponseInfo {
             channel: e.channel,
             lcid: e.lcid,
             os_build: e.os_build,
-            key_installed: e.key_installed.map(|d| d.to_string()),
+            key_installed: e.key_installed.map(date_text),
         },
         current_count: r.current_count,
         activation_interval_min: r.activation_interval,
         renewal_interval_min: r.renewal_interval,
-        hwid: r.hwid.map(|h| h.to_string()),
-        cmid: r.cmid.to_string(),
-        client_time: filetime_rfc3339(r.client_time).to_string(),
+        hwid: r.hwid.map(hwid_text),
+        cmid: r.cmid.text(),
+        client_time: filetime_rfc3339(r.client_time).text(),
     }
+}
+
+/// The `version` of a `kms` event: `6.0` (borrowed for the versions in use).
+pub fn version_text(v: kms::KmsVersion) -> Cow<'static, str> {
+    match (v.major, v.minor) {
+        (4, 0) => Cow::Borrowed("4.0"),
+        (5, 0) => Cow::Borrowed("5.0"),
+        (6, 0) => Cow::Borrowed("6.0"),
+        _ => Cow::Owned(v.to_string()),
+    }
+}
+
+// Text forms of the per-call values without `core::fmt` (its `{:02}`-style arguments cost several
+// times more than these loops; every `kms` event carries them).
+
+/// `{:016X}` of the HwId (its `Display`).
+fn hwid_text(h: kms::HwId) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut s = [0u8; 16];
+    for (i, b) in h.0.iter().enumerate() {
+        s[2 * i] = HEX[usize::from(b >> 4)];
+        s[2 * i + 1] = HEX[usize::from(b & 15)];
+    }
+    // Hex digits: always UTF-8.
+    std::str::from_utf8(&s).unwrap_or_default().to_owned()
+}
+
+/// `YYYY-MM-DD` (the `Display` of [`kms::Date`]).
+fn date_text(d: kms::Date) -> String {
+    if d.year > 9999 {
+        return d.to_string();
+    }
+    let mut s = String::with_capacity(10);
+    for (v, width) in [(d.year, 4), (u16::from(d.month), 2), (u16::from(d.day), 2)] {
+        if !s.is_empty() {
+            s.push('-');
+        }
+        let mut div = 10u16.pow(width - 1);
+        while div > 0 {
+            s.push(char::from(b'0' + (v / div % 10) as u8));
+            div /= 10;
+        }
+    }
+    s
 }
 
 fn record(r: &dns::Record) -> DnsRecord {
@@ -153,4 +199,32 @@ pub fn dns_exchange(ex: &Exchange) -> (DnsExchange, u64, Ts) {
         }
     }
     (d, ex.frame(), ex.ts())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_forms_match_display() {
+        for (major, minor) in [(4, 0), (5, 0), (6, 0), (6, 1), (65535, 65535)] {
+            let v = kms::KmsVersion { major, minor };
+            assert_eq!(version_text(v), v.to_string());
+        }
+        for v in [0u64, 1, 0x3A1C_0496_00B6_0076, u64::MAX] {
+            let h = kms::HwId(v.to_be_bytes());
+            assert_eq!(hwid_text(h), h.to_string());
+        }
+        for (year, month, day) in [
+            (0, 1, 1),
+            (7, 9, 30),
+            (2026, 12, 31),
+            (9999, 1, 2),
+            (10000, 3, 4),
+            (u16::MAX, 12, 31),
+        ] {
+            let d = kms::Date { year, month, day };
+            assert_eq!(date_text(d), d.to_string());
+        }
+    }
 }

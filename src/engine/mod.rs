@@ -938,7 +938,7 @@ impl Core {
                         };
                         event::TransferSyntaxResult {
                             ctx_id: r.ctx_id,
-                            syntax: syntax.uuid.to_string(),
+                            syntax: syntax.uuid.text(),
                             syntax_name: syntax_name(&syntax),
                             result: ack_result_name(r.ack.result),
                             reason: r.ack.reason,
@@ -948,7 +948,7 @@ impl Core {
                 let info = RpcInfo {
                     pdu: ptype.known_name().unwrap_or("bind_ack"),
                     call_id: Some(call_id),
-                    interface: interface.map(|s| s.uuid.to_string()),
+                    interface: interface.map(|s| s.uuid.text()),
                     interface_name: interface.and_then(|s| s.is_kms().then_some("KMS")),
                     transfer_syntaxes,
                     assoc_group: Some(assoc_group),
@@ -1355,7 +1355,7 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
         if keep_payloads {
             raw.request_plain = r.plaintext.clone();
         }
-        kc.version = r.outer_version.map(|v| v.to_string());
+        kc.version = r.outer_version.map(convert::version_text);
         kc.integrity.request = Some(r.verdict.as_str());
         kc.integrity.failures.extend(r.failures.iter().copied());
         if let Some(q) = &r.request {

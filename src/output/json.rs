@@ -10,41 +10,84 @@ fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
+/// True when any byte of the little-endian word `w` needs an escape. Exact as a whole (the
+/// classic "has a byte less than n" / "has a zero byte" tricks can misflag a byte only above a
+/// byte that really matches, which does not change the answer for the word).
+#[inline]
+fn word_needs_escape(w: u64) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let quote = has_zero(w ^ (ONES * u64::from(b'"')));
+    let backslash = has_zero(w ^ (ONES * u64::from(b'\\')));
+    (control | quote | backslash) != 0
+}
+
 /// Appends `s` as a JSON string (quoted and escaped).
 #[inline]
 pub fn str(out: &mut Vec<u8>, s: &str) {
+    out.reserve(s.len() + 2);
     out.push(b'"');
     str_body(out, s);
     out.push(b'"');
 }
 
-/// Appends the escaped contents of `s` without quotes.
+/// Appends the escaped contents of `s` without quotes. Clean 8-byte words are skipped whole; a
+/// word that holds a byte needing an escape is looked at byte by byte.
 pub fn str_body(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
+    // `bytes[start..i]` is the pending run that needs no escape.
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !needs_escape(b) {
-            continue;
+    let mut i = 0;
+    loop {
+        while let Some(w) = bytes.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+            if word_needs_escape(u64::from_le_bytes(*w)) {
+                break;
+            }
+            i += 8;
         }
-        out.extend_from_slice(&bytes[start..i]);
-        start = i + 1;
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\x08' => out.extend_from_slice(b"\\b"),
-            b'\x0c' => out.extend_from_slice(b"\\f"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0xf)]);
+        let rest = bytes.get(i..).unwrap_or_default();
+        if rest.is_empty() {
+            break;
+        }
+        // A short tail: test it as one word padded with a byte that needs no escape.
+        if rest.len() < 8 {
+            let mut w = [b' '; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            if !word_needs_escape(u64::from_le_bytes(w)) {
+                break;
             }
         }
+        for &b in rest.iter().take(8) {
+            if needs_escape(b) {
+                out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
+                start = i + 1;
+                escape(out, b);
+            }
+            i += 1;
+        }
     }
-    out.extend_from_slice(&bytes[start..]);
+    out.extend_from_slice(bytes.get(start..).unwrap_or_default());
+}
+
+/// Appends the escape of one byte that [`needs_escape`], as `serde_json` writes it.
+fn escape(out: &mut Vec<u8>, b: u8) {
+    match b {
+        b'"' => out.extend_from_slice(b"\\\""),
+        b'\\' => out.extend_from_slice(b"\\\\"),
+        b'\x08' => out.extend_from_slice(b"\\b"),
+        b'\x0c' => out.extend_from_slice(b"\\f"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        _ => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        }
+    }
 }
 
 /// Appends an unsigned integer.
@@ -84,6 +127,17 @@ pub fn key(out: &mut Vec<u8>, first: bool, name: &str) -> bool {
     false
 }
 
+/// Appends `,"key":` (or `"key":` when `first`) for a key that may need escaping (map keys, which
+/// serde writes as strings).
+#[inline]
+pub fn key_str(out: &mut Vec<u8>, first: bool, name: &str) {
+    if !first {
+        out.push(b',');
+    }
+    str(out, name);
+    out.push(b':');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +156,17 @@ mod tests {
             "\u{1b}[31mred\u{1b}[0m\r\n\t\x08\x0c\0".into(),
         ];
         cases.push((0u8..0x80).map(char::from).collect());
+        // Every byte class at every offset of an 8-byte word, and runs around word boundaries.
+        for c in (0u8..0x80).map(char::from).chain(['é', '✓', '🦀']) {
+            for at in 0..17 {
+                let mut s = "x".repeat(at);
+                s.push(c);
+                s.push_str(&"y".repeat(17 - at));
+                cases.push(s);
+            }
+        }
+        cases.push("\"".repeat(19));
+        cases.push("ab\\cdefgh\n".repeat(5));
         for s in &cases {
             let mut out = Vec::new();
             str(&mut out, s);

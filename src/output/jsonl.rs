@@ -10,9 +10,8 @@ use crate::event::Event;
 pub struct JsonlSink<W: Write> {
     out: io::BufWriter<W>,
     flush_each_line: bool,
-    /// The line being built, and the body's serialisation (reused: no allocation per event).
+    /// The line being built (reused: no allocation per event).
     line: Vec<u8>,
-    scratch: Vec<u8>,
 }
 
 impl<W: Write> JsonlSink<W> {
@@ -21,7 +20,6 @@ impl<W: Write> JsonlSink<W> {
             out: io::BufWriter::with_capacity(1 << 16, w),
             flush_each_line,
             line: Vec::with_capacity(4096),
-            scratch: Vec::with_capacity(4096),
         }
     }
 
@@ -46,8 +44,7 @@ impl<W: Write> JsonlSink<W> {
 impl<W: Write> Sink for JsonlSink<W> {
     fn event(&mut self, ev: &Event) -> io::Result<()> {
         self.line.clear();
-        ev.write_json(&mut self.line, &mut self.scratch)
-            .map_err(io::Error::other)?;
+        ev.write_json(&mut self.line);
         self.line.push(b'\n');
         self.out.write_all(&self.line)?;
         if self.flush_each_line {

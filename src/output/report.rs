@@ -294,7 +294,7 @@ impl SourceReport {
             .or(q.kms_name)
             .map(str::to_string)
             .unwrap_or_else(|| q.sku_id.clone());
-        row.version = call.version.clone().unwrap_or_default();
+        row.version = call.version.as_deref().unwrap_or_default().to_string();
         row.outcome = outcome_text(call);
         row.count = match &call.response {
             Some(a) => format!("{} / {}", a.current_count, q.required_count),

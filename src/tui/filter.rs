@@ -242,7 +242,7 @@ fn values<'a>(field: Field, s: &Subject<'a>) -> Vec<Cow<'a, str>> {
         Field::Check => v.extend(s.checks.iter().map(|c| Cow::Borrowed(*c))),
         Field::Version => {
             if let Some(x) = &s.call.version {
-                v.push(Cow::Borrowed(x.as_str()));
+                v.push(Cow::Borrowed(&**x));
             }
         }
         Field::Cmid => {

@@ -413,7 +413,7 @@ fn hostile_events() -> Vec<Event> {
         client: Some(client),
         server: Some(server),
         body: Body::Kms(Box::new(KmsCall {
-            version: Some(format!("6.0{HOSTILE}")),
+            version: Some(format!("6.0{HOSTILE}").into()),
             status: "answered",
             outcome: "count_insufficient",
             response_frame: Some(6),
@@ -422,7 +422,7 @@ fn hostile_events() -> Vec<Event> {
                 cmid: format!("cmid{HOSTILE}"),
                 kms_id: format!("id{HOSTILE}"),
                 sku_id: format!("sku{HOSTILE}"),
-                license_status: format!("ls{HOSTILE}"),
+                license_status: format!("ls{HOSTILE}").into(),
                 client_time: format!("t{HOSTILE}"),
                 required_count: 25,
                 ..Default::default()
