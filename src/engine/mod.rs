@@ -1342,7 +1342,7 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
     let req = match call.kms_request() {
         Some(Ok(q)) => {
             kc.request_size = Some(q.len());
-            Some(kms::decode_request(q))
+            Some(kms::decode_request_opts(q, keep_payloads))
         }
         Some(Err(e)) => {
             anomaly = Some(("stub_mismatch", format!("KMS request stub: {e}")));
@@ -1389,7 +1389,7 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
                     }
                     match &req {
                         Some(r) => {
-                            let resp = kms::decode_response(r, a);
+                            let resp = kms::decode_response_opts(r, a, keep_payloads);
                             if keep_payloads {
                                 raw.response_plain = resp.plaintext.clone();
                             }
