@@ -97,11 +97,20 @@ fn digits32(s: &str, min: usize, max: usize) -> Option<u32> {
 
 /// Parses an ePID string (§4). Never fails: fields that do not parse are `None`.
 pub fn parse_epid(s: &str) -> Epid {
-    let parts: Vec<&str> = s.split('-').collect();
     let mut e = Epid::default();
-    let [p, g, k1, k2, cc, lcid, build, date] = parts.as_slice() else {
+    // Exactly 8 dash-separated parts, split without collecting into a Vec.
+    let mut split = s.split('-');
+    let mut parts = [""; 8];
+    for part in &mut parts {
+        match split.next() {
+            Some(x) => *part = x,
+            None => return e,
+        }
+    }
+    if split.next().is_some() {
         return e;
-    };
+    }
+    let [p, g, k1, k2, cc, lcid, build, date] = parts;
     e.platform_id = digits32(p, 1, 5);
     e.group_id = digits32(g, 1, 5);
     if let (Some(hi), Some(lo)) = (digits(k1, 1, 3), digits(k2, 1, 6)) {
