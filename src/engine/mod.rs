@@ -588,7 +588,20 @@ impl Core {
                             }
                         }
                     }
-                    let outcome = app.streams[dir.index()].on_segment(seq, seg.payload, seg.fin);
+                    // When this segment's bytes will be parsed right away (below: always for the
+                    // client's stream; for the server's unless replies wait for a hole in the
+                    // client's stream, which this segment cannot change), the session parses them
+                    // in place from the payload and only an incomplete PDU's tail is buffered.
+                    let parse_now = dir == Direction::ToServer
+                        || !app.streams[Direction::ToServer.index()].has_pending_gap();
+                    let outcome = if parse_now {
+                        let (session, rpc_buf) = (&mut app.session, &mut self.rpc_buf);
+                        app.streams[dir.index()].on_segment_with(seq, seg.payload, seg.fin, |b| {
+                            session.on_data(dir, b, frame, ts, rpc_buf)
+                        })
+                    } else {
+                        app.streams[dir.index()].on_segment(seq, seg.payload, seg.fin)
+                    };
                     if let SegmentOutcome::LimitReached { .. } = outcome {
                         // Give up on the hole in front of the buffered data; resynchronise after it.
                         while let Some(n) = app.streams[dir.index()].skip_gap() {
