@@ -1181,7 +1181,7 @@ impl Session {
         let mut proposed = pending.map(|p| p.contexts).unwrap_or_default();
         let mut results = Vec::with_capacity(a.results.len());
         for (i, r) in a.results.iter().enumerate() {
-            let mut elem = proposed.get_mut(i);
+            let elem = proposed.get_mut(i);
             if let Some(e) = elem.as_deref().filter(|_| r.accepted()) {
                 let transfer_syntax = if r.transfer_syntax.is_null() {
                     e.transfer_syntaxes
@@ -1206,7 +1206,6 @@ impl Session {
                 abstract_syntax: elem.as_deref().map(|e| e.abstract_syntax),
                 // Each proposed element answers one result: its list moves, no copy.
                 proposed: elem
-                    .as_deref_mut()
                     .map(|e| std::mem::take(&mut e.transfer_syntaxes))
                     .unwrap_or_default(),
                 ack: *r,
