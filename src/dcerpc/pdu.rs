@@ -765,9 +765,133 @@ fn context_elem(e: Endianness) -> impl Fn(&[u8]) -> BResult<'_, ContextElem> {
     }
 }
 
+/// A cursor over a PDU body for the fast paths of [`parse_bind`] and [`parse_bind_ack`]: fixed-size
+/// fields in the PDU's byte order, `None` as soon as a field does not fit. The nom parsers give the
+/// same values and are run instead whenever this fails, to name the field that did not fit.
+struct Fields<'a> {
+    b: &'a [u8],
+    le: bool,
+}
+
+impl<'a> Fields<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = self.b.split_at_checked(n)?;
+        self.b = tail;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        Some(*self.take(1)?.first()?)
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        let a: [u8; 2] = self.take(2)?.try_into().ok()?;
+        Some(if self.le {
+            u16::from_le_bytes(a)
+        } else {
+            u16::from_be_bytes(a)
+        })
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        let a: [u8; 4] = self.take(4)?.try_into().ok()?;
+        Some(if self.le {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        })
+    }
+
+    /// As [`syntax_id`]: the UUID's integer fields in PDU order, stored in Microsoft wire layout.
+    fn syntax_id(&mut self) -> Option<SyntaxId> {
+        let (d1, d2, d3) = (self.u32()?, self.u16()?, self.u16()?);
+        let d4 = self.take(8)?;
+        let mut g = [0u8; 16];
+        g[0..4].copy_from_slice(&d1.to_le_bytes());
+        g[4..6].copy_from_slice(&d2.to_le_bytes());
+        g[6..8].copy_from_slice(&d3.to_le_bytes());
+        g[8..16].copy_from_slice(d4);
+        let version = self.u32()?;
+        Some(SyntaxId {
+            uuid: Guid(g),
+            version,
+        })
+    }
+}
+
+/// [`parse_bind`] without the nom combinators (binds come with every KMS connection).
+fn parse_bind_fast(pdu: &RawPdu<'_>) -> Option<Bind> {
+    let mut f = Fields {
+        b: pdu.body,
+        le: pdu.header.drep.is_little_endian(),
+    };
+    let (max_xmit_frag, max_recv_frag, assoc_group) = (f.u16()?, f.u16()?, f.u32()?);
+    let n = f.u8()?;
+    f.take(3)?;
+    let mut contexts = Vec::with_capacity(usize::from(n).min(f.b.len() / 24));
+    for _ in 0..n {
+        let ctx_id = f.u16()?;
+        let n_transfer = f.u8()?;
+        f.u8()?;
+        let abstract_syntax = f.syntax_id()?;
+        let mut transfer_syntaxes = Vec::with_capacity(usize::from(n_transfer).min(f.b.len() / 20));
+        for _ in 0..n_transfer {
+            transfer_syntaxes.push(f.syntax_id()?);
+        }
+        contexts.push(ContextElem {
+            ctx_id,
+            abstract_syntax,
+            transfer_syntaxes,
+        });
+    }
+    Some(Bind {
+        max_xmit_frag,
+        max_recv_frag,
+        assoc_group,
+        contexts,
+    })
+}
+
+/// [`parse_bind_ack`] without the nom combinators.
+fn parse_bind_ack_fast<'a>(pdu: &RawPdu<'a>) -> Option<BindAck<'a>> {
+    let mut f = Fields {
+        b: pdu.body,
+        le: pdu.header.drep.is_little_endian(),
+    };
+    let (max_xmit_frag, max_recv_frag, assoc_group) = (f.u16()?, f.u16()?, f.u32()?);
+    let sec_len = f.u16()?;
+    let sec_addr = f.take(usize::from(sec_len))?;
+    let end = HEADER_LEN + 10 + usize::from(sec_len);
+    f.take((4 - end % 4) % 4)?;
+    let n = f.u8()?;
+    f.take(3)?;
+    let mut results = Vec::with_capacity(usize::from(n).min(f.b.len() / 24));
+    for _ in 0..n {
+        let (result, reason) = (f.u16()?, f.u16()?);
+        let transfer_syntax = f.syntax_id()?;
+        results.push(AckResult {
+            result,
+            reason,
+            transfer_syntax,
+        });
+    }
+    Some(BindAck {
+        max_xmit_frag,
+        max_recv_frag,
+        assoc_group,
+        sec_addr,
+        results,
+    })
+}
+
 /// Body of a bind (11) or alter_context (14) (C706 12.6.4.3; kms-protocol.md 1.2). Bytes after the
 /// last context element (an auth trailer, if any) are ignored.
 pub fn parse_bind(pdu: &RawPdu<'_>) -> Result<Bind, PduError> {
+    parse_bind_fast(pdu).map_or_else(|| parse_bind_nom(pdu), Ok)
+}
+
+/// [`parse_bind`] by nom combinators, which name the field that does not fit.
+fn parse_bind_nom(pdu: &RawPdu<'_>) -> Result<Bind, PduError> {
     let e = pdu.header.drep.endianness();
     run_body(pdu, |i| {
         let (i, (max_xmit_frag, max_recv_frag, assoc_group)) =
@@ -796,6 +920,11 @@ pub fn parse_bind(pdu: &RawPdu<'_>) -> Result<Bind, PduError> {
 /// 0–3 pad bytes after sec_addr (which align the result list to 4 from the PDU start) are skipped
 /// without looking at them: their contents are undefined.
 pub fn parse_bind_ack<'a>(pdu: &RawPdu<'a>) -> Result<BindAck<'a>, PduError> {
+    parse_bind_ack_fast(pdu).map_or_else(|| parse_bind_ack_nom(pdu), Ok)
+}
+
+/// [`parse_bind_ack`] by nom combinators, which name the field that does not fit.
+fn parse_bind_ack_nom<'a>(pdu: &RawPdu<'a>) -> Result<BindAck<'a>, PduError> {
     let e = pdu.header.drep.endianness();
     run_body(pdu, |i| {
         let (i, (max_xmit_frag, max_recv_frag, assoc_group)) =
@@ -1006,6 +1135,55 @@ mod tests {
         assert_eq!(raw.header.call_id, 7);
         let f = parse_fault(&raw).unwrap();
         assert_eq!((f.ctx_id, f.status), (1, 0x1c01_0003));
+    }
+
+    #[test]
+    fn bind_fast_paths_agree_with_nom() {
+        // Bodies built from small field values (so counts and lengths stay plausible), cut at
+        // every length: the fast path must give what nom gives, and fail exactly where nom fails.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..400 {
+            let mut body: Vec<u8> = (0..200)
+                .map(|_| {
+                    let r = next();
+                    if r % 4 == 0 {
+                        (r >> 8) as u8
+                    } else {
+                        (r >> 8) as u8 % 4
+                    }
+                })
+                .collect();
+            body[8] = (round % 5) as u8; // n_context_elem / sec_addr length low byte
+            for drep in [0x10u8, 0x00] {
+                for cut in 0..=body.len() {
+                    let frag = (HEADER_LEN + cut) as u16;
+                    let mut pdu = vec![5, 0, 11, 3, drep, 0, 0, 0];
+                    if drep == 0x10 {
+                        pdu.extend_from_slice(&frag.to_le_bytes());
+                        pdu.extend_from_slice(&[0, 0, 1, 0, 0, 0]);
+                    } else {
+                        pdu.extend_from_slice(&frag.to_be_bytes());
+                        pdu.extend_from_slice(&[0, 0, 0, 0, 0, 1]);
+                    }
+                    pdu.extend_from_slice(&body[..cut]);
+                    let (_, raw) = parse_pdu_raw(&pdu).unwrap();
+                    assert_eq!(
+                        parse_bind_fast(&raw).ok_or(()),
+                        parse_bind_nom(&raw).map_err(|_| ())
+                    );
+                    assert_eq!(
+                        parse_bind_ack_fast(&raw).ok_or(()),
+                        parse_bind_ack_nom(&raw).map_err(|_| ())
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -1178,11 +1178,11 @@ impl Session {
                 }
             }
         }
-        let proposed = pending.map(|p| p.contexts).unwrap_or_default();
+        let mut proposed = pending.map(|p| p.contexts).unwrap_or_default();
         let mut results = Vec::with_capacity(a.results.len());
         for (i, r) in a.results.iter().enumerate() {
-            let elem = proposed.get(i);
-            if let Some(e) = elem.filter(|_| r.accepted()) {
+            let elem = proposed.get_mut(i);
+            if let Some(e) = elem.as_deref().filter(|_| r.accepted()) {
                 let transfer_syntax = if r.transfer_syntax.is_null() {
                     e.transfer_syntaxes
                         .first()
@@ -1202,10 +1202,11 @@ impl Session {
                 self.add_context(e.ctx_id, ctx, here, out);
             }
             results.push(AckedContext {
-                ctx_id: elem.map(|e| e.ctx_id),
-                abstract_syntax: elem.map(|e| e.abstract_syntax),
+                ctx_id: elem.as_deref().map(|e| e.ctx_id),
+                abstract_syntax: elem.as_deref().map(|e| e.abstract_syntax),
+                // Each proposed element answers one result: its list moves, no copy.
                 proposed: elem
-                    .map(|e| e.transfer_syntaxes.clone())
+                    .map(|e| std::mem::take(&mut e.transfer_syntaxes))
                     .unwrap_or_default(),
                 ack: *r,
             });

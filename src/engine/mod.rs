@@ -449,29 +449,35 @@ impl Core {
         let s = (src, seg.src_port);
         let d = (dst, seg.dst_port);
         let key = FlowKey::new(s, d);
-        if self.flows.get_mut(&key).is_none() {
-            // A lone SYN opens no flow yet: the table keeps a compact entry while the connection
-            // is only a handshake (SYNs, SYN-ACK), so SYN floods stay cheap (see crate::flow).
-            let bare = !seg.rst && !seg.fin && seg.payload.is_empty();
-            if bare && seg.syn && !seg.ack_flag {
-                let watched = self.is_watched(d.1);
-                if self.flows.on_lone_syn(key, s, seg.seq, frame, ts, watched) {
-                    return;
-                }
-            }
-            if bare && seg.syn && seg.ack_flag && self.flows.on_syn_ack(key, s, seg.seq, ts) {
-                return;
-            }
-            if self.flows.promote(&key, || App::Probing).is_none()
-                && !self.new_flow(key, s, d, seg, frame, ts)
-            {
-                return;
-            }
-        }
         // SRV answers may have added watched ports since the flow began.
         let (watch_src, watch_dst) = (self.is_watched(seg.src_port), self.is_watched(seg.dst_port));
-        let Some(flow) = self.flows.get_mut(&key) else {
-            return;
+        // One table lookup per packet of a known connection (the common case).
+        let flow = match self.flows.get_mut(&key) {
+            Some(flow) => flow,
+            None => {
+                // A lone SYN opens no flow yet: the table keeps a compact entry while the
+                // connection is only a handshake (SYNs, SYN-ACK), so SYN floods stay cheap (see
+                // crate::flow).
+                let bare = !seg.rst && !seg.fin && seg.payload.is_empty();
+                if bare && seg.syn && !seg.ack_flag {
+                    let watched = self.is_watched(d.1);
+                    if self.flows.on_lone_syn(key, s, seg.seq, frame, ts, watched) {
+                        return;
+                    }
+                }
+                if bare && seg.syn && seg.ack_flag && self.flows.on_syn_ack(key, s, seg.seq, ts) {
+                    return;
+                }
+                if self.flows.promote(&key, || App::Probing).is_none()
+                    && !self.new_flow(key, s, d, seg, frame, ts)
+                {
+                    return;
+                }
+                let Some(flow) = self.flows.get_mut(&key) else {
+                    return;
+                };
+                flow
+            }
         };
         flow.last_ts = ts;
         flow.watched |= if (flow.server.ip, flow.server.port) == s {
@@ -479,6 +485,14 @@ impl Core {
         } else {
             watch_dst
         };
+        // A connection not worth following (neither DCE/RPC nor DNS) stops here unless the packet
+        // opens or ends it: everything below would only update the handshake bookkeeping.
+        if matches!(flow.app, App::Ignored) && !(seg.syn || seg.fin || seg.rst) {
+            if !seg.payload.is_empty() {
+                flow.hs.data_seen = true;
+            }
+            return;
+        }
         let dir = flow.direction(s);
         let hs = &mut flow.hs;
         if seg.syn && !seg.ack_flag && dir == Direction::ToServer {
@@ -574,7 +588,20 @@ impl Core {
                             }
                         }
                     }
-                    let outcome = app.streams[dir.index()].on_segment(seq, seg.payload, seg.fin);
+                    // When this segment's bytes will be parsed right away (below: always for the
+                    // client's stream; for the server's unless replies wait for a hole in the
+                    // client's stream, which this segment cannot change), the session parses them
+                    // in place from the payload and only an incomplete PDU's tail is buffered.
+                    let parse_now = dir == Direction::ToServer
+                        || !app.streams[Direction::ToServer.index()].has_pending_gap();
+                    let outcome = if parse_now {
+                        let (session, rpc_buf) = (&mut app.session, &mut self.rpc_buf);
+                        app.streams[dir.index()].on_segment_with(seq, seg.payload, seg.fin, |b| {
+                            session.on_data(dir, b, frame, ts, rpc_buf)
+                        })
+                    } else {
+                        app.streams[dir.index()].on_segment(seq, seg.payload, seg.fin)
+                    };
                     if let SegmentOutcome::LimitReached { .. } = outcome {
                         // Give up on the hole in front of the buffered data; resynchronise after it.
                         while let Some(n) = app.streams[dir.index()].skip_gap() {
@@ -725,7 +752,11 @@ impl Core {
             );
         }
         self.process_rpc_events(client, server, out);
-        // Connection end.
+        // Connection end. Both FINs close the flow when the second arrives, so only a packet
+        // with FIN or RST can end it.
+        if !(seg.rst || seg.fin) {
+            return;
+        }
         let Some(flow) = self.flows.get_mut(&key) else {
             return;
         };
@@ -1342,7 +1373,7 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
     let req = match call.kms_request() {
         Some(Ok(q)) => {
             kc.request_size = Some(q.len());
-            Some(kms::decode_request(q))
+            Some(kms::decode_request_opts(q, keep_payloads))
         }
         Some(Err(e)) => {
             anomaly = Some(("stub_mismatch", format!("KMS request stub: {e}")));
@@ -1389,7 +1420,7 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
                     }
                     match &req {
                         Some(r) => {
-                            let resp = kms::decode_response(r, a);
+                            let resp = kms::decode_response_opts(r, a, keep_payloads);
                             if keep_payloads {
                                 raw.response_plain = resp.plaintext.clone();
                             }

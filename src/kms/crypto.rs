@@ -460,25 +460,74 @@ pub fn v6_hmac_key(client_time: u64) -> [u8; 16] {
     k
 }
 
+/// The HMAC key of one time slot with the HMAC state already keyed (inner and outer pads
+/// absorbed), so that a message costs only its own SHA-256 blocks.
+#[derive(Clone)]
+struct V6HmacSlot {
+    slot: u64,
+    key: [u8; 16],
+    mac: Hmac<Sha256>,
+}
+
+impl V6HmacSlot {
+    fn new(slot: u64) -> Option<V6HmacSlot> {
+        let h = sha256(&slot.to_le_bytes());
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&h[16..32]);
+        // HMAC accepts keys of any length, so this never fails.
+        let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).ok()?;
+        Some(V6HmacSlot { slot, key, mac })
+    }
+}
+
+thread_local! {
+    /// The keyed HMAC of the last time slot seen on this thread. A slot spans about 4.1 hours
+    /// (`V6_HMAC_C1` × 100 ns), so consecutive responses nearly always share it; re-deriving the
+    /// key and re-absorbing the pads per message cost three of the eight SHA-256 blocks of a
+    /// response check.
+    static V6_HMAC_CACHE: std::cell::RefCell<Option<V6HmacSlot>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` on the keyed HMAC state of `client_time`'s slot (cached per thread).
+fn with_v6_slot<R>(client_time: u64, f: impl FnOnce(&V6HmacSlot) -> R) -> Option<R> {
+    let slot = v6_time_slot(client_time);
+    V6_HMAC_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().is_none_or(|s| s.slot != slot) {
+            *c = V6HmacSlot::new(slot);
+        }
+        c.as_ref().map(f)
+    })
+}
+
 /// Full HMAC-SHA256 of `msg` under the v6 key for `client_time`. The wire carries bytes 16..32.
 pub fn v6_hmac_full(client_time: u64, msg: &[u8]) -> [u8; 32] {
-    let key = v6_hmac_key(client_time);
-    // HMAC accepts keys of any length, so this never fails; degrade to zeros rather than panic.
-    match <Hmac<Sha256> as KeyInit>::new_from_slice(&key) {
-        Ok(mut mac) => {
-            mac.update(msg);
-            mac.finalize().into_bytes().into()
-        }
-        Err(_) => [0u8; 32],
-    }
+    // Degrade to zeros rather than panic (cannot happen: HMAC takes keys of any length).
+    with_v6_slot(client_time, |s| {
+        let mut mac = s.mac.clone();
+        mac.update(msg);
+        mac.finalize().into_bytes().into()
+    })
+    .unwrap_or([0u8; 32])
 }
 
 /// The 16-byte v6 HMAC field value (second half of HMAC-SHA256), §2.7.
 pub fn v6_hmac(client_time: u64, msg: &[u8]) -> [u8; 16] {
-    let full = v6_hmac_full(client_time, msg);
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&full[16..32]);
-    out
+    v6_hmac_with_key(client_time, msg).1
+}
+
+/// [`v6_hmac_key`] and [`v6_hmac`] in one call, from one cached slot.
+pub fn v6_hmac_with_key(client_time: u64, msg: &[u8]) -> ([u8; 16], [u8; 16]) {
+    with_v6_slot(client_time, |s| {
+        let mut mac = s.mac.clone();
+        mac.update(msg);
+        let full: [u8; 32] = mac.finalize().into_bytes().into();
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&full[16..32]);
+        (s.key, out)
+    })
+    .unwrap_or_else(|| (v6_hmac_key(client_time), [0u8; 16]))
 }
 
 #[cfg(test)]
@@ -630,6 +679,30 @@ mod tests {
         let t = 134_399_202_010_000_000u64;
         assert_eq!(v6_time_slot(t), 0x3319_385e_ce70_3a33);
         assert_eq!(v6_hmac_key(t), h16("dc9918a80b95fae567570b3a2e112254"));
+    }
+
+    #[test]
+    fn cached_hmac_matches_fresh_hmac_across_slots() {
+        let msg: Vec<u8> = (0u8..232).collect();
+        for t in [
+            134_399_202_010_000_000u64,
+            134_399_202_010_000_001,
+            134_399_202_010_000_000 + V6_HMAC_C1,
+            0,
+            u64::MAX,
+            134_399_202_010_000_000,
+        ] {
+            let key = v6_hmac_key(t);
+            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).unwrap();
+            mac.update(&msg);
+            let full: [u8; 32] = mac.finalize().into_bytes().into();
+            assert_eq!(v6_hmac_full(t, &msg), full);
+            assert_eq!(
+                v6_hmac_with_key(t, &msg),
+                (key, full[16..32].try_into().unwrap())
+            );
+            assert_eq!(v6_hmac(t, &msg), full[16..32]);
+        }
     }
 
     #[test]

@@ -85,10 +85,14 @@ pub struct Epid {
 }
 
 fn digits(s: &str, min: usize, max: usize) -> Option<u64> {
-    if s.len() < min || s.len() > max || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() || s.len() < min || s.len() > max || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse().ok()
+    // At most a few ASCII digits (callers pass max ≤ 6): accumulate directly rather than going
+    // through `str::parse`.
+    s.bytes().try_fold(0u64, |acc, b| {
+        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
 }
 
 fn digits32(s: &str, min: usize, max: usize) -> Option<u32> {
@@ -97,11 +101,27 @@ fn digits32(s: &str, min: usize, max: usize) -> Option<u32> {
 
 /// Parses an ePID string (§4). Never fails: fields that do not parse are `None`.
 pub fn parse_epid(s: &str) -> Epid {
-    let parts: Vec<&str> = s.split('-').collect();
     let mut e = Epid::default();
-    let [p, g, k1, k2, cc, lcid, build, date] = parts.as_slice() else {
-        return e;
-    };
+    // Exactly 8 dash-separated parts, split on the bytes without collecting into a Vec (a '-'
+    // byte is always a char boundary in UTF-8).
+    let mut parts = [""; 8];
+    let mut n = 0;
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if b == b'-' {
+            let Some(slot) = parts.get_mut(n) else {
+                return e;
+            };
+            *slot = s.get(start..i).unwrap_or("");
+            n += 1;
+            start = i + 1;
+        }
+    }
+    match parts.get_mut(n) {
+        Some(slot) if n == 7 => *slot = s.get(start..).unwrap_or(""),
+        _ => return e,
+    }
+    let [p, g, k1, k2, cc, lcid, build, date] = parts;
     e.platform_id = digits32(p, 1, 5);
     e.group_id = digits32(g, 1, 5);
     if let (Some(hi), Some(lo)) = (digits(k1, 1, 3), digits(k2, 1, 6)) {
@@ -248,6 +268,44 @@ impl Epid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_splitter_matches_str_split() {
+        // The old way: str::split + collect, str::parse.
+        let reference = |s: &str| -> Option<(Option<u32>, Option<u32>, Option<u32>)> {
+            let parts: Vec<&str> = s.split('-').collect();
+            let num = |p: &str, max: usize| -> Option<u32> {
+                (!p.is_empty() && p.len() <= max && p.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| p.parse().ok())
+                    .flatten()
+            };
+            (parts.len() == 8).then(|| (num(parts[0], 5), num(parts[4], 2), num(parts[5], 5)))
+        };
+        for s in [
+            "03612-00206-556-123727-03-1033-17763.0000-2972018",
+            "03612-00206-556-123727-03-1033-17763.0000-2972018-",
+            "-03612-00206-556-123727-03-1033-17763.0000",
+            "1-2-3-4-5-6-7-8",
+            "1-2-3-4-5-6-7",
+            "1-2-3-4-5-6-7-8-9",
+            "-------",
+            "--------",
+            "ä-ö-ü-1-2-3-4.0000-12020",
+            "",
+            "999999-0-0-0-123-0-0-0",
+        ] {
+            let e = parse_epid(s);
+            match reference(s) {
+                None => assert_eq!(e, Epid::default(), "{s}"),
+                Some((p, c, l)) => assert_eq!((e.platform_id, e.channel, e.lcid), (p, c, l), "{s}"),
+            }
+        }
+        assert_eq!(digits("000123", 1, 6), Some(123));
+        assert_eq!(digits("99999999999999999999999", 1, 30), None);
+        assert_eq!(digits("18446744073709551615", 1, 30), Some(u64::MAX));
+        assert_eq!(digits("", 0, 3), None);
+        assert_eq!(digits("1a", 1, 3), None);
+    }
 
     #[test]
     fn spec_example() {

@@ -253,13 +253,23 @@ fn guid_at(b: &[u8], off: usize) -> Option<Guid> {
 
 /// Decodes UTF-16LE code units up to the first NUL (or the end), lossily.
 pub fn utf16le_until_nul(b: &[u8]) -> String {
+    // Fast path: workstation names and ePIDs are nearly always ASCII, which is a byte copy. An
+    // ASCII unit is a whole scalar value, so decoding can resume after the ASCII prefix with a
+    // fresh UTF-16 decoder and give the same string as decoding everything at once.
+    let ascii = b
+        .chunks_exact(2)
+        .take_while(|c| c[1] == 0 && c[0] != 0 && c[0] < 0x80)
+        .count();
+    let prefix: Vec<u8> = b.chunks_exact(2).take(ascii).map(|c| c[0]).collect();
+    let mut s = String::from_utf8(prefix).unwrap_or_default();
     let units = b
+        .get(2 * ascii..)
+        .unwrap_or(&[])
         .chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
         .take_while(|&u| u != 0);
-    char::decode_utf16(units)
-        .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
-        .collect()
+    s.extend(char::decode_utf16(units).map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER)));
+    s
 }
 
 /// Parses the 236-byte base request (§2.1) from the start of `b`; extra bytes are ignored.
@@ -397,6 +407,59 @@ mod tests {
         let long = mk(&"1".repeat(64));
         assert!(!epid_format_ok(130, &long));
         assert!(!epid_format_ok(0, &[]));
+    }
+
+    #[test]
+    fn utf16_fast_path_matches_lossy_decoding() {
+        let reference = |b: &[u8]| -> String {
+            let units = b
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .take_while(|&u| u != 0);
+            char::decode_utf16(units)
+                .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
+                .collect()
+        };
+        let enc =
+            |units: &[u16]| -> Vec<u8> { units.iter().flat_map(|u| u.to_le_bytes()).collect() };
+        let cases: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![0x41],
+            enc(&[0x41, 0x42, 0]),
+            enc(&[0x41, 0x42, 0, 0x43]),
+            enc(&[0x41, 0xE9, 0x42]),
+            enc(&[0x7F, 0x80, 0x7FF, 0x800, 0xFFFF]),
+            enc(&[0x41, 0xD83D, 0xDE00, 0x42]),
+            enc(&[0x41, 0xD83D, 0x42]),
+            enc(&[0xDE00, 0x41]),
+            enc(&[0x41, 0xD83D]),
+            enc(&[0xD83D, 0]),
+            {
+                let mut v = enc(&[0x41, 0x42]);
+                v.push(0x43);
+                v
+            },
+            "DESKTOP-ÄÖÜ-测试"
+                .encode_utf16()
+                .flat_map(|u| u.to_le_bytes())
+                .collect(),
+        ];
+        for c in &cases {
+            assert_eq!(utf16le_until_nul(c), reference(c), "{c:02x?}");
+        }
+        for seed in 0u32..2000 {
+            let b: Vec<u8> = (0..(seed % 23) as usize)
+                .map(|i| {
+                    let x = seed.wrapping_mul(2_654_435_761).rotate_left(i as u32 * 5) as u8;
+                    if i % 2 == 1 && x & 3 != 0 {
+                        0
+                    } else {
+                        x & if seed % 3 == 0 { 0x7F } else { 0xFF }
+                    }
+                })
+                .collect();
+            assert_eq!(utf16le_until_nul(&b), reference(&b), "{b:02x?}");
+        }
     }
 
     #[test]

@@ -30,5 +30,5 @@ pub use epid::{Date, Epid, parse_epid};
 pub use message::{HwId, KmsRequest, KmsResponse, KmsVersion, LicenseStatus};
 pub use validate::{
     DecodeError, Integrity, Outcome, RequestDecode, ResponseDecode, Verdict, decode_request,
-    decode_response, outcome,
+    decode_request_opts, decode_response, decode_response_opts, outcome,
 };

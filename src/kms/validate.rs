@@ -247,6 +247,12 @@ impl RequestDecode {
 
 /// Decodes and validates a KMS request (§2.8 steps 1–3). Never panics.
 pub fn decode_request(q: &[u8]) -> RequestDecode {
+    decode_request_opts(q, true)
+}
+
+/// [`decode_request`]; `keep_plaintext: false` leaves [`RequestDecode::plaintext`] `None`, which
+/// saves its allocation (only hex views need it).
+pub fn decode_request_opts(q: &[u8], keep_plaintext: bool) -> RequestDecode {
     let Some(version) = KmsVersion::from_wire(q) else {
         return RequestDecode::undecodable(
             None,
@@ -257,17 +263,17 @@ pub fn decode_request(q: &[u8]) -> RequestDecode {
         );
     };
     if !version.is_known() {
-        return decode_unknown_version(q, version);
+        return decode_unknown_version(q, version, keep_plaintext);
     }
-    decode_known(q, version)
+    decode_known(q, version, keep_plaintext)
 }
 
 /// A request with a version no host supports (e.g. `vlmcs -K 7.0`): hosts refuse it, but a client
 /// may still have framed it like one of the known versions. Try v6, v5 (by padding and inner
 /// version) and v4 (by MAC); when one fits, decode it and flag `unsupported_version`.
-fn decode_unknown_version(q: &[u8], version: KmsVersion) -> RequestDecode {
+fn decode_unknown_version(q: &[u8], version: KmsVersion, keep_plaintext: bool) -> RequestDecode {
     for major in [6u16, 5, 4] {
-        let mut d = decode_known(q, KmsVersion { major, minor: 0 });
+        let mut d = decode_known(q, KmsVersion { major, minor: 0 }, keep_plaintext);
         let inner_ok = d.request.as_ref().is_some_and(|r| r.version == version);
         let framing_ok = match major {
             4 => d.mac.as_ref().is_some_and(MacCheck::ok),
@@ -285,7 +291,7 @@ fn decode_unknown_version(q: &[u8], version: KmsVersion) -> RequestDecode {
 }
 
 /// [`decode_request`] for 4.0, 5.0 and 6.0.
-fn decode_known(q: &[u8], version: KmsVersion) -> RequestDecode {
+fn decode_known(q: &[u8], version: KmsVersion, keep_plaintext: bool) -> RequestDecode {
     let mut failures = Vec::new();
     if version.major == 4 {
         let Ok(request) = message::parse_request(q) else {
@@ -337,7 +343,7 @@ fn decode_known(q: &[u8], version: KmsVersion) -> RequestDecode {
             },
         );
     };
-    let mut pt = vec![0u8; V5_REQUEST_PLAINTEXT_LEN];
+    let mut pt = [0u8; V5_REQUEST_PLAINTEXT_LEN];
     if let Err(_e) = crypto::cbc_decrypt_zero_iv(cipher, ct, &mut pt) {
         // Cannot happen: 256 bytes, 16-aligned, same-size buffer.
         return RequestDecode::undecodable(Some(version), DecodeError::NotBlockAligned(ct.len()));
@@ -362,7 +368,7 @@ fn decode_known(q: &[u8], version: KmsVersion) -> RequestDecode {
         mac: None,
         iv,
         client_salt: salt,
-        plaintext: Some(pt),
+        plaintext: keep_plaintext.then(|| pt.to_vec()),
     }
 }
 
@@ -440,6 +446,35 @@ fn common_checks(
 /// The response is decrypted with the cipher of its own outer version (a different version from
 /// the request's is reported as `version_mismatch`).
 pub fn decode_response(req: &RequestDecode, a: &[u8]) -> ResponseDecode {
+    decode_response_opts(req, a, true)
+}
+
+thread_local! {
+    /// Reused decryption buffer of [`decode_response_opts`] when the plaintext is not kept.
+    static RESPONSE_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`decode_response`]; `keep_plaintext: false` leaves [`ResponseDecode::plaintext`] `None` and
+/// decrypts into a per-thread buffer reused across calls instead of a fresh allocation.
+pub fn decode_response_opts(req: &RequestDecode, a: &[u8], keep_plaintext: bool) -> ResponseDecode {
+    if keep_plaintext {
+        let mut pt = Vec::new();
+        let mut r = decode_response_into(req, a, &mut pt);
+        if r.server_salt.is_some() {
+            r.plaintext = Some(pt);
+        }
+        return r;
+    }
+    RESPONSE_SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut pt) => decode_response_into(req, a, &mut pt),
+        // Re-entered on this thread (cannot happen today): fall back to a fresh buffer.
+        Err(_) => decode_response_into(req, a, &mut Vec::new()),
+    })
+}
+
+/// [`decode_response`] with the v5/v6 plaintext decrypted into `pt` (resized to fit) rather than
+/// into [`ResponseDecode::plaintext`], which stays `None`.
+fn decode_response_into(req: &RequestDecode, a: &[u8], pt: &mut Vec<u8>) -> ResponseDecode {
     let Some(outer) = KmsVersion::from_wire(a) else {
         return ResponseDecode::undecodable(
             None,
@@ -471,13 +506,15 @@ pub fn decode_response(req: &RequestDecode, a: &[u8]) -> ResponseDecode {
     if ct.len() % 16 != 0 {
         return ResponseDecode::undecodable(Some(outer), DecodeError::NotBlockAligned(ct.len()));
     }
-    let mut pt = vec![0u8; ct.len()];
-    if let Err(_e) = crypto::cbc_decrypt_zero_iv(cipher, ct, &mut pt) {
+    pt.clear();
+    pt.resize(ct.len(), 0);
+    if let Err(_e) = crypto::cbc_decrypt_zero_iv(cipher, ct, pt) {
         return ResponseDecode::undecodable(Some(outer), DecodeError::NotBlockAligned(ct.len()));
     }
+    let pt: &[u8] = pt;
     let mut r = ResponseDecode::empty(Some(outer));
     r.iv = arr::<16>(a, 4);
-    r.server_salt = arr::<16>(&pt, 0);
+    r.server_salt = arr::<16>(pt, 0);
 
     // PKCS#7, 1..=16 bytes, never eating into the salt block.
     let n = pt.len();
@@ -508,7 +545,6 @@ pub fn decode_response(req: &RequestDecode, a: &[u8]) -> ResponseDecode {
         Ok(x) => x,
         Err(_) => {
             push(&mut r.failures, failure::RESPONSE_SIZE);
-            r.plaintext = Some(pt);
             return r.finish();
         }
     };
@@ -559,7 +595,7 @@ pub fn decode_response(req: &RequestDecode, a: &[u8]) -> ResponseDecode {
             }
             // M = S_s ‖ base response ‖ RandomXoredIVs ‖ Hash ‖ HwId ‖ XoredIVs (§2.7).
             let m = pt.get(..16 + t + 72).unwrap_or(&[]);
-            let hmac_computed = crypto::v6_hmac(resp.client_time, m);
+            let (hmac_key, hmac_computed) = crypto::v6_hmac_with_key(resp.client_time, m);
             if hmac_computed != hmac {
                 push(&mut r.failures, failure::HMAC);
             }
@@ -567,7 +603,7 @@ pub fn decode_response(req: &RequestDecode, a: &[u8]) -> ResponseDecode {
                 hwid: HwId(hwid),
                 xored_ivs,
                 hmac,
-                hmac_key: crypto::v6_hmac_key(resp.client_time),
+                hmac_key,
                 hmac_computed,
             });
         } else {
@@ -580,7 +616,6 @@ pub fn decode_response(req: &RequestDecode, a: &[u8]) -> ResponseDecode {
         push(&mut r.failures, failure::RESPONSE_SIZE);
     }
     r.response = Some(resp);
-    r.plaintext = Some(pt);
     r.finish()
 }
 
