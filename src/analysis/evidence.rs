@@ -45,6 +45,21 @@ impl Evidence {
         if frame == 0 {
             return;
         }
+        // Frames mostly arrive in ascending order: settle the common cases (a full list and a
+        // later frame, or room and a later frame) without the binary search.
+        match self.frames.last() {
+            Some(&last) if frame > last => {
+                if self.frames.len() < MAX_EVIDENCE_FRAMES {
+                    self.frames.push(frame);
+                }
+                return;
+            }
+            None => {
+                self.frames.push(frame);
+                return;
+            }
+            _ => {}
+        }
         if let Err(i) = self.frames.binary_search(&frame)
             && i < MAX_EVIDENCE_FRAMES
         {

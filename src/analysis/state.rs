@@ -9,6 +9,7 @@
 //! has a named limit; what does not fit is counted (`*_untracked`), never stored.
 
 use std::borrow::Cow;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -104,9 +105,21 @@ pub struct AppState {
     pub odd_n: BTreeMap<u32, Evidence>,
     /// Product identification problems (KMS-13), by description.
     pub product_issues: BTreeMap<String, Evidence>,
+    /// The product identification last checked for this group and its issues: the clients of a
+    /// group nearly always send the same ids, and checking them means parsing three GUIDs.
+    product_check: Option<ProductCheck>,
     /// Counts above any genuine host's cache (2 × threshold): (count, N) of the first, KMS-11.
     pub above_cache: Evidence,
     pub first_above_cache: Option<(u32, u32)>,
+}
+
+/// The ids of a request [`product_issues`] checked, and what it found (KMS-13).
+#[derive(Debug)]
+struct ProductCheck {
+    app_id: String,
+    sku_id: String,
+    app_name_known: bool,
+    issues: Vec<String>,
 }
 
 /// Per host (address and port) state.
@@ -391,13 +404,13 @@ impl State {
     }
 
     fn server_mut(&mut self, ep: Endpoint) -> Option<&mut ServerRpc> {
-        if !self.servers.contains_key(&ep) {
-            if self.servers.len() >= MAX_SERVERS {
-                return None;
-            }
-            self.servers.insert(ep, ServerRpc::default());
+        let full = self.servers.len() >= MAX_SERVERS;
+        // The key is `Copy`: one search, whether the endpoint is known or not.
+        match self.servers.entry(ep) {
+            Entry::Occupied(o) => Some(o.into_mut()),
+            Entry::Vacant(_) if full => None,
+            Entry::Vacant(v) => Some(v.insert(ServerRpc::default())),
         }
-        self.servers.get_mut(&ep)
     }
 
     /// Folds one event into the state.
@@ -579,7 +592,10 @@ impl State {
             }
         }
         if let Some(c) = client_ep {
-            self.pending_binds.remove(&(c, server));
+            // Rejected binds are rare: skip hashing the connection when none wait.
+            if !self.pending_binds.is_empty() {
+                self.pending_binds.remove(&(c, server));
+            }
             self.net.observe_attempt(
                 c,
                 server,
@@ -590,12 +606,16 @@ impl State {
         }
         // Host-level facts hold even when the request did not decode (e.g. a protocol version the
         // host refused with 0x8007000D).
-        if !self.hosts.contains_key(&server) && self.hosts.len() >= MAX_HOSTS {
-            self.hosts_untracked += 1;
-            return;
-        }
         let margin = self.limits.thin_margin;
-        let host = self.hosts.entry(server).or_default();
+        let hosts_full = self.hosts.len() >= MAX_HOSTS;
+        let host = match self.hosts.entry(server) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(_) if hosts_full => {
+                self.hosts_untracked += 1;
+                return;
+            }
+            Entry::Vacant(v) => v.insert(HostState::default()),
+        };
         if host.first_frame == 0 {
             host.first_frame = ev.frame;
         }
@@ -669,11 +689,11 @@ impl State {
             host.vm.add_labeled(ev.frame, ev.ts, ws);
         }
         // Per product group.
-        if !host.apps.contains_key(&req.kms_id) && host.apps.len() >= MAX_APPS_PER_HOST {
-            return;
-        }
         // Look up before inserting: `entry` would take an owned key (an allocation) every call.
         if !host.apps.contains_key(&req.kms_id) {
+            if host.apps.len() >= MAX_APPS_PER_HOST {
+                return;
+            }
             host.apps.insert(req.kms_id.clone(), AppState::default());
         }
         let Some(app) = host.apps.get_mut(&req.kms_id) else {
@@ -780,14 +800,16 @@ impl State {
             if host.epids.len() < MAX_EPIDS {
                 host.epids.insert(resp.epid.clone());
             }
-            if !host.epids_by_kms.contains_key(&req.kms_id) {
-                host.epids_by_kms.insert(req.kms_id.clone(), Vec::new());
-            }
-            if let Some(list) = host.epids_by_kms.get_mut(&req.kms_id)
-                && list.len() < MAX_EPIDS
-                && !list.iter().any(|(e, _)| e == &resp.epid)
-            {
-                list.push((resp.epid.clone(), ev.frame));
+            match host.epids_by_kms.get_mut(&req.kms_id) {
+                Some(list) => {
+                    if list.len() < MAX_EPIDS && !list.iter().any(|(e, _)| e == &resp.epid) {
+                        list.push((resp.epid.clone(), ev.frame));
+                    }
+                }
+                None => {
+                    host.epids_by_kms
+                        .insert(req.kms_id.clone(), vec![(resp.epid.clone(), ev.frame)]);
+                }
             }
             if !host.epid_issues.contains_key(&resp.epid) && host.epid_issues.len() < MAX_EPIDS {
                 let mut issues = kms::parse_epid(&resp.epid).issues();
@@ -824,11 +846,16 @@ impl State {
             }
         }
         // Per client machine.
-        if !self.clients.contains_key(&req.cmid) && self.clients.len() >= MAX_CLIENTS {
-            self.clients_untracked += 1;
-            return;
-        }
         if !self.clients.contains_key(&req.cmid) {
+            if self.clients.len() >= MAX_CLIENTS {
+                self.clients_untracked += 1;
+                return;
+            }
+            // The table fills up to its bound on busy captures: size it once instead of
+            // rehashing it at every doubling (16 Ki buckets of 32 bytes at most).
+            if self.clients.is_empty() {
+                self.clients.reserve(MAX_CLIENTS);
+            }
             self.clients.insert(req.cmid.clone(), Box::default());
         }
         let Some(client) = self.clients.get_mut(&req.cmid) else {
@@ -900,7 +927,9 @@ impl State {
         {
             client.previous_cmid = Some((p.clone(), ev.frame));
         }
-        if let Some(ct) = parse_rfc3339_secs(&req.client_time) {
+        // Parsed once: the skew (KMS-06) and the failure list (KMS-18) both use it.
+        let client_secs = parse_rfc3339_secs(&req.client_time);
+        if let Some(ct) = client_secs {
             let skew = ct - ev.ts.secs();
             client.skew_evidence.add(ev.frame, ev.ts);
             if client
@@ -950,7 +979,7 @@ impl State {
                     ts: ev.ts,
                     frame: ev.frame,
                     outcome: call.outcome,
-                    client_secs: parse_rfc3339_secs(&req.client_time),
+                    client_secs,
                 });
             }
         }
@@ -1133,6 +1162,35 @@ fn product_issues(
     ts: Ts,
     ws: &str,
 ) {
+    // The group's key is the KMS counted id: the issues depend only on these ids otherwise.
+    let app_name_known = req.app_name.is_some();
+    let cached = app.product_check.as_ref().is_some_and(|c| {
+        c.app_name_known == app_name_known && c.app_id == req.app_id && c.sku_id == req.sku_id
+    });
+    if !cached {
+        app.product_check = Some(ProductCheck {
+            app_id: req.app_id.clone(),
+            sku_id: req.sku_id.clone(),
+            app_name_known,
+            issues: find_product_issues(req),
+        });
+    }
+    let Some(check) = &app.product_check else {
+        return;
+    };
+    for i in &check.issues {
+        if let Some(e) = app.product_issues.get_mut(i) {
+            e.add_labeled(frame, ts, ws);
+        } else if app.product_issues.len() < MAX_SMALL_MAP {
+            let mut e = Evidence::default();
+            e.add_labeled(frame, ts, ws);
+            app.product_issues.insert(i.clone(), e);
+        }
+    }
+}
+
+/// The KMS-13 issues of a request's product ids (see [`product_issues`]).
+fn find_product_issues(req: &crate::event::KmsRequestInfo) -> Vec<String> {
     let mut issues: Vec<String> = Vec::new();
     let parse = crate::guid::Guid::parse;
     let app_id = parse(&req.app_id);
@@ -1155,14 +1213,7 @@ fn product_issues(
         )),
         Some(_) => {}
     }
-    for i in issues {
-        if app.product_issues.len() < MAX_SMALL_MAP || app.product_issues.contains_key(&i) {
-            app.product_issues
-                .entry(i)
-                .or_default()
-                .add_labeled(frame, ts, ws);
-        }
-    }
+    issues
 }
 
 /// Every server address seen with KMS traffic or a KMS bind.
