@@ -80,6 +80,12 @@ impl Evidence {
         }
     }
 
+    /// True when [`Evidence::label`] can change nothing whatever the label: every slot is taken
+    /// and the overflow is recorded (callers skip formatting labels then).
+    pub fn labels_settled(&self) -> bool {
+        self.more_labels && self.labels.len() >= MAX_EVIDENCE_LABELS
+    }
+
     /// True when nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.count == 0

@@ -446,8 +446,7 @@ impl State {
         let (Some(client), Some(server)) = (ev.client, ev.server) else {
             return;
         };
-        let cip_text = IpText::new(client.ip);
-        let cip = cip_text.as_str();
+        let mut cip = ClientLabel::new(Some(client.ip));
         match r.pdu {
             "connect" => {
                 let result = match r.result {
@@ -459,7 +458,7 @@ impl State {
                 let syns = r.syn_count.unwrap_or(0);
                 if let Some(s) = self.server_mut(server) {
                     match result {
-                        ConnectResult::Refused => s.refused.add_labeled(ev.frame, ev.ts, cip),
+                        ConnectResult::Refused => cip.add_to(&mut s.refused, ev.frame, ev.ts),
                         ConnectResult::NoAnswer => {
                             s.no_answer_count += 1;
                             if s.no_answer.len() < super::evidence::MAX_EVIDENCE_FRAMES * 4 {
@@ -502,10 +501,10 @@ impl State {
                     s.established.get_or_insert(ev.frame);
                     if kms {
                         s.kms = true;
-                        s.kms_evidence.add_labeled(ev.frame, ev.ts, cip);
+                        cip.add_to(&mut s.kms_evidence, ev.frame, ev.ts);
                     }
                     if assoc == Some(PYKMS_ASSOC_GROUP) {
-                        s.pykms_assoc.add_labeled(ev.frame, ev.ts, cip);
+                        cip.add_to(&mut s.pykms_assoc, ev.frame, ev.ts);
                     }
                 }
                 let result = if accepted { "accepted" } else { "rejected" };
@@ -528,7 +527,7 @@ impl State {
                     .unwrap_or_default();
                 if let Some(s) = self.server_mut(server) {
                     s.established.get_or_insert(ev.frame);
-                    s.bind_nak.add_labeled(ev.frame, ev.ts, cip);
+                    cip.add_to(&mut s.bind_nak, ev.frame, ev.ts);
                     if s.nak_reasons.len() < MAX_SMALL_MAP {
                         s.nak_reasons.insert(reason);
                     }
@@ -554,7 +553,7 @@ impl State {
                             .entry(code)
                             .or_insert_with(|| (name, Evidence::default()))
                             .1
-                            .add_labeled(ev.frame, ev.ts, cip);
+                            .add_labeled(ev.frame, ev.ts, cip.get());
                     }
                 }
             }
@@ -567,9 +566,9 @@ impl State {
             return;
         };
         let client_ep = ev.client;
-        // The client address as a label, formatted on the stack (no allocation per call).
-        let cip_text = client_ep.map(|c| IpText::new(c.ip));
-        let cip: &str = cip_text.as_ref().map_or("", |t| t.as_str());
+        // The client address as a label, formatted on the stack (no allocation per call) and
+        // only when an evidence list still takes labels.
+        let mut cip = ClientLabel::new(client_ep.map(|c| c.ip));
         let rtt_ms = call.rtt_ms.unwrap_or(0.0);
         let slow = call.status != "unanswered" && rtt_ms > self.limits.slow_rpc_ms;
         // Per server endpoint: RPC-level facts.
@@ -578,16 +577,16 @@ impl State {
             if call.status != "unanswered" {
                 s.established.get_or_insert(ev.frame);
             }
-            s.kms_evidence.add_labeled(ev.frame, ev.ts, cip);
+            cip.add_to(&mut s.kms_evidence, ev.frame, ev.ts);
             if call.status == "unanswered"
                 && let Some(reason @ ("connection_closed" | "connection_reset" | "idle_timeout")) =
                     call.reason
             {
-                s.unanswered.add_labeled(ev.frame, ev.ts, cip);
+                cip.add_to(&mut s.unanswered, ev.frame, ev.ts);
                 s.unanswered_reasons.insert(reason);
             }
             if slow {
-                s.slow.add_labeled(ev.frame, ev.ts, cip);
+                cip.add_to(&mut s.slow, ev.frame, ev.ts);
                 s.max_rtt_ms = s.max_rtt_ms.max(rtt_ms);
             }
         }
@@ -621,7 +620,15 @@ impl State {
         }
         host.calls += 1;
         let req = call.request.as_ref();
-        let ws: &str = req.map_or(cip, |r| r.workstation.as_str());
+        // Without a decoded request the client address stands for the workstation.
+        let fallback_ws = match req {
+            Some(_) => None,
+            None => client_ep.map(|c| IpText::new(c.ip)),
+        };
+        let ws: &str = match req {
+            Some(r) => r.workstation.as_str(),
+            None => fallback_ws.as_ref().map_or("", IpText::as_str),
+        };
         let product: Cow<'_, str> = match req {
             Some(r) => Cow::Borrowed(r.sku_name.unwrap_or(&r.sku_id)),
             None => Cow::Owned(format!(
@@ -668,7 +675,7 @@ impl State {
                 "v6 responses reuse the request's IV (the v5 rule; vlmcsd's emulator tell)",
                 ev.frame,
                 ev.ts,
-                cip,
+                cip.get(),
             );
         }
         if let Some(v) = &call.version
@@ -783,7 +790,7 @@ impl State {
                 }
                 let catalog_cache = app.catalog_threshold.map(|t| t.saturating_mul(2));
                 if catalog_cache.is_some_and(|c| count > c) {
-                    app.above_cache.add_labeled(ev.frame, ev.ts, cip);
+                    cip.add_to(&mut app.above_cache, ev.frame, ev.ts);
                     app.first_above_cache.get_or_insert((count, n));
                 }
             }
@@ -825,14 +832,14 @@ impl State {
                     .insert(resp.epid.clone(), (issues, Evidence::default()));
             }
             if let Some((_, e)) = host.epid_issues.get_mut(&resp.epid) {
-                e.add_labeled(ev.frame, ev.ts, cip);
+                cip.add_to(e, ev.frame, ev.ts);
             }
             if let Some(h) = &resp.hwid {
                 if host.hwids.len() < MAX_EPIDS && !host.hwids.contains(h) {
                     host.hwids.insert(h.clone());
                 }
                 if let Some((_, why)) = EMULATOR_HWIDS.iter().find(|(id, _)| id == h) {
-                    fingerprint(host, "default_hwid", why, ev.frame, ev.ts, cip);
+                    fingerprint(host, "default_hwid", why, ev.frame, ev.ts, cip.get());
                 }
             }
             let iv = (resp.activation_interval_min, resp.renewal_interval_min);
@@ -1115,6 +1122,35 @@ fn has_lowercase_label(names: &Evidence, name: &str) -> bool {
         return names.labels.iter().any(lower_eq);
     }
     names.labels.contains(&name.to_lowercase())
+}
+
+/// A client address as an evidence label, formatted on first use: most evidence lists of a busy
+/// server have all the labels they keep, so most calls need no text at all.
+struct ClientLabel {
+    ip: Option<IpAddr>,
+    text: Option<IpText>,
+}
+
+impl ClientLabel {
+    fn new(ip: Option<IpAddr>) -> ClientLabel {
+        ClientLabel { ip, text: None }
+    }
+
+    /// The address as text; empty without an address.
+    fn get(&mut self) -> &str {
+        match self.ip {
+            Some(ip) => self.text.get_or_insert_with(|| IpText::new(ip)).as_str(),
+            None => "",
+        }
+    }
+
+    /// [`Evidence::add_labeled`] with this label.
+    fn add_to(&mut self, e: &mut Evidence, frame: u64, ts: Ts) {
+        e.add(frame, ts);
+        if !e.labels_settled() {
+            e.label(self.get());
+        }
+    }
 }
 
 /// An IP address as text in a stack buffer (labels are formatted for every call).
