@@ -76,7 +76,7 @@ pub struct AppState {
     pub refused: u64,
     pub failed: u64,
     /// Distinct CMIDs that asked; value: true when the host answered one of its calls validly.
-    pub cmids: FxHashMap<String, bool>,
+    pub cmids: FxHashMap<CmidKey, bool>,
     pub cmids_untracked: u64,
     /// Distinct CMIDs the host answered validly (so it counted them).
     pub answered_cmids: usize,
@@ -196,6 +196,91 @@ impl<T: Ord> SortedSet<T> {
     }
 }
 
+/// A CMID as a map key. The engine writes CMIDs as canonical lower-case GUID text: those are held
+/// as the number the 32 hex digits spell (16 bytes to hash and compare instead of a 36-byte string
+/// and its allocation). Its order is the text's order (same length, same hyphens, digits before
+/// letters); any other text is kept as is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CmidKey {
+    Guid(u128),
+    Text(Box<str>),
+}
+
+impl CmidKey {
+    pub fn new(s: &str) -> CmidKey {
+        match canonical_guid_bits(s) {
+            Some(v) => CmidKey::Guid(v),
+            None => CmidKey::Text(s.into()),
+        }
+    }
+
+    /// The CMID as the events wrote it.
+    pub fn text(&self) -> Cow<'_, str> {
+        match self {
+            CmidKey::Guid(v) => Cow::Owned(guid_bits_text(*v)),
+            CmidKey::Text(t) => Cow::Borrowed(t),
+        }
+    }
+}
+
+impl Ord for CmidKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            (CmidKey::Guid(a), CmidKey::Guid(b)) => a.cmp(b),
+            _ => self.text().cmp(&other.text()),
+        }
+    }
+}
+
+impl PartialOrd for CmidKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::fmt::Display for CmidKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+/// The 32 hex digits of canonical lower-case GUID text (`8-4-4-4-12`) as one number, first digit
+/// most significant; `None` for any other text.
+fn canonical_guid_bits(s: &str) -> Option<u128> {
+    let b: &[u8; 36] = s.as_bytes().try_into().ok()?;
+    if b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+        return None;
+    }
+    // Each half in a u64 (cheaper than shifting a u128 per digit).
+    let digits = |acc: u64, part: &[u8]| -> Option<u64> {
+        part.iter().try_fold(acc, |v, &c| {
+            let d = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                _ => return None,
+            };
+            Some((v << 4) | u64::from(d))
+        })
+    };
+    let hi = digits(digits(digits(0, &b[0..8])?, &b[9..13])?, &b[14..18])?;
+    let lo = digits(digits(0, &b[19..23])?, &b[24..36])?;
+    Some((u128::from(hi) << 64) | u128::from(lo))
+}
+
+/// The canonical text of [`canonical_guid_bits`]'s number.
+fn guid_bits_text(v: u128) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(36);
+    for i in 0..32 {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            s.push('-');
+        }
+        let nibble = (v >> (124 - 4 * i)) & 15;
+        s.push(char::from(HEX[nibble as usize]));
+    }
+    s
+}
+
 /// Per client machine (CMID) state.
 #[derive(Debug, Default)]
 pub struct ClientState {
@@ -291,7 +376,7 @@ pub struct ServerRpc {
 #[derive(Debug, Default)]
 pub struct State {
     pub hosts: BTreeMap<Endpoint, HostState>,
-    pub clients: FxHashMap<String, Box<ClientState>>,
+    pub clients: FxHashMap<CmidKey, Box<ClientState>>,
     /// KMS requests whose CMID was not tracked because [`MAX_CLIENTS`] were.
     pub clients_untracked: u64,
     pub hosts_untracked: u64,
@@ -725,8 +810,10 @@ impl State {
             _ if valid_answer => {}
             _ => app.failed += 1,
         }
+        // The CMID's key, made once for the group's and the client table.
+        let cmid = CmidKey::new(&req.cmid);
         let tracked = app.cmids.len();
-        match app.cmids.get_mut(&req.cmid) {
+        match app.cmids.get_mut(&cmid) {
             Some(counted) => {
                 if valid_answer && !*counted {
                     *counted = true;
@@ -734,7 +821,7 @@ impl State {
                 }
             }
             None if tracked < MAX_CMIDS_PER_APP => {
-                app.cmids.insert(req.cmid.clone(), valid_answer);
+                app.cmids.insert(cmid.clone(), valid_answer);
                 if valid_answer {
                     app.answered_cmids += 1;
                 }
@@ -853,7 +940,7 @@ impl State {
             }
         }
         // Per client machine.
-        if !self.clients.contains_key(&req.cmid) {
+        if !self.clients.contains_key(&cmid) {
             if self.clients.len() >= MAX_CLIENTS {
                 self.clients_untracked += 1;
                 return;
@@ -863,9 +950,9 @@ impl State {
             if self.clients.is_empty() {
                 self.clients.reserve(MAX_CLIENTS);
             }
-            self.clients.insert(req.cmid.clone(), Box::default());
+            self.clients.insert(cmid.clone(), Box::default());
         }
-        let Some(client) = self.clients.get_mut(&req.cmid) else {
+        let Some(client) = self.clients.get_mut(&cmid) else {
             return;
         };
         if client.requests == 0 {
@@ -1039,10 +1126,10 @@ impl State {
     /// The `client_list` of the summary: the first [`MAX_CLIENT_LIST`] clients by first frame, each
     /// with the discovery chain of its last call.
     pub fn client_list(&self) -> Vec<ClientEntry> {
-        let mut v: Vec<(&String, &ClientState)> =
+        let mut v: Vec<(&CmidKey, &ClientState)> =
             self.clients.iter().map(|(k, c)| (k, &**c)).collect();
         // Only the first MAX_CLIENT_LIST are kept: select them, then sort those (no key clones).
-        let order = |a: &(&String, &ClientState), b: &(&String, &ClientState)| {
+        let order = |a: &(&CmidKey, &ClientState), b: &(&CmidKey, &ClientState)| {
             (a.1.first_frame, a.0).cmp(&(b.1.first_frame, b.0))
         };
         if v.len() > MAX_CLIENT_LIST {
@@ -1073,7 +1160,7 @@ impl State {
                     },
                 };
                 ClientEntry {
-                    cmid: cmid.clone(),
+                    cmid: cmid.to_string(),
                     workstations: c.workstations.iter().cloned().collect(),
                     addresses: c.addresses.iter().copied().collect(),
                     products: c.products.iter().cloned().collect(),
@@ -1302,5 +1389,31 @@ mod tests {
         assert!(has_lowercase_label(&names, "PC-01.Corp"));
         assert!(!has_lowercase_label(&names, "PC-01.Corp2"));
         assert!(parse_rfc3339_secs("60056-05-28T05:36:10Z").is_some());
+    }
+
+    #[test]
+    fn cmid_keys() {
+        let a = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+        let b = "ff1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+        assert!(matches!(CmidKey::new(a), CmidKey::Guid(_)));
+        assert_eq!(CmidKey::new(a).to_string(), a);
+        // Anything but canonical lower-case text is kept as text, and the order is the text's.
+        for other in [
+            "0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0",
+            "0f1e2d3c4b5a-6978-8796-a5b4c3d2e1f0-",
+            "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f",
+            "",
+        ] {
+            let k = CmidKey::new(other);
+            assert!(matches!(k, CmidKey::Text(_)), "{other}");
+            assert_eq!(k.to_string(), other);
+            assert_eq!(k.cmp(&CmidKey::new(a)), other.cmp(a));
+        }
+        assert_eq!(CmidKey::new(a).cmp(&CmidKey::new(b)), a.cmp(b));
+        assert_eq!(
+            CmidKey::new("00000000-0000-0000-0000-00000000000a")
+                .cmp(&CmidKey::new("00000000-0000-0000-0000-000000000009")),
+            std::cmp::Ordering::Greater
+        );
     }
 }
