@@ -205,19 +205,21 @@ impl NetState {
     /// The history of `ip`, created if there is room. Addresses seen only in ordinary lookups may
     /// fill half the table; KMS discovery (SRV queries) and connections may use all of it.
     fn client_mut(&mut self, ip: IpAddr, essential: bool) -> Option<&mut ClientNet> {
-        if !self.clients.contains_key(&ip) {
-            let cap = if essential {
-                MAX_CLIENT_IPS
-            } else {
-                MAX_CLIENT_IPS / 2
-            };
-            if self.clients.len() >= cap {
+        let cap = if essential {
+            MAX_CLIENT_IPS
+        } else {
+            MAX_CLIENT_IPS / 2
+        };
+        let full = self.clients.len() >= cap;
+        // The key is `Copy`: one lookup, whether the address is known or not.
+        match self.clients.entry(ip) {
+            std::collections::hash_map::Entry::Occupied(o) => Some(o.into_mut()),
+            std::collections::hash_map::Entry::Vacant(_) if full => {
                 self.clients_untracked += 1;
-                return None;
+                None
             }
-            self.clients.insert(ip, ClientNet::default());
+            std::collections::hash_map::Entry::Vacant(v) => Some(v.insert(ClientNet::default())),
         }
-        self.clients.get_mut(&ip)
     }
 
     /// True when a table of `len` entries may take `name`: below [`MAX_NAMES`], or an SRV target

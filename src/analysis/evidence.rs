@@ -45,6 +45,21 @@ impl Evidence {
         if frame == 0 {
             return;
         }
+        // Frames mostly arrive in ascending order: settle the common cases (a full list and a
+        // later frame, or room and a later frame) without the binary search.
+        match self.frames.last() {
+            Some(&last) if frame > last => {
+                if self.frames.len() < MAX_EVIDENCE_FRAMES {
+                    self.frames.push(frame);
+                }
+                return;
+            }
+            None => {
+                self.frames.push(frame);
+                return;
+            }
+            _ => {}
+        }
         if let Err(i) = self.frames.binary_search(&frame)
             && i < MAX_EVIDENCE_FRAMES
         {
@@ -63,6 +78,12 @@ impl Evidence {
         } else {
             self.more_labels = true;
         }
+    }
+
+    /// True when [`Evidence::label`] can change nothing whatever the label: every slot is taken
+    /// and the overflow is recorded (callers skip formatting labels then).
+    pub fn labels_settled(&self) -> bool {
+        self.more_labels && self.labels.len() >= MAX_EVIDENCE_LABELS
     }
 
     /// True when nothing was recorded.

@@ -9,6 +9,7 @@
 //! has a named limit; what does not fit is counted (`*_untracked`), never stored.
 
 use std::borrow::Cow;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -75,7 +76,7 @@ pub struct AppState {
     pub refused: u64,
     pub failed: u64,
     /// Distinct CMIDs that asked; value: true when the host answered one of its calls validly.
-    pub cmids: FxHashMap<String, bool>,
+    pub cmids: FxHashMap<CmidKey, bool>,
     pub cmids_untracked: u64,
     /// Distinct CMIDs the host answered validly (so it counted them).
     pub answered_cmids: usize,
@@ -104,9 +105,21 @@ pub struct AppState {
     pub odd_n: BTreeMap<u32, Evidence>,
     /// Product identification problems (KMS-13), by description.
     pub product_issues: BTreeMap<String, Evidence>,
+    /// The product identification last checked for this group and its issues: the clients of a
+    /// group nearly always send the same ids, and checking them means parsing three GUIDs.
+    product_check: Option<ProductCheck>,
     /// Counts above any genuine host's cache (2 × threshold): (count, N) of the first, KMS-11.
     pub above_cache: Evidence,
     pub first_above_cache: Option<(u32, u32)>,
+}
+
+/// The ids of a request [`product_issues`] checked, and what it found (KMS-13).
+#[derive(Debug)]
+struct ProductCheck {
+    app_id: String,
+    sku_id: String,
+    app_name_known: bool,
+    issues: Vec<String>,
 }
 
 /// Per host (address and port) state.
@@ -181,6 +194,91 @@ impl<T: Ord> SortedSet<T> {
     pub fn iter(&self) -> std::slice::Iter<'_, T> {
         self.0.iter()
     }
+}
+
+/// A CMID as a map key. The engine writes CMIDs as canonical lower-case GUID text: those are held
+/// as the number the 32 hex digits spell (16 bytes to hash and compare instead of a 36-byte string
+/// and its allocation). Its order is the text's order (same length, same hyphens, digits before
+/// letters); any other text is kept as is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CmidKey {
+    Guid(u128),
+    Text(Box<str>),
+}
+
+impl CmidKey {
+    pub fn new(s: &str) -> CmidKey {
+        match canonical_guid_bits(s) {
+            Some(v) => CmidKey::Guid(v),
+            None => CmidKey::Text(s.into()),
+        }
+    }
+
+    /// The CMID as the events wrote it.
+    pub fn text(&self) -> Cow<'_, str> {
+        match self {
+            CmidKey::Guid(v) => Cow::Owned(guid_bits_text(*v)),
+            CmidKey::Text(t) => Cow::Borrowed(t),
+        }
+    }
+}
+
+impl Ord for CmidKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self, other) {
+            (CmidKey::Guid(a), CmidKey::Guid(b)) => a.cmp(b),
+            _ => self.text().cmp(&other.text()),
+        }
+    }
+}
+
+impl PartialOrd for CmidKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::fmt::Display for CmidKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+/// The 32 hex digits of canonical lower-case GUID text (`8-4-4-4-12`) as one number, first digit
+/// most significant; `None` for any other text.
+fn canonical_guid_bits(s: &str) -> Option<u128> {
+    let b: &[u8; 36] = s.as_bytes().try_into().ok()?;
+    if b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+        return None;
+    }
+    // Each half in a u64 (cheaper than shifting a u128 per digit).
+    let digits = |acc: u64, part: &[u8]| -> Option<u64> {
+        part.iter().try_fold(acc, |v, &c| {
+            let d = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                _ => return None,
+            };
+            Some((v << 4) | u64::from(d))
+        })
+    };
+    let hi = digits(digits(digits(0, &b[0..8])?, &b[9..13])?, &b[14..18])?;
+    let lo = digits(digits(0, &b[19..23])?, &b[24..36])?;
+    Some((u128::from(hi) << 64) | u128::from(lo))
+}
+
+/// The canonical text of [`canonical_guid_bits`]'s number.
+fn guid_bits_text(v: u128) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(36);
+    for i in 0..32 {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            s.push('-');
+        }
+        let nibble = (v >> (124 - 4 * i)) & 15;
+        s.push(char::from(HEX[nibble as usize]));
+    }
+    s
 }
 
 /// Per client machine (CMID) state.
@@ -278,7 +376,7 @@ pub struct ServerRpc {
 #[derive(Debug, Default)]
 pub struct State {
     pub hosts: BTreeMap<Endpoint, HostState>,
-    pub clients: FxHashMap<String, Box<ClientState>>,
+    pub clients: FxHashMap<CmidKey, Box<ClientState>>,
     /// KMS requests whose CMID was not tracked because [`MAX_CLIENTS`] were.
     pub clients_untracked: u64,
     pub hosts_untracked: u64,
@@ -391,13 +489,13 @@ impl State {
     }
 
     fn server_mut(&mut self, ep: Endpoint) -> Option<&mut ServerRpc> {
-        if !self.servers.contains_key(&ep) {
-            if self.servers.len() >= MAX_SERVERS {
-                return None;
-            }
-            self.servers.insert(ep, ServerRpc::default());
+        let full = self.servers.len() >= MAX_SERVERS;
+        // The key is `Copy`: one search, whether the endpoint is known or not.
+        match self.servers.entry(ep) {
+            Entry::Occupied(o) => Some(o.into_mut()),
+            Entry::Vacant(_) if full => None,
+            Entry::Vacant(v) => Some(v.insert(ServerRpc::default())),
         }
-        self.servers.get_mut(&ep)
     }
 
     /// Folds one event into the state.
@@ -433,8 +531,7 @@ impl State {
         let (Some(client), Some(server)) = (ev.client, ev.server) else {
             return;
         };
-        let cip_text = IpText::new(client.ip);
-        let cip = cip_text.as_str();
+        let mut cip = ClientLabel::new(Some(client.ip));
         match r.pdu {
             "connect" => {
                 let result = match r.result {
@@ -446,7 +543,7 @@ impl State {
                 let syns = r.syn_count.unwrap_or(0);
                 if let Some(s) = self.server_mut(server) {
                     match result {
-                        ConnectResult::Refused => s.refused.add_labeled(ev.frame, ev.ts, cip),
+                        ConnectResult::Refused => cip.add_to(&mut s.refused, ev.frame, ev.ts),
                         ConnectResult::NoAnswer => {
                             s.no_answer_count += 1;
                             if s.no_answer.len() < super::evidence::MAX_EVIDENCE_FRAMES * 4 {
@@ -489,10 +586,10 @@ impl State {
                     s.established.get_or_insert(ev.frame);
                     if kms {
                         s.kms = true;
-                        s.kms_evidence.add_labeled(ev.frame, ev.ts, cip);
+                        cip.add_to(&mut s.kms_evidence, ev.frame, ev.ts);
                     }
                     if assoc == Some(PYKMS_ASSOC_GROUP) {
-                        s.pykms_assoc.add_labeled(ev.frame, ev.ts, cip);
+                        cip.add_to(&mut s.pykms_assoc, ev.frame, ev.ts);
                     }
                 }
                 let result = if accepted { "accepted" } else { "rejected" };
@@ -515,7 +612,7 @@ impl State {
                     .unwrap_or_default();
                 if let Some(s) = self.server_mut(server) {
                     s.established.get_or_insert(ev.frame);
-                    s.bind_nak.add_labeled(ev.frame, ev.ts, cip);
+                    cip.add_to(&mut s.bind_nak, ev.frame, ev.ts);
                     if s.nak_reasons.len() < MAX_SMALL_MAP {
                         s.nak_reasons.insert(reason);
                     }
@@ -541,7 +638,7 @@ impl State {
                             .entry(code)
                             .or_insert_with(|| (name, Evidence::default()))
                             .1
-                            .add_labeled(ev.frame, ev.ts, cip);
+                            .add_labeled(ev.frame, ev.ts, cip.get());
                     }
                 }
             }
@@ -554,9 +651,9 @@ impl State {
             return;
         };
         let client_ep = ev.client;
-        // The client address as a label, formatted on the stack (no allocation per call).
-        let cip_text = client_ep.map(|c| IpText::new(c.ip));
-        let cip: &str = cip_text.as_ref().map_or("", |t| t.as_str());
+        // The client address as a label, formatted on the stack (no allocation per call) and
+        // only when an evidence list still takes labels.
+        let mut cip = ClientLabel::new(client_ep.map(|c| c.ip));
         let rtt_ms = call.rtt_ms.unwrap_or(0.0);
         let slow = call.status != "unanswered" && rtt_ms > self.limits.slow_rpc_ms;
         // Per server endpoint: RPC-level facts.
@@ -565,21 +662,24 @@ impl State {
             if call.status != "unanswered" {
                 s.established.get_or_insert(ev.frame);
             }
-            s.kms_evidence.add_labeled(ev.frame, ev.ts, cip);
+            cip.add_to(&mut s.kms_evidence, ev.frame, ev.ts);
             if call.status == "unanswered"
                 && let Some(reason @ ("connection_closed" | "connection_reset" | "idle_timeout")) =
                     call.reason
             {
-                s.unanswered.add_labeled(ev.frame, ev.ts, cip);
+                cip.add_to(&mut s.unanswered, ev.frame, ev.ts);
                 s.unanswered_reasons.insert(reason);
             }
             if slow {
-                s.slow.add_labeled(ev.frame, ev.ts, cip);
+                cip.add_to(&mut s.slow, ev.frame, ev.ts);
                 s.max_rtt_ms = s.max_rtt_ms.max(rtt_ms);
             }
         }
         if let Some(c) = client_ep {
-            self.pending_binds.remove(&(c, server));
+            // Rejected binds are rare: skip hashing the connection when none wait.
+            if !self.pending_binds.is_empty() {
+                self.pending_binds.remove(&(c, server));
+            }
             self.net.observe_attempt(
                 c,
                 server,
@@ -590,18 +690,30 @@ impl State {
         }
         // Host-level facts hold even when the request did not decode (e.g. a protocol version the
         // host refused with 0x8007000D).
-        if !self.hosts.contains_key(&server) && self.hosts.len() >= MAX_HOSTS {
-            self.hosts_untracked += 1;
-            return;
-        }
         let margin = self.limits.thin_margin;
-        let host = self.hosts.entry(server).or_default();
+        let hosts_full = self.hosts.len() >= MAX_HOSTS;
+        let host = match self.hosts.entry(server) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(_) if hosts_full => {
+                self.hosts_untracked += 1;
+                return;
+            }
+            Entry::Vacant(v) => v.insert(HostState::default()),
+        };
         if host.first_frame == 0 {
             host.first_frame = ev.frame;
         }
         host.calls += 1;
         let req = call.request.as_ref();
-        let ws: &str = req.map_or(cip, |r| r.workstation.as_str());
+        // Without a decoded request the client address stands for the workstation.
+        let fallback_ws = match req {
+            Some(_) => None,
+            None => client_ep.map(|c| IpText::new(c.ip)),
+        };
+        let ws: &str = match req {
+            Some(r) => r.workstation.as_str(),
+            None => fallback_ws.as_ref().map_or("", IpText::as_str),
+        };
         let product: Cow<'_, str> = match req {
             Some(r) => Cow::Borrowed(r.sku_name.unwrap_or(&r.sku_id)),
             None => Cow::Owned(format!(
@@ -648,7 +760,7 @@ impl State {
                 "v6 responses reuse the request's IV (the v5 rule; vlmcsd's emulator tell)",
                 ev.frame,
                 ev.ts,
-                cip,
+                cip.get(),
             );
         }
         if let Some(v) = &call.version
@@ -669,11 +781,11 @@ impl State {
             host.vm.add_labeled(ev.frame, ev.ts, ws);
         }
         // Per product group.
-        if !host.apps.contains_key(&req.kms_id) && host.apps.len() >= MAX_APPS_PER_HOST {
-            return;
-        }
         // Look up before inserting: `entry` would take an owned key (an allocation) every call.
         if !host.apps.contains_key(&req.kms_id) {
+            if host.apps.len() >= MAX_APPS_PER_HOST {
+                return;
+            }
             host.apps.insert(req.kms_id.clone(), AppState::default());
         }
         let Some(app) = host.apps.get_mut(&req.kms_id) else {
@@ -698,8 +810,10 @@ impl State {
             _ if valid_answer => {}
             _ => app.failed += 1,
         }
+        // The CMID's key, made once for the group's and the client table.
+        let cmid = CmidKey::new(&req.cmid);
         let tracked = app.cmids.len();
-        match app.cmids.get_mut(&req.cmid) {
+        match app.cmids.get_mut(&cmid) {
             Some(counted) => {
                 if valid_answer && !*counted {
                     *counted = true;
@@ -707,7 +821,7 @@ impl State {
                 }
             }
             None if tracked < MAX_CMIDS_PER_APP => {
-                app.cmids.insert(req.cmid.clone(), valid_answer);
+                app.cmids.insert(cmid.clone(), valid_answer);
                 if valid_answer {
                     app.answered_cmids += 1;
                 }
@@ -763,7 +877,7 @@ impl State {
                 }
                 let catalog_cache = app.catalog_threshold.map(|t| t.saturating_mul(2));
                 if catalog_cache.is_some_and(|c| count > c) {
-                    app.above_cache.add_labeled(ev.frame, ev.ts, cip);
+                    cip.add_to(&mut app.above_cache, ev.frame, ev.ts);
                     app.first_above_cache.get_or_insert((count, n));
                 }
             }
@@ -780,14 +894,16 @@ impl State {
             if host.epids.len() < MAX_EPIDS {
                 host.epids.insert(resp.epid.clone());
             }
-            if !host.epids_by_kms.contains_key(&req.kms_id) {
-                host.epids_by_kms.insert(req.kms_id.clone(), Vec::new());
-            }
-            if let Some(list) = host.epids_by_kms.get_mut(&req.kms_id)
-                && list.len() < MAX_EPIDS
-                && !list.iter().any(|(e, _)| e == &resp.epid)
-            {
-                list.push((resp.epid.clone(), ev.frame));
+            match host.epids_by_kms.get_mut(&req.kms_id) {
+                Some(list) => {
+                    if list.len() < MAX_EPIDS && !list.iter().any(|(e, _)| e == &resp.epid) {
+                        list.push((resp.epid.clone(), ev.frame));
+                    }
+                }
+                None => {
+                    host.epids_by_kms
+                        .insert(req.kms_id.clone(), vec![(resp.epid.clone(), ev.frame)]);
+                }
             }
             if !host.epid_issues.contains_key(&resp.epid) && host.epid_issues.len() < MAX_EPIDS {
                 let mut issues = kms::parse_epid(&resp.epid).issues();
@@ -803,14 +919,14 @@ impl State {
                     .insert(resp.epid.clone(), (issues, Evidence::default()));
             }
             if let Some((_, e)) = host.epid_issues.get_mut(&resp.epid) {
-                e.add_labeled(ev.frame, ev.ts, cip);
+                cip.add_to(e, ev.frame, ev.ts);
             }
             if let Some(h) = &resp.hwid {
                 if host.hwids.len() < MAX_EPIDS && !host.hwids.contains(h) {
                     host.hwids.insert(h.clone());
                 }
                 if let Some((_, why)) = EMULATOR_HWIDS.iter().find(|(id, _)| id == h) {
-                    fingerprint(host, "default_hwid", why, ev.frame, ev.ts, cip);
+                    fingerprint(host, "default_hwid", why, ev.frame, ev.ts, cip.get());
                 }
             }
             let iv = (resp.activation_interval_min, resp.renewal_interval_min);
@@ -824,14 +940,19 @@ impl State {
             }
         }
         // Per client machine.
-        if !self.clients.contains_key(&req.cmid) && self.clients.len() >= MAX_CLIENTS {
-            self.clients_untracked += 1;
-            return;
+        if !self.clients.contains_key(&cmid) {
+            if self.clients.len() >= MAX_CLIENTS {
+                self.clients_untracked += 1;
+                return;
+            }
+            // The table fills up to its bound on busy captures: size it once instead of
+            // rehashing it at every doubling (16 Ki buckets of 32 bytes at most).
+            if self.clients.is_empty() {
+                self.clients.reserve(MAX_CLIENTS);
+            }
+            self.clients.insert(cmid.clone(), Box::default());
         }
-        if !self.clients.contains_key(&req.cmid) {
-            self.clients.insert(req.cmid.clone(), Box::default());
-        }
-        let Some(client) = self.clients.get_mut(&req.cmid) else {
+        let Some(client) = self.clients.get_mut(&cmid) else {
             return;
         };
         if client.requests == 0 {
@@ -900,7 +1021,9 @@ impl State {
         {
             client.previous_cmid = Some((p.clone(), ev.frame));
         }
-        if let Some(ct) = parse_rfc3339_secs(&req.client_time) {
+        // Parsed once: the skew (KMS-06) and the failure list (KMS-18) both use it.
+        let client_secs = parse_rfc3339_secs(&req.client_time);
+        if let Some(ct) = client_secs {
             let skew = ct - ev.ts.secs();
             client.skew_evidence.add(ev.frame, ev.ts);
             if client
@@ -950,7 +1073,7 @@ impl State {
                     ts: ev.ts,
                     frame: ev.frame,
                     outcome: call.outcome,
-                    client_secs: parse_rfc3339_secs(&req.client_time),
+                    client_secs,
                 });
             }
         }
@@ -1003,10 +1126,10 @@ impl State {
     /// The `client_list` of the summary: the first [`MAX_CLIENT_LIST`] clients by first frame, each
     /// with the discovery chain of its last call.
     pub fn client_list(&self) -> Vec<ClientEntry> {
-        let mut v: Vec<(&String, &ClientState)> =
+        let mut v: Vec<(&CmidKey, &ClientState)> =
             self.clients.iter().map(|(k, c)| (k, &**c)).collect();
         // Only the first MAX_CLIENT_LIST are kept: select them, then sort those (no key clones).
-        let order = |a: &(&String, &ClientState), b: &(&String, &ClientState)| {
+        let order = |a: &(&CmidKey, &ClientState), b: &(&CmidKey, &ClientState)| {
             (a.1.first_frame, a.0).cmp(&(b.1.first_frame, b.0))
         };
         if v.len() > MAX_CLIENT_LIST {
@@ -1037,7 +1160,7 @@ impl State {
                     },
                 };
                 ClientEntry {
-                    cmid: cmid.clone(),
+                    cmid: cmid.to_string(),
                     workstations: c.workstations.iter().cloned().collect(),
                     addresses: c.addresses.iter().copied().collect(),
                     products: c.products.iter().cloned().collect(),
@@ -1088,6 +1211,35 @@ fn has_lowercase_label(names: &Evidence, name: &str) -> bool {
     names.labels.contains(&name.to_lowercase())
 }
 
+/// A client address as an evidence label, formatted on first use: most evidence lists of a busy
+/// server have all the labels they keep, so most calls need no text at all.
+struct ClientLabel {
+    ip: Option<IpAddr>,
+    text: Option<IpText>,
+}
+
+impl ClientLabel {
+    fn new(ip: Option<IpAddr>) -> ClientLabel {
+        ClientLabel { ip, text: None }
+    }
+
+    /// The address as text; empty without an address.
+    fn get(&mut self) -> &str {
+        match self.ip {
+            Some(ip) => self.text.get_or_insert_with(|| IpText::new(ip)).as_str(),
+            None => "",
+        }
+    }
+
+    /// [`Evidence::add_labeled`] with this label.
+    fn add_to(&mut self, e: &mut Evidence, frame: u64, ts: Ts) {
+        e.add(frame, ts);
+        if !e.labels_settled() {
+            e.label(self.get());
+        }
+    }
+}
+
 /// An IP address as text in a stack buffer (labels are formatted for every call).
 struct IpText {
     buf: [u8; 46],
@@ -1133,6 +1285,35 @@ fn product_issues(
     ts: Ts,
     ws: &str,
 ) {
+    // The group's key is the KMS counted id: the issues depend only on these ids otherwise.
+    let app_name_known = req.app_name.is_some();
+    let cached = app.product_check.as_ref().is_some_and(|c| {
+        c.app_name_known == app_name_known && c.app_id == req.app_id && c.sku_id == req.sku_id
+    });
+    if !cached {
+        app.product_check = Some(ProductCheck {
+            app_id: req.app_id.clone(),
+            sku_id: req.sku_id.clone(),
+            app_name_known,
+            issues: find_product_issues(req),
+        });
+    }
+    let Some(check) = &app.product_check else {
+        return;
+    };
+    for i in &check.issues {
+        if let Some(e) = app.product_issues.get_mut(i) {
+            e.add_labeled(frame, ts, ws);
+        } else if app.product_issues.len() < MAX_SMALL_MAP {
+            let mut e = Evidence::default();
+            e.add_labeled(frame, ts, ws);
+            app.product_issues.insert(i.clone(), e);
+        }
+    }
+}
+
+/// The KMS-13 issues of a request's product ids (see [`product_issues`]).
+fn find_product_issues(req: &crate::event::KmsRequestInfo) -> Vec<String> {
     let mut issues: Vec<String> = Vec::new();
     let parse = crate::guid::Guid::parse;
     let app_id = parse(&req.app_id);
@@ -1155,14 +1336,7 @@ fn product_issues(
         )),
         Some(_) => {}
     }
-    for i in issues {
-        if app.product_issues.len() < MAX_SMALL_MAP || app.product_issues.contains_key(&i) {
-            app.product_issues
-                .entry(i)
-                .or_default()
-                .add_labeled(frame, ts, ws);
-        }
-    }
+    issues
 }
 
 /// Every server address seen with KMS traffic or a KMS bind.
@@ -1215,5 +1389,31 @@ mod tests {
         assert!(has_lowercase_label(&names, "PC-01.Corp"));
         assert!(!has_lowercase_label(&names, "PC-01.Corp2"));
         assert!(parse_rfc3339_secs("60056-05-28T05:36:10Z").is_some());
+    }
+
+    #[test]
+    fn cmid_keys() {
+        let a = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+        let b = "ff1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+        assert!(matches!(CmidKey::new(a), CmidKey::Guid(_)));
+        assert_eq!(CmidKey::new(a).to_string(), a);
+        // Anything but canonical lower-case text is kept as text, and the order is the text's.
+        for other in [
+            "0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0",
+            "0f1e2d3c4b5a-6978-8796-a5b4c3d2e1f0-",
+            "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f",
+            "",
+        ] {
+            let k = CmidKey::new(other);
+            assert!(matches!(k, CmidKey::Text(_)), "{other}");
+            assert_eq!(k.to_string(), other);
+            assert_eq!(k.cmp(&CmidKey::new(a)), other.cmp(a));
+        }
+        assert_eq!(CmidKey::new(a).cmp(&CmidKey::new(b)), a.cmp(b));
+        assert_eq!(
+            CmidKey::new("00000000-0000-0000-0000-00000000000a")
+                .cmp(&CmidKey::new("00000000-0000-0000-0000-000000000009")),
+            std::cmp::Ordering::Greater
+        );
     }
 }

@@ -8,7 +8,7 @@ use super::{Findings, frames_text, subject};
 use crate::analysis::State;
 use crate::analysis::evidence::{Evidence, join_list};
 use crate::analysis::policy::{AllowedHost, Policy};
-use crate::analysis::state::{AppState, ClientState, Failure, kms_servers};
+use crate::analysis::state::{AppState, ClientState, CmidKey, Failure, kms_servers};
 use crate::event::{Endpoint, Severity, Subject};
 
 /// KMS-16: a licensed or OOB-grace client with fewer minutes than this left (7 days) is warned.
@@ -78,7 +78,7 @@ fn host_subject(host: &Endpoint) -> Subject {
     }
 }
 
-fn client_subject(cmid: &str, c: &ClientState) -> Subject {
+fn client_subject(cmid: &CmidKey, c: &ClientState) -> Subject {
     Subject {
         cmid: Some(cmid.to_string()),
         workstation: Some(c.last_workstation.clone()),
@@ -88,7 +88,7 @@ fn client_subject(cmid: &str, c: &ClientState) -> Subject {
 }
 
 /// `WS (10.0.0.1, CMID x)`.
-fn who(cmid: &str, c: &ClientState) -> String {
+fn who(cmid: &CmidKey, c: &ClientState) -> String {
     let addr = c
         .last_client
         .map(|e| format!("{}, ", e.ip))
@@ -96,8 +96,8 @@ fn who(cmid: &str, c: &ClientState) -> String {
     format!("{} ({addr}CMID {cmid})", c.last_workstation)
 }
 
-fn sorted_clients(state: &State) -> Vec<(&String, &ClientState)> {
-    let mut v: Vec<(&String, &ClientState)> =
+fn sorted_clients(state: &State) -> Vec<(&CmidKey, &ClientState)> {
+    let mut v: Vec<(&CmidKey, &ClientState)> =
         state.clients.iter().map(|(k, c)| (k, &**c)).collect();
     // (first frame, CMID) is unique: an unstable sort by reference gives the same order, without
     // cloning the key on every comparison.
@@ -244,7 +244,7 @@ pub fn kms_04_duplicate_cmid(state: &State, out: &mut Findings) {
             "KMS-04",
             Severity::Error,
             Subject {
-                cmid: Some(cmid.clone()),
+                cmid: Some(cmid.to_string()),
                 ..subject()
             },
             format!(
