@@ -669,18 +669,20 @@ impl State {
             host.vm.add_labeled(ev.frame, ev.ts, ws);
         }
         // Per product group.
-        if !host.apps.contains_key(&req.kms_id) && host.apps.len() >= MAX_APPS_PER_HOST {
+        if !host.apps.contains_key(req.kms_id.as_str()) && host.apps.len() >= MAX_APPS_PER_HOST {
             return;
         }
         // Look up before inserting: `entry` would take an owned key (an allocation) every call.
-        if !host.apps.contains_key(&req.kms_id) {
-            host.apps.insert(req.kms_id.clone(), AppState::default());
+        if !host.apps.contains_key(req.kms_id.as_str()) {
+            host.apps
+                .insert(req.kms_id.as_str().to_owned(), AppState::default());
         }
-        let Some(app) = host.apps.get_mut(&req.kms_id) else {
+        let Some(app) = host.apps.get_mut(req.kms_id.as_str()) else {
             return;
         };
-        if app.app_id != req.app_id {
-            app.app_id.clone_from(&req.app_id);
+        if app.app_id != *req.app_id {
+            app.app_id.clear();
+            app.app_id.push_str(&req.app_id);
         }
         app.app_name = req.app_name;
         app.kms_name = req.kms_name;
@@ -699,7 +701,7 @@ impl State {
             _ => app.failed += 1,
         }
         let tracked = app.cmids.len();
-        match app.cmids.get_mut(&req.cmid) {
+        match app.cmids.get_mut(req.cmid.as_str()) {
             Some(counted) => {
                 if valid_answer && !*counted {
                     *counted = true;
@@ -707,7 +709,7 @@ impl State {
                 }
             }
             None if tracked < MAX_CMIDS_PER_APP => {
-                app.cmids.insert(req.cmid.clone(), valid_answer);
+                app.cmids.insert(req.cmid.as_str().to_owned(), valid_answer);
                 if valid_answer {
                     app.answered_cmids += 1;
                 }
@@ -780,10 +782,11 @@ impl State {
             if host.epids.len() < MAX_EPIDS {
                 host.epids.insert(resp.epid.clone());
             }
-            if !host.epids_by_kms.contains_key(&req.kms_id) {
-                host.epids_by_kms.insert(req.kms_id.clone(), Vec::new());
+            if !host.epids_by_kms.contains_key(req.kms_id.as_str()) {
+                host.epids_by_kms
+                    .insert(req.kms_id.as_str().to_owned(), Vec::new());
             }
-            if let Some(list) = host.epids_by_kms.get_mut(&req.kms_id)
+            if let Some(list) = host.epids_by_kms.get_mut(req.kms_id.as_str())
                 && list.len() < MAX_EPIDS
                 && !list.iter().any(|(e, _)| e == &resp.epid)
             {
@@ -824,14 +827,15 @@ impl State {
             }
         }
         // Per client machine.
-        if !self.clients.contains_key(&req.cmid) && self.clients.len() >= MAX_CLIENTS {
+        if !self.clients.contains_key(req.cmid.as_str()) && self.clients.len() >= MAX_CLIENTS {
             self.clients_untracked += 1;
             return;
         }
-        if !self.clients.contains_key(&req.cmid) {
-            self.clients.insert(req.cmid.clone(), Box::default());
+        if !self.clients.contains_key(req.cmid.as_str()) {
+            self.clients
+                .insert(req.cmid.as_str().to_owned(), Box::default());
         }
-        let Some(client) = self.clients.get_mut(&req.cmid) else {
+        let Some(client) = self.clients.get_mut(req.cmid.as_str()) else {
             return;
         };
         if client.requests == 0 {
@@ -898,7 +902,7 @@ impl State {
         if let Some(p) = &req.previous_cmid
             && client.previous_cmid.is_none()
         {
-            client.previous_cmid = Some((p.clone(), ev.frame));
+            client.previous_cmid = Some((p.as_str().to_owned(), ev.frame));
         }
         if let Some(ct) = parse_rfc3339_secs(&req.client_time) {
             let skew = ct - ev.ts.secs();
