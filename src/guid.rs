@@ -94,21 +94,54 @@ impl Guid {
 
 /// A GUID's canonical text held inline (no heap): the GUID fields of `kms` events, several per
 /// call, were a `String` each. Derefs to `str`, serialises as the string, and compares, orders and
-/// hashes as the string does. `Default` is the empty string, like `String`'s.
-#[derive(Clone, Copy, Default)]
-pub struct GuidText(ArrayString<36>);
+/// hashes as the string does. `Default` is the empty string, like `String`'s. Built from any text
+/// too (hand-made events in tests, hostile-text checks): up to 36 bytes inline, longer on the heap.
+#[derive(Clone, Default)]
+pub struct GuidText(TextRepr);
+
+#[derive(Clone)]
+enum TextRepr {
+    Inline(ArrayString<36>),
+    Heap(Box<str>),
+}
+
+impl Default for TextRepr {
+    fn default() -> TextRepr {
+        TextRepr::Inline(ArrayString::new())
+    }
+}
 
 impl GuidText {
     /// The text (no UTF-8 check here: `ArrayString` holds a validated `str`).
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        match &self.0 {
+            TextRepr::Inline(s) => s.as_str(),
+            TextRepr::Heap(s) => s,
+        }
     }
 }
 
 impl From<Guid> for GuidText {
     fn from(g: Guid) -> GuidText {
         // Hex digits and dashes: always UTF-8 (checked once here, not at each use).
-        GuidText(ArrayString::from_byte_string(&g.text_bytes()).unwrap_or_default())
+        GuidText(TextRepr::Inline(
+            ArrayString::from_byte_string(&g.text_bytes()).unwrap_or_default(),
+        ))
+    }
+}
+
+impl From<&str> for GuidText {
+    fn from(s: &str) -> GuidText {
+        GuidText(match ArrayString::from(s) {
+            Ok(a) => TextRepr::Inline(a),
+            Err(_) => TextRepr::Heap(s.into()),
+        })
+    }
+}
+
+impl From<String> for GuidText {
+    fn from(s: String) -> GuidText {
+        GuidText::from(s.as_str())
     }
 }
 

@@ -977,7 +977,7 @@ mod tests {
             status: "answered",
             outcome,
             request: Some(KmsRequestInfo {
-                kms_id: group.to_lowercase(),
+                kms_id: group.to_lowercase().into(),
                 kms_name: Some(group),
                 required_count: required,
                 ..KmsRequestInfo::default()
