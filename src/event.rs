@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
+use crate::guid::GuidText;
 use crate::output::json;
 use crate::time::Ts;
 
@@ -694,18 +695,18 @@ pub struct KmsRaw {
 /// The decoded KMS request (kms-protocol.md §2.1).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct KmsRequestInfo {
-    pub app_id: String,
+    pub app_id: GuidText,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app_name: Option<&'static str>,
-    pub sku_id: String,
+    pub sku_id: GuidText,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sku_name: Option<&'static str>,
-    pub kms_id: String,
+    pub kms_id: GuidText,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kms_name: Option<&'static str>,
-    pub cmid: String,
+    pub cmid: GuidText,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub previous_cmid: Option<String>,
+    pub previous_cmid: Option<GuidText>,
     pub workstation: String,
     pub required_count: u32,
     pub is_vm: bool,
@@ -730,7 +731,7 @@ pub struct KmsResponseInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hwid: Option<String>,
     /// The echoed CMID and client time (they must equal the request's; see `integrity`).
-    pub cmid: String,
+    pub cmid: GuidText,
     pub client_time: String,
 }
 

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use arrayvec::ArrayString;
+
 /// A GUID as it appears on the wire (16 bytes, mixed-endian Microsoft layout).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Guid(pub [u8; 16]);
@@ -79,9 +81,142 @@ impl Guid {
             .to_owned()
     }
 
+    /// The canonical text held inline (no heap allocation).
+    pub fn inline_text(&self) -> GuidText {
+        GuidText::from(*self)
+    }
+
     /// Appends the canonical text to `out` (no `core::fmt`).
     pub fn write_to(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.text_bytes());
+    }
+}
+
+/// A GUID's canonical text held inline (no heap): the GUID fields of `kms` events, several per
+/// call, were a `String` each. Derefs to `str`, serialises as the string, and compares, orders and
+/// hashes as the string does. `Default` is the empty string, like `String`'s. Built from any text
+/// too (hand-made events in tests, hostile-text checks): up to 36 bytes inline, longer on the heap.
+#[derive(Clone, Default)]
+pub struct GuidText(TextRepr);
+
+#[derive(Clone)]
+enum TextRepr {
+    Inline(ArrayString<36>),
+    Heap(Box<str>),
+}
+
+impl Default for TextRepr {
+    fn default() -> TextRepr {
+        TextRepr::Inline(ArrayString::new())
+    }
+}
+
+impl GuidText {
+    /// The text (no UTF-8 check here: `ArrayString` holds a validated `str`).
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            TextRepr::Inline(s) => s.as_str(),
+            TextRepr::Heap(s) => s,
+        }
+    }
+}
+
+impl From<Guid> for GuidText {
+    fn from(g: Guid) -> GuidText {
+        // Hex digits and dashes: always UTF-8 (checked once here, not at each use).
+        GuidText(TextRepr::Inline(
+            ArrayString::from_byte_string(&g.text_bytes()).unwrap_or_default(),
+        ))
+    }
+}
+
+impl From<&str> for GuidText {
+    fn from(s: &str) -> GuidText {
+        GuidText(match ArrayString::from(s) {
+            Ok(a) => TextRepr::Inline(a),
+            Err(_) => TextRepr::Heap(s.into()),
+        })
+    }
+}
+
+impl From<String> for GuidText {
+    fn from(s: String) -> GuidText {
+        GuidText::from(s.as_str())
+    }
+}
+
+impl std::ops::Deref for GuidText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for GuidText {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for GuidText {
+    fn eq(&self, other: &GuidText) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for GuidText {}
+
+impl PartialEq<str> for GuidText {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for GuidText {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for GuidText {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl PartialOrd for GuidText {
+    fn partial_cmp(&self, other: &GuidText) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for GuidText {
+    fn cmp(&self, other: &GuidText) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for GuidText {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Display for GuidText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for GuidText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl serde::Serialize for GuidText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 

@@ -33,7 +33,7 @@ fn kms_ctx(ctx_id: u16, ts: SyntaxId) -> ContextElem {
     ContextElem {
         ctx_id,
         abstract_syntax: SyntaxId::KMS,
-        transfer_syntaxes: vec![ts],
+        transfer_syntaxes: [ts].into(),
     }
 }
 

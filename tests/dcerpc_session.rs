@@ -66,7 +66,7 @@ fn tv6_connection_two_calls_ndr32_then_ndr64() {
             );
             assert_eq!(*max_xmit_frag, 5840);
             assert_eq!(contexts.len(), 3);
-            assert_eq!(contexts[2].transfer_syntaxes, vec![SyntaxId::BTFN_BOTH]);
+            assert_eq!(contexts[2].transfer_syntaxes[..], [SyntaxId::BTFN_BOTH]);
         }
         e => panic!("{e:?}"),
     }
@@ -102,7 +102,7 @@ fn tv6_connection_two_calls_ndr32_then_ndr64() {
                     .iter()
                     .all(|r| r.abstract_syntax == Some(SyntaxId::KMS))
             );
-            assert_eq!(results[1].proposed, vec![SyntaxId::NDR64]);
+            assert_eq!(results[1].proposed[..], [SyntaxId::NDR64]);
         }
         e => panic!("{e:?}"),
     }

@@ -116,8 +116,8 @@ pub struct AppState {
 /// The ids of a request [`product_issues`] checked, and what it found (KMS-13).
 #[derive(Debug)]
 struct ProductCheck {
-    app_id: String,
-    sku_id: String,
+    app_id: crate::guid::GuidText,
+    sku_id: crate::guid::GuidText,
     app_name_known: bool,
     issues: Vec<String>,
 }
@@ -782,17 +782,19 @@ impl State {
         }
         // Per product group.
         // Look up before inserting: `entry` would take an owned key (an allocation) every call.
-        if !host.apps.contains_key(&req.kms_id) {
+        if !host.apps.contains_key(req.kms_id.as_str()) {
             if host.apps.len() >= MAX_APPS_PER_HOST {
                 return;
             }
-            host.apps.insert(req.kms_id.clone(), AppState::default());
+            host.apps
+                .insert(req.kms_id.as_str().to_owned(), AppState::default());
         }
-        let Some(app) = host.apps.get_mut(&req.kms_id) else {
+        let Some(app) = host.apps.get_mut(req.kms_id.as_str()) else {
             return;
         };
-        if app.app_id != req.app_id {
-            app.app_id.clone_from(&req.app_id);
+        if app.app_id != *req.app_id {
+            app.app_id.clear();
+            app.app_id.push_str(&req.app_id);
         }
         app.app_name = req.app_name;
         app.kms_name = req.kms_name;
@@ -894,15 +896,17 @@ impl State {
             if host.epids.len() < MAX_EPIDS {
                 host.epids.insert(resp.epid.clone());
             }
-            match host.epids_by_kms.get_mut(&req.kms_id) {
+            match host.epids_by_kms.get_mut(req.kms_id.as_str()) {
                 Some(list) => {
                     if list.len() < MAX_EPIDS && !list.iter().any(|(e, _)| e == &resp.epid) {
                         list.push((resp.epid.clone(), ev.frame));
                     }
                 }
                 None => {
-                    host.epids_by_kms
-                        .insert(req.kms_id.clone(), vec![(resp.epid.clone(), ev.frame)]);
+                    host.epids_by_kms.insert(
+                        req.kms_id.as_str().to_owned(),
+                        vec![(resp.epid.clone(), ev.frame)],
+                    );
                 }
             }
             if !host.epid_issues.contains_key(&resp.epid) && host.epid_issues.len() < MAX_EPIDS {
@@ -1019,7 +1023,7 @@ impl State {
         if let Some(p) = &req.previous_cmid
             && client.previous_cmid.is_none()
         {
-            client.previous_cmid = Some((p.clone(), ev.frame));
+            client.previous_cmid = Some((p.as_str().to_owned(), ev.frame));
         }
         // Parsed once: the skew (KMS-06) and the failure list (KMS-18) both use it.
         let client_secs = parse_rfc3339_secs(&req.client_time);

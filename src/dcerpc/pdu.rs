@@ -13,6 +13,7 @@ use nom::error::{ContextError, ErrorKind, ParseError, context};
 use nom::number::Endianness;
 use nom::number::complete::{u8 as nu8, u16 as nu16, u32 as nu32};
 use nom::{Err, IResult, Needed, Parser};
+use smallvec::SmallVec;
 use thiserror::Error;
 
 use crate::guid::Guid;
@@ -431,6 +432,9 @@ impl fmt::Debug for SyntaxId {
 // Bodies
 // ------------------------------------------------------------------------------------------------
 
+/// The transfer syntaxes proposed for one presentation context; one fits without a heap allocation.
+pub type TransferSyntaxes = SmallVec<[SyntaxId; 1]>;
+
 /// One presentation context element of a bind / alter_context (p_cont_elem_t, C706 12.6.3.1;
 /// kms-protocol.md 1.2).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -439,8 +443,9 @@ pub struct ContextElem {
     pub ctx_id: u16,
     /// The interface (abstract syntax).
     pub abstract_syntax: SyntaxId,
-    /// Proposed transfer syntaxes (usually exactly one).
-    pub transfer_syntaxes: Vec<SyntaxId>,
+    /// Proposed transfer syntaxes (usually exactly one, kept inline: every KMS connection binds, and
+    /// a heap list per context element was a measurable share of the per-connection allocations).
+    pub transfer_syntaxes: TransferSyntaxes,
 }
 
 /// bind (11) and alter_context (14) body (C706 12.6.4.3 / 12.6.4.1; kms-protocol.md 1.2).
@@ -748,7 +753,8 @@ fn context_elem(e: Endianness) -> impl Fn(&[u8]) -> BResult<'_, ContextElem> {
         let (i, (ctx_id, n_transfer, _reserved)) =
             context("p_cont_elem", (nu16(e), nu8::<_, FieldError>, nu8)).parse(i)?;
         let (mut i, abstract_syntax) = context("abstract_syntax", syntax_id(e)).parse(i)?;
-        let mut transfer_syntaxes = Vec::with_capacity(usize::from(n_transfer).min(i.len() / 20));
+        let mut transfer_syntaxes =
+            TransferSyntaxes::with_capacity(usize::from(n_transfer).min(i.len() / 20));
         for _ in 0..n_transfer {
             let (rest, ts) = context("transfer_syntaxes", syntax_id(e)).parse(i)?;
             transfer_syntaxes.push(ts);
@@ -834,7 +840,8 @@ fn parse_bind_fast(pdu: &RawPdu<'_>) -> Option<Bind> {
         let n_transfer = f.u8()?;
         f.u8()?;
         let abstract_syntax = f.syntax_id()?;
-        let mut transfer_syntaxes = Vec::with_capacity(usize::from(n_transfer).min(f.b.len() / 20));
+        let mut transfer_syntaxes =
+            TransferSyntaxes::with_capacity(usize::from(n_transfer).min(f.b.len() / 20));
         for _ in 0..n_transfer {
             transfer_syntaxes.push(f.syntax_id()?);
         }
@@ -1205,7 +1212,7 @@ mod tests {
         assert_eq!((bind.max_xmit_frag, bind.assoc_group), (5840, 9));
         assert_eq!(bind.contexts.len(), 1);
         assert_eq!(bind.contexts[0].abstract_syntax, SyntaxId::KMS);
-        assert_eq!(bind.contexts[0].transfer_syntaxes, vec![SyntaxId::NDR32]);
+        assert_eq!(bind.contexts[0].transfer_syntaxes[..], [SyntaxId::NDR32]);
     }
 
     #[test]

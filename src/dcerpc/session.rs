@@ -17,8 +17,8 @@
 use super::ndr::{self, KmsReply, StubError, TransferSyntax};
 use super::pdu::{
     AckResult, ContextElem, DataRep, HEADER_LEN, PacketType, PfcFlags, RawPdu, SyntaxId,
-    parse_bind, parse_bind_ack, parse_bind_nak, parse_fault, parse_pdu_raw, parse_request,
-    parse_response,
+    TransferSyntaxes, parse_bind, parse_bind_ack, parse_bind_nak, parse_fault, parse_pdu_raw,
+    parse_request, parse_response,
 };
 use crate::Direction;
 use crate::guid::Guid;
@@ -270,7 +270,7 @@ pub struct AckedContext {
     /// Its abstract syntax (interface); `None` when the bind was not seen.
     pub abstract_syntax: Option<SyntaxId>,
     /// Its proposed transfer syntaxes (empty when the bind was not seen).
-    pub proposed: Vec<SyntaxId>,
+    pub proposed: TransferSyntaxes,
     /// The result as on the wire.
     pub ack: AckResult,
 }

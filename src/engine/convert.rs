@@ -11,14 +11,14 @@ use crate::time::{Ts, filetime_rfc3339};
 pub fn request_info(q: &KmsRequest) -> KmsRequestInfo {
     let kms_info = kms::products::kms(&q.kms_id);
     KmsRequestInfo {
-        app_id: q.app_id.text(),
+        app_id: q.app_id.inline_text(),
         app_name: kms::products::app(&q.app_id).map(|a| a.name),
-        sku_id: q.sku_id.text(),
+        sku_id: q.sku_id.inline_text(),
         sku_name: kms::products::sku(&q.sku_id).map(|s| s.name),
-        kms_id: q.kms_id.text(),
+        kms_id: q.kms_id.inline_text(),
         kms_name: kms_info.map(|k| k.name),
-        cmid: q.cmid.text(),
-        previous_cmid: (!q.previous_cmid.is_zero()).then(|| q.previous_cmid.text()),
+        cmid: q.cmid.inline_text(),
+        previous_cmid: (!q.previous_cmid.is_zero()).then(|| q.previous_cmid.inline_text()),
         workstation: q.workstation.clone(),
         required_count: q.required_count,
         is_vm: q.is_vm(),
@@ -48,7 +48,7 @@ pub fn response_info(r: &KmsResponse) -> KmsResponseInfo {
         activation_interval_min: r.activation_interval,
         renewal_interval_min: r.renewal_interval,
         hwid: r.hwid.map(hwid_text),
-        cmid: r.cmid.text(),
+        cmid: r.cmid.inline_text(),
         client_time: filetime_rfc3339(r.client_time).text(),
     }
 }

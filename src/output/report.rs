@@ -247,13 +247,13 @@ impl SourceReport {
             let idx = match self
                 .epids
                 .iter()
-                .position(|r| r.server == server && r.kms_id == q.kms_id)
+                .position(|r| r.server == server && r.kms_id == *q.kms_id)
             {
                 Some(i) => Some(i),
                 None if self.epids.len() < MAX_EPID_ROWS => {
                     self.epids.push(EpidRow {
                         server,
-                        kms_id: q.kms_id.clone(),
+                        kms_id: q.kms_id.as_str().to_owned(),
                         epids: Vec::new(),
                     });
                     Some(self.epids.len() - 1)
@@ -268,16 +268,16 @@ impl SourceReport {
             }
         }
         let Some(q) = &call.request else { return };
-        let idx = match self.client_index.get(&q.cmid) {
+        let idx = match self.client_index.get(q.cmid.as_str()) {
             Some(&i) => i,
             None if self.clients.len() < MAX_CLIENT_ROWS => {
                 self.clients.push(ClientRow {
-                    cmid: q.cmid.clone(),
+                    cmid: q.cmid.as_str().to_owned(),
                     workstation: q.workstation.clone(),
                     ..ClientRow::default()
                 });
                 self.client_index
-                    .insert(q.cmid.clone(), self.clients.len() - 1);
+                    .insert(q.cmid.as_str().to_owned(), self.clients.len() - 1);
                 self.clients.len() - 1
             }
             None => return,
@@ -293,7 +293,7 @@ impl SourceReport {
             .sku_name
             .or(q.kms_name)
             .map(str::to_string)
-            .unwrap_or_else(|| q.sku_id.clone());
+            .unwrap_or_else(|| q.sku_id.as_str().to_owned());
         row.version = call.version.as_deref().unwrap_or_default().to_string();
         row.outcome = outcome_text(call);
         row.count = match &call.response {

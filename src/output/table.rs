@@ -115,7 +115,7 @@ impl<W: Write> TableSink<W> {
                 r.sku_name
                     .or(r.kms_name)
                     .map(str::to_string)
-                    .unwrap_or_else(|| r.sku_id.clone()),
+                    .unwrap_or_else(|| r.sku_id.as_str().to_owned()),
                 escape(&r.workstation).into_owned(),
                 Some(r.required_count),
             ),

@@ -287,10 +287,10 @@ impl Facts {
                     let group = q
                         .kms_name
                         .map(str::to_string)
-                        .unwrap_or_else(|| q.kms_id.clone());
+                        .unwrap_or_else(|| q.kms_id.as_str().to_owned());
                     if let Some(b) = bump(
                         &mut self.below,
-                        (server, q.kms_id.clone()),
+                        (server, q.kms_id.as_str().to_owned()),
                         frame,
                         &mut self.overflow,
                     ) {
@@ -977,7 +977,7 @@ mod tests {
             status: "answered",
             outcome,
             request: Some(KmsRequestInfo {
-                kms_id: group.to_lowercase(),
+                kms_id: group.to_lowercase().into(),
                 kms_name: Some(group),
                 required_count: required,
                 ..KmsRequestInfo::default()

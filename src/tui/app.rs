@@ -432,7 +432,7 @@ impl App {
             row.app_name = row.app_name.or(r.app_name);
             row.required = row.required.max(r.required_count);
             if row.cmids.len() < 1_000_000 {
-                row.cmids.insert(r.cmid.clone());
+                row.cmids.insert(r.cmid.as_str().to_owned());
             }
         }
         if let Some(resp) = &call.response {

@@ -419,9 +419,9 @@ fn hostile_events() -> Vec<Event> {
             response_frame: Some(6),
             request: Some(KmsRequestInfo {
                 workstation: HOSTILE.into(),
-                cmid: format!("cmid{HOSTILE}"),
-                kms_id: format!("id{HOSTILE}"),
-                sku_id: format!("sku{HOSTILE}"),
+                cmid: format!("cmid{HOSTILE}").into(),
+                kms_id: format!("id{HOSTILE}").into(),
+                sku_id: format!("sku{HOSTILE}").into(),
                 license_status: format!("ls{HOSTILE}").into(),
                 client_time: format!("t{HOSTILE}"),
                 required_count: 25,

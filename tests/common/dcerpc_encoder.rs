@@ -58,7 +58,7 @@ pub fn context(ctx_id: u16, abstract_syntax: SyntaxId, transfer: SyntaxId) -> Co
     ContextElem {
         ctx_id,
         abstract_syntax,
-        transfer_syntaxes: vec![transfer],
+        transfer_syntaxes: [transfer].into(),
     }
 }
 

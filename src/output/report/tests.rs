@@ -46,7 +46,7 @@ fn kms(
         outcome,
         request: Some(KmsRequestInfo {
             sku_name: Some(sku),
-            kms_id: group.to_lowercase(),
+            kms_id: group.to_lowercase().into(),
             kms_name: Some(group),
             cmid: cmid.into(),
             workstation: ws.into(),
