@@ -106,18 +106,6 @@ fn opt_uint(out: &mut Vec<u8>, first: bool, name: &str, v: Option<impl itoa::Int
     }
 }
 
-/// A JSON array of strings.
-fn str_array<S: AsRef<str>>(out: &mut Vec<u8>, items: &[S]) {
-    out.push(b'[');
-    for (i, s) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        json::str(out, s.as_ref());
-    }
-    out.push(b']');
-}
-
 /// A JSON object from a map with string keys (serde writes map keys as strings).
 fn str_map<K: AsRef<str>>(out: &mut Vec<u8>, map: &BTreeMap<K, u64>) {
     out.push(b'{');
@@ -128,43 +116,10 @@ fn str_map<K: AsRef<str>>(out: &mut Vec<u8>, map: &BTreeMap<K, u64>) {
     out.push(b'}');
 }
 
-/// A JSON array of objects written by `each`.
-fn obj_array<T>(out: &mut Vec<u8>, items: &[T], each: impl Fn(&T, &mut Vec<u8>)) {
-    out.push(b'[');
-    for (i, t) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        each(t, out);
-    }
-    out.push(b']');
-}
-
-/// An address as serde writes it (its `Display` text, as a string).
-fn ip_json(out: &mut Vec<u8>, ip: &IpAddr) {
-    out.push(b'"');
-    match ip {
-        IpAddr::V4(a) => {
-            for (i, o) in a.octets().iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                json::uint(out, *o);
-            }
-        }
-        IpAddr::V6(a) => {
-            use std::io::Write as _;
-            // Writing to a Vec cannot fail; IPv6 text needs no JSON escape.
-            let _ = write!(out, "{a}");
-        }
-    }
-    out.push(b'"');
-}
-
 impl Endpoint {
     fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"ip\":");
-        ip_json(out, &self.ip);
+        json::ip(out, &self.ip);
         out.extend_from_slice(b",\"port\":");
         json::uint(out, self.port);
         out.push(b'}');
@@ -295,7 +250,7 @@ impl Integrity {
         let f = opt_str(out, f, "response", self.response);
         if !self.failures.is_empty() {
             json::key(out, f, "failures");
-            str_array(out, &self.failures);
+            json::str_array(out, &self.failures);
         }
         out.push(b'}');
     }
@@ -310,7 +265,7 @@ impl RpcInfo {
         opt_str(out, false, "interface_name", self.interface_name);
         if !self.transfer_syntaxes.is_empty() {
             json::key(out, false, "transfer_syntaxes");
-            obj_array(
+            json::array(
                 out,
                 &self.transfer_syntaxes,
                 TransferSyntaxResult::write_json,
@@ -425,12 +380,12 @@ impl Summary {
         json::key(out, false, "findings");
         str_map(out, &self.findings);
         json::key(out, false, "hosts");
-        obj_array(out, &self.hosts, HostSummary::write_json);
+        json::array(out, &self.hosts, HostSummary::write_json);
         json::key(out, false, "clients");
         json::uint(out, self.clients);
         if !self.client_list.is_empty() {
             json::key(out, false, "client_list");
-            obj_array(out, &self.client_list, ClientEntry::write_json);
+            json::array(out, &self.client_list, ClientEntry::write_json);
         }
         if self.last {
             json::key(out, false, "last");
@@ -442,14 +397,14 @@ impl Summary {
 impl HostSummary {
     fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"ip\":");
-        ip_json(out, &self.ip);
+        json::ip(out, &self.ip);
         json::key(out, false, "port");
         json::uint(out, self.port);
         json::key(out, false, "epids");
-        str_array(out, &self.epids);
+        json::str_array(out, &self.epids);
         opt_str(out, false, "hwid", self.hwid.as_deref());
         json::key(out, false, "apps");
-        obj_array(out, &self.apps, HostApp::write_json);
+        json::array(out, &self.apps, HostApp::write_json);
         out.push(b'}');
     }
 }
@@ -478,11 +433,11 @@ impl HostApp {
         str_map(out, &self.by_license_status);
         if !self.epids.is_empty() {
             json::key(out, false, "epids");
-            str_array(out, &self.epids);
+            json::str_array(out, &self.epids);
         }
         if !self.count_history.is_empty() {
             json::key(out, false, "count_history");
-            obj_array(out, &self.count_history, |c, out| {
+            json::array(out, &self.count_history, |c, out| {
                 out.extend_from_slice(b"{\"frame\":");
                 json::uint(out, c.frame);
                 json::key(out, false, "count");
@@ -501,11 +456,11 @@ impl ClientEntry {
         out.extend_from_slice(b"{\"cmid\":");
         json::str(out, &self.cmid);
         json::key(out, false, "workstations");
-        str_array(out, &self.workstations);
+        json::str_array(out, &self.workstations);
         json::key(out, false, "addresses");
-        obj_array(out, &self.addresses, |a, out| ip_json(out, a));
+        json::array(out, &self.addresses, |a, out| json::ip(out, a));
         json::key(out, false, "products");
-        str_array(out, &self.products);
+        json::str_array(out, &self.products);
         json::key(out, false, "requests");
         json::uint(out, self.requests);
         json::key(out, false, "first_frame");
@@ -574,7 +529,7 @@ impl ChainDns {
         opt_str(out, false, "rcode", self.rcode.as_deref());
         if !self.answers.is_empty() {
             json::key(out, false, "answers");
-            str_array(out, &self.answers);
+            json::str_array(out, &self.answers);
         }
         out.push(b'}');
     }

@@ -40,23 +40,7 @@ pub(crate) fn parse(payload: &[u8]) -> Option<DnsMessage> {
     {
         return None;
     }
-    let mut msg = DnsMessage {
-        id: header.id,
-        is_response: header.is_response(),
-        opcode: header.opcode(),
-        rcode: header.rcode_low(),
-        authoritative: header.flags & 0x0400 != 0,
-        truncated: header.flags & 0x0200 != 0,
-        recursion_desired: header.flags & 0x0100 != 0,
-        recursion_available: header.flags & 0x0080 != 0,
-        questions: Vec::with_capacity(usize::from(header.qdcount)),
-        answers: Vec::with_capacity(usize::from(header.ancount)),
-        authority: Vec::with_capacity(usize::from(header.nscount)),
-        additional: Vec::with_capacity(usize::from(header.arcount)),
-        edns: None,
-        wire_len: len,
-        issues: Vec::new(),
-    };
+    let mut msg = DnsMessage::from_header(&header, len);
     let mut pos = HEADER_LEN;
     for _ in 0..header.qdcount {
         let (name, next) = read_name(payload, pos)?;

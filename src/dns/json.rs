@@ -1,11 +1,8 @@
 //! Hand-written JSON for the body of a `dns` event: the same bytes as serde's derive for
 //! [`DnsExchange`] (docs/events.md), without serde's per-field machinery. The tests compare both.
 
-use std::io::Write as _;
-use std::net::IpAddr;
-
 use crate::event::{DnsExchange, DnsRecord};
-use crate::output::json::{bool, float, key, str, uint};
+use crate::output::json::{array, bool, float, ip, key, str, uint};
 
 /// Appends the fields of `ev` as serde writes them inside the body object, without the braces:
 /// `"id":…,"opcode":…` (fields serde skips are skipped here too). [`crate::event::Event`] splices
@@ -62,14 +59,7 @@ fn records(out: &mut Vec<u8>, name: &str, rs: &[DnsRecord]) {
         return;
     }
     key(out, false, name);
-    out.push(b'[');
-    for (i, r) in rs.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        record(out, r);
-    }
-    out.push(b']');
+    array(out, rs, |r, out| record(out, r));
 }
 
 fn record(out: &mut Vec<u8>, r: &DnsRecord) {
@@ -96,7 +86,7 @@ fn record(out: &mut Vec<u8>, r: &DnsRecord) {
     }
     if let Some(a) = r.address {
         key(out, false, "address");
-        address(out, a);
+        ip(out, &a);
     }
     if let Some(d) = &r.data {
         key(out, false, "data");
@@ -105,31 +95,11 @@ fn record(out: &mut Vec<u8>, r: &DnsRecord) {
     out.push(b'}');
 }
 
-/// An address as serde writes it for a human-readable format: its `Display` form as a string
-/// (which never needs an escape).
-fn address(out: &mut Vec<u8>, a: IpAddr) {
-    out.push(b'"');
-    match a {
-        IpAddr::V4(v4) => {
-            for (i, o) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                uint(out, o);
-            }
-        }
-        // Writing to a Vec cannot fail.
-        IpAddr::V6(v6) => {
-            let _ = write!(out, "{v6}");
-        }
-    }
-    out.push(b'"');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::Body;
+    use std::net::IpAddr;
 
     fn via_serde(ev: &DnsExchange) -> Vec<u8> {
         // The body as Event::write_json splices it: serde's object without its braces.

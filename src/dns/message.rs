@@ -282,6 +282,28 @@ pub struct DnsMessage {
 }
 
 impl DnsMessage {
+    /// A message with the header's fields and room for its sections, before any section is read
+    /// (both parsers start from it). `len` is the message's length on the wire.
+    pub(crate) fn from_header(header: &Header, len: usize) -> Self {
+        DnsMessage {
+            id: header.id,
+            is_response: header.is_response(),
+            opcode: header.opcode(),
+            rcode: header.rcode_low(),
+            authoritative: header.flags & 0x0400 != 0,
+            truncated: header.flags & 0x0200 != 0,
+            recursion_desired: header.flags & 0x0100 != 0,
+            recursion_available: header.flags & 0x0080 != 0,
+            questions: Vec::with_capacity(usize::from(header.qdcount)),
+            answers: Vec::with_capacity(usize::from(header.ancount)),
+            authority: Vec::with_capacity(usize::from(header.nscount)),
+            additional: Vec::with_capacity(usize::from(header.arcount)),
+            edns: None,
+            wire_len: len,
+            issues: Vec::new(),
+        }
+    }
+
     /// The first question, the one a `dns` event reports.
     pub fn question(&self) -> Option<&Question> {
         self.questions.first()
@@ -474,23 +496,7 @@ pub fn parse_message_hickory(payload: &[u8]) -> Result<DnsMessage, DnsError> {
         });
     }
 
-    let mut msg = DnsMessage {
-        id,
-        is_response: header.is_response(),
-        opcode: header.opcode(),
-        rcode: header.rcode_low(),
-        authoritative: header.flags & 0x0400 != 0,
-        truncated: header.flags & 0x0200 != 0,
-        recursion_desired: header.flags & 0x0100 != 0,
-        recursion_available: header.flags & 0x0080 != 0,
-        questions: Vec::with_capacity(usize::from(header.qdcount)),
-        answers: Vec::with_capacity(usize::from(header.ancount)),
-        authority: Vec::with_capacity(usize::from(header.nscount)),
-        additional: Vec::with_capacity(usize::from(header.arcount)),
-        edns: None,
-        wire_len: len,
-        issues: Vec::new(),
-    };
+    let mut msg = DnsMessage::from_header(&header, len);
 
     let mut dec = BinDecoder::new(payload);
     let mut cx = Ctx {

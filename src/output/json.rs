@@ -138,6 +138,45 @@ pub fn key_str(out: &mut Vec<u8>, first: bool, name: &str) {
     out.push(b':');
 }
 
+/// A JSON array of strings.
+pub fn str_array<S: AsRef<str>>(out: &mut Vec<u8>, items: &[S]) {
+    array(out, items, |s, out| str(out, s.as_ref()));
+}
+
+/// A JSON array whose elements `each` writes.
+pub fn array<T>(out: &mut Vec<u8>, items: &[T], each: impl Fn(&T, &mut Vec<u8>)) {
+    out.push(b'[');
+    for (i, t) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        each(t, out);
+    }
+    out.push(b']');
+}
+
+/// An address as serde writes it for a human-readable format: its `Display` text as a string
+/// (which never needs an escape).
+pub fn ip(out: &mut Vec<u8>, ip: &std::net::IpAddr) {
+    out.push(b'"');
+    match ip {
+        std::net::IpAddr::V4(a) => {
+            for (i, o) in a.octets().iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                uint(out, *o);
+            }
+        }
+        std::net::IpAddr::V6(a) => {
+            use std::io::Write as _;
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{a}");
+        }
+    }
+    out.push(b'"');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
