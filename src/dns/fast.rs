@@ -70,16 +70,10 @@ pub(crate) fn parse(payload: &[u8]) -> Option<DnsMessage> {
                 msg.edns = Some(edns);
                 continue;
             }
-            match section {
-                Section::Answer => msg.answers.push(rec),
-                Section::Authority => msg.authority.push(rec),
-                _ => msg.additional.push(rec),
-            }
+            msg.push_record(section, rec);
         }
     }
-    if let Some(edns) = msg.edns {
-        msg.rcode |= u16::from(edns.extended_rcode) << 4;
-    }
+    msg.apply_extended_rcode();
     if pos != len {
         // Trailing bytes: an issue with the reference parser's wording.
         return None;

@@ -304,6 +304,23 @@ impl DnsMessage {
         }
     }
 
+    /// Appends a resource record to the section it was read from (answer, authority, additional).
+    pub(crate) fn push_record(&mut self, section: Section, rec: Record) {
+        match section {
+            Section::Answer => self.answers.push(rec),
+            Section::Authority => self.authority.push(rec),
+            _ => self.additional.push(rec),
+        }
+    }
+
+    /// Widens the header's 4-bit RCODE with the OPT record's upper bits (RFC 6891), once every
+    /// record is read.
+    pub(crate) fn apply_extended_rcode(&mut self) {
+        if let Some(edns) = self.edns {
+            self.rcode |= u16::from(edns.extended_rcode) << 4;
+        }
+    }
+
     /// The first question, the one a `dns` event reports.
     pub fn question(&self) -> Option<&Question> {
         self.questions.first()
@@ -540,17 +557,11 @@ pub fn parse_message_hickory(payload: &[u8]) -> Result<DnsMessage, DnsError> {
                          RFC 6891 allows one, in the additional section"
                 ));
             }
-            match section {
-                Section::Answer => msg.answers.push(rec),
-                Section::Authority => msg.authority.push(rec),
-                _ => msg.additional.push(rec),
-            }
+            msg.push_record(section, rec);
         }
     }
 
-    if let Some(edns) = msg.edns {
-        msg.rcode |= u16::from(edns.extended_rcode) << 4;
-    }
+    msg.apply_extended_rcode();
     if !dec.is_empty() {
         msg.issues.push(format!(
             "{} trailing bytes after the last record",
