@@ -18,11 +18,33 @@ pub fn tmp_path(name: &str) -> PathBuf {
     ))
 }
 
-/// Writes `bytes` to a unique temp file and returns its path as a string.
-pub fn write_tmp(name: &str, bytes: &[u8]) -> String {
+/// A temp file that is removed when dropped; derefs to its path.
+pub struct TmpFile(String);
+
+impl std::ops::Deref for TmpFile {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TmpFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Writes `bytes` to a unique temp file, removed when the returned guard drops.
+pub fn write_tmp(name: &str, bytes: &[u8]) -> TmpFile {
     let p = tmp_path(name);
     std::fs::write(&p, bytes).expect("write temp file");
-    p.to_string_lossy().into_owned()
+    TmpFile(p.to_string_lossy().into_owned())
 }
 
 /// One record: (ts_sec, ts_frac, data, orig_len).
