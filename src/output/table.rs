@@ -3,12 +3,14 @@
 //! same sentences the Markdown report opens with). Wire strings are escaped.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::{self, Write};
+use std::net::IpAddr;
 
 use super::Sink;
 use super::escape::escape;
 use super::verdict::{Facts, verdict};
-use crate::event::{Body, Event, KmsCall, Severity, Summary};
+use crate::event::{Body, Endpoint, Event, KmsCall, Severity, Summary};
 
 /// Text table sink.
 pub struct TableSink<W: Write> {
@@ -24,6 +26,11 @@ pub struct TableSink<W: Write> {
     rpc_more: u64,
     /// What the verdict is made from, for the current source.
     facts: Facts,
+    /// Reused row buffers, and the `HH:MM:SS` of the last row's second.
+    line: String,
+    cell: String,
+    time_secs: Option<i64>,
+    time_text: String,
 }
 
 /// Fixed column widths: time, client, server, version, count, outcome (plus separators).
@@ -53,6 +60,10 @@ impl<W: Write> TableSink<W> {
             dns_more: 0,
             rpc_more: 0,
             facts: Facts::new(),
+            line: String::new(),
+            cell: String::new(),
+            time_secs: None,
+            time_text: String::new(),
         }
     }
 
@@ -94,58 +105,101 @@ impl<W: Write> TableSink<W> {
     fn kms_row(&mut self, ev: &Event, call: &KmsCall) -> io::Result<()> {
         self.header()?;
         let (wp, ww) = self.flexible();
-        let time = fit(&short_time(ev), W_TIME);
-        let client = fit(&ev.client.map(|c| c.to_string()).unwrap_or_default(), W_EP);
-        let server = if self.show_server() {
-            format!(
-                "{:<W_EP$} ",
-                fit(&ev.server.map(|c| c.to_string()).unwrap_or_default(), W_EP)
-            )
-        } else {
-            String::new()
-        };
+        // One row per call: built in reused buffers (no allocation per row once they have grown).
+        let mut line = std::mem::take(&mut self.line);
+        let mut cell = std::mem::take(&mut self.cell);
+        line.clear();
+        if self.time_secs != Some(ev.ts.secs()) {
+            self.time_secs = Some(ev.ts.secs());
+            self.time_text = short_time(ev);
+        }
+        push_cell(&mut line, &self.time_text, W_TIME, Align::Left);
+        line.push(' ');
+        endpoint_text(&mut cell, ev.client);
+        push_cell(&mut line, &cell, W_EP, Align::Left);
+        line.push(' ');
+        if self.show_server() {
+            endpoint_text(&mut cell, ev.server);
+            push_cell(&mut line, &cell, W_EP, Align::Left);
+            line.push(' ');
+        }
         let ver = call
             .version
             .as_deref()
             .unwrap_or("?")
-            .trim_end_matches(".0")
-            .to_string();
-        let (product, ws, required) = match &call.request {
-            Some(r) => (
-                r.sku_name
-                    .or(r.kms_name)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| r.sku_id.as_str().to_owned()),
-                escape(&r.workstation).into_owned(),
-                Some(r.required_count),
-            ),
-            None => ("(request not captured)".to_string(), String::new(), None),
+            .trim_end_matches(".0");
+        push_cell(&mut line, ver, ver.chars().count().max(W_VER), Align::Left);
+        line.push(' ');
+        let required = match &call.request {
+            Some(r) => {
+                let product = r.sku_name.or(r.kms_name).unwrap_or(r.sku_id.as_str());
+                push_cell(&mut line, product, wp, Align::Left);
+                line.push(' ');
+                push_cell(&mut line, &escape(&r.workstation), ww, Align::Left);
+                Some(r.required_count)
+            }
+            None => {
+                push_cell(&mut line, "(request not captured)", wp, Align::Left);
+                line.push(' ');
+                push_cell(&mut line, "", ww, Align::Left);
+                None
+            }
         };
-        let count = match (&call.response, required) {
-            (Some(resp), Some(req)) => format!("{}/{}", resp.current_count, req),
-            (None, Some(req)) => format!("-/{req}"),
-            _ => "-".to_string(),
-        };
-        let mut outcome = match call.outcome {
-            "count_insufficient" => "COUNT LOW".to_string(),
-            "invalid_response" => "INVALID".to_string(),
-            "no_response" => "no reply".to_string(),
-            other => other.to_string(),
-        };
+        line.push(' ');
+        cell.clear();
+        match (&call.response, required) {
+            (Some(resp), Some(req)) => {
+                let _ = write!(cell, "{}/{}", resp.current_count, req);
+            }
+            (None, Some(req)) => {
+                let _ = write!(cell, "-/{req}");
+            }
+            _ => cell.push('-'),
+        }
+        push_cell(&mut line, &cell, W_COUNT, Align::Right);
+        line.push(' ');
+        line.push_str(match call.outcome {
+            "count_insufficient" => "COUNT LOW",
+            "invalid_response" => "INVALID",
+            "no_response" => "no reply",
+            other => other,
+        });
         if let Some(h) = &call.hresult {
-            outcome = format!("{} {}", outcome, h.code);
+            line.push(' ');
+            line.push_str(&h.code);
         }
         if !call.integrity.failures.is_empty() {
-            outcome = format!("{} [{}]", outcome, call.integrity.failures.join(","));
+            line.push_str(" [");
+            for (i, f) in call.integrity.failures.iter().enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                line.push_str(f);
+            }
+            line.push(']');
         }
-        let line = format!(
-            "{time:<W_TIME$} {client:<W_EP$} {server}{ver:<W_VER$} {:<wp$} {:<ww$} {:>W_COUNT$} {}",
-            fit(&product, wp),
-            fit(&ws, ww),
-            fit(&count, W_COUNT),
-            outcome
-        );
-        writeln!(self.out, "{}", fit(line.trim_end(), self.width))
+        let trimmed = line.trim_end().len();
+        line.truncate(trimmed);
+        let width = self.width;
+        let r = match line.char_indices().nth(width) {
+            // Longer than the terminal: cut to `width` characters, the last one marking the cut.
+            Some(_) => {
+                let cut = line
+                    .char_indices()
+                    .nth(width.saturating_sub(1))
+                    .map_or(line.len(), |(i, _)| i);
+                line.truncate(cut);
+                line.push('~');
+                writeln!(self.out, "{line}")
+            }
+            None => {
+                line.push('\n');
+                self.out.write_all(line.as_bytes())
+            }
+        };
+        self.line = line;
+        self.cell = cell;
+        r
     }
 
     /// A periodic live summary (`last` false): one line of running counters; the lists stay
@@ -407,13 +461,121 @@ fn short_time(ev: &Event) -> String {
     s.get(11..19).map(str::to_string).unwrap_or(s)
 }
 
-/// Truncates `s` to `w` characters, marking the cut with `~`.
-fn fit(s: &str, w: usize) -> String {
-    if s.chars().count() <= w {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
-        t.push('~');
-        t
+/// `out` = the endpoint's `Display` (`a.b.c.d:port`, `[v6]:port`), or empty; IPv4 without
+/// `core::fmt` (one per row and column).
+fn endpoint_text(out: &mut String, ep: Option<Endpoint>) {
+    out.clear();
+    let Some(ep) = ep else {
+        return;
+    };
+    match ep.ip {
+        IpAddr::V4(a) => {
+            let mut b = itoa::Buffer::new();
+            for (i, octet) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(b.format(octet));
+            }
+            out.push(':');
+            out.push_str(b.format(ep.port));
+        }
+        IpAddr::V6(_) => {
+            let _ = write!(out, "{ep}");
+        }
+    }
+}
+
+enum Align {
+    Left,
+    Right,
+}
+
+/// Appends `s` padded with spaces to `w` characters; a longer `s` is cut to `w` characters, the
+/// last one a `~` marking the cut.
+fn push_cell(line: &mut String, s: &str, w: usize, align: Align) {
+    let n = s.chars().count();
+    if n > w {
+        let cut = s
+            .char_indices()
+            .nth(w.saturating_sub(1))
+            .map_or(s.len(), |(i, _)| i);
+        line.push_str(&s[..cut]);
+        line.push('~');
+        return;
+    }
+    let pad = w - n;
+    if matches!(align, Align::Right) {
+        line.extend(std::iter::repeat_n(' ', pad));
+    }
+    line.push_str(s);
+    if matches!(align, Align::Left) {
+        line.extend(std::iter::repeat_n(' ', pad));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Align, push_cell};
+
+    /// The `format!("{:<w$}", fit(s, w))` the row was built with before.
+    fn reference(s: &str, w: usize, right: bool) -> String {
+        let fitted = if s.chars().count() <= w {
+            s.to_string()
+        } else {
+            let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
+            t.push('~');
+            t
+        };
+        if right {
+            format!("{fitted:>w$}")
+        } else {
+            format!("{fitted:<w$}")
+        }
+    }
+
+    #[test]
+    fn endpoints_as_display() {
+        use crate::event::Endpoint;
+        let mut out = String::from("stale");
+        for (ip, port) in [
+            ("0.0.0.0", 0),
+            ("198.51.100.13", 1688),
+            ("255.255.255.255", 65535),
+            ("10.0.0.1", 9),
+            ("2001:db8::1", 1688),
+            ("::ffff:192.0.2.1", 80),
+        ] {
+            let ep = Endpoint {
+                ip: ip.parse().unwrap(),
+                port,
+            };
+            super::endpoint_text(&mut out, Some(ep));
+            assert_eq!(out, ep.to_string());
+        }
+        super::endpoint_text(&mut out, None);
+        assert_eq!(out, "");
+    }
+
+    #[test]
+    fn cells_fit_and_pad_by_characters() {
+        for s in [
+            "",
+            "a",
+            "abc",
+            "ünïcödé",
+            "日本語テキスト",
+            "x~y",
+            "ws-000001.corp.example",
+        ] {
+            for w in 0..12 {
+                for right in [false, true] {
+                    let mut line = String::from("|");
+                    let align = if right { Align::Right } else { Align::Left };
+                    push_cell(&mut line, s, w, align);
+                    assert_eq!(line[1..], reference(s, w, right), "{s:?} {w} {right}");
+                }
+            }
+        }
     }
 }
