@@ -546,6 +546,12 @@ impl BindAck<'_> {
     /// value (Latin-1), so nothing is lost; escape it before printing to a terminal.
     pub fn sec_addr_string(&self) -> String {
         let s = self.sec_addr.strip_suffix(&[0]).unwrap_or(self.sec_addr);
+        // ASCII (a port number, as always in practice) is the same text in UTF-8: one copy.
+        if s.is_ascii()
+            && let Ok(t) = std::str::from_utf8(s)
+        {
+            return t.to_owned();
+        }
         s.iter().map(|&b| char::from(b)).collect()
     }
 }

@@ -88,6 +88,15 @@ struct RpcApp {
     session: Session,
 }
 
+/// DCE/RPC connection states kept for reuse when connections end (a KMS client opens a
+/// connection per activation, so each would otherwise allocate the box, the session's lists and
+/// its stub buffers anew). Bounded: the streams of a kept state hold no buffer, its session at
+/// most a few small lists ([`Session::reset`]).
+const MAX_SPARE_RPC: usize = 64;
+/// Stub buffers held between a call's report and the next connection (each at most
+/// [`crate::dcerpc::session::MAX_SPARE_STUB_CAPACITY`] bytes).
+const MAX_SPARE_STUBS_HELD: usize = 64;
+
 /// Counters of one source.
 #[derive(Default)]
 struct Stats {
@@ -124,6 +133,11 @@ struct Core {
     capture_drops: Option<(u64, u64)>,
     /// Bytes held by the application state of all flows (see [`MAX_FLOW_STATE_BYTES`]).
     flow_state_bytes: usize,
+    /// States of ended DCE/RPC connections, for reuse (see [`MAX_SPARE_RPC`]).
+    spare_rpc: Vec<Box<RpcApp>>,
+    /// Stub buffers of calls already reported, handed to the sessions of new connections
+    /// ([`Session::recycle_stub`]) so that reassembling a call allocates nothing.
+    spare_stubs: Vec<Vec<u8>>,
 }
 
 impl Engine {
@@ -149,6 +163,8 @@ impl Engine {
                 dns_buf: Vec::new(),
                 capture_drops: None,
                 flow_state_bytes: 0,
+                spare_rpc: Vec::new(),
+                spare_stubs: Vec::new(),
             },
         }
     }
@@ -528,10 +544,23 @@ impl Core {
             }
             flow.app = if looks_like_dcerpc(seg.payload) || flow.watched {
                 let kms_port = self.cfg.kms_ports.contains(&server_port);
-                App::Rpc(Box::new(RpcApp {
-                    streams,
-                    session: Session::new(kms_port),
-                }))
+                let mut app = match self.spare_rpc.pop() {
+                    Some(mut app) => {
+                        app.streams = streams;
+                        app.session.reset(kms_port);
+                        app
+                    }
+                    None => Box::new(RpcApp {
+                        streams,
+                        session: Session::new(kms_port),
+                    }),
+                };
+                while app.session.wants_stubs()
+                    && let Some(stub) = self.spare_stubs.pop()
+                {
+                    let _ = app.session.recycle_stub(stub);
+                }
+                App::Rpc(app)
             } else if dns::is_dns_port(server_port) {
                 App::DnsTcp(Box::new(streams))
             } else {
@@ -882,6 +911,15 @@ impl Core {
                 out,
             );
         }
+        if let App::Rpc(app) = f.app
+            && self.spare_rpc.len() < MAX_SPARE_RPC
+        {
+            let mut app = app;
+            // Free what the connection held now rather than when the state is reused.
+            app.streams = [Stream::new(), Stream::new()];
+            app.session.reset(false);
+            self.spare_rpc.push(app);
+        }
     }
 
     fn connect_event(
@@ -1050,7 +1088,30 @@ impl Core {
 
     fn call(
         &mut self,
-        call: Call,
+        mut call: Call,
+        client: Endpoint,
+        server: Endpoint,
+        out: &mut dyn FnMut(&Event),
+    ) {
+        self.call_events(&call, client, server, out);
+        // The stub buffers go back to the next connections' sessions (see `spare_stubs`).
+        let reply = match &mut call.reply {
+            Reply::Response(h) => Some(std::mem::take(&mut h.stub)),
+            _ => None,
+        };
+        for stub in call.request.map(|h| h.stub).into_iter().chain(reply) {
+            if self.spare_stubs.len() < MAX_SPARE_STUBS_HELD
+                && stub.capacity() > 0
+                && stub.capacity() <= crate::dcerpc::session::MAX_SPARE_STUB_CAPACITY
+            {
+                self.spare_stubs.push(stub);
+            }
+        }
+    }
+
+    fn call_events(
+        &mut self,
+        call: &Call,
         client: Endpoint,
         server: Endpoint,
         out: &mut dyn FnMut(&Event),
@@ -1088,7 +1149,7 @@ impl Core {
             (None, Reply::Fault { ts, frame, .. }) => (*ts, *frame),
             (None, Reply::Missing(_)) => return,
         };
-        let kc = kms_call(&call, self.cfg.keep_payloads);
+        let kc = kms_call(call, self.cfg.keep_payloads);
         self.stats.kms_calls += 1;
         *self.stats.kms_by_status.entry(kc.call.status).or_insert(0) += 1;
         if let Some(e) = kc.anomaly.clone() {
