@@ -233,15 +233,26 @@ impl Decoder {
         &'a mut self,
         pkt: &RawPacket<'a>,
     ) -> Result<Option<Decoded<'a>>, DecodeAnomaly> {
+        if let Some(d) = self.decode_fast(pkt) {
+            return Ok(Some(d));
+        }
         if !self.frags.is_empty() {
             self.expire(pkt.ts);
         }
-        if pkt.link == LinkType::ETHERNET
-            && let Some(d) = fast_ethernet(pkt.data)
-        {
-            return Ok(Some(d));
-        }
         self.decode_general(pkt)
+    }
+
+    /// [`Decoder::decode`] of the common packet (see [`fast_ethernet`]) when it is one, without
+    /// touching the decoder; `None` otherwise (then call `decode`). Inlined into the caller so
+    /// that the decoded headers need not be copied through a `Result`.
+    #[inline]
+    pub fn decode_fast<'a>(&self, pkt: &RawPacket<'a>) -> Option<Decoded<'a>> {
+        // With datagrams in reassembly, `decode` first expires the old ones (anomalies).
+        if pkt.link == LinkType::ETHERNET && self.frags.is_empty() {
+            fast_ethernet(pkt.data)
+        } else {
+            None
+        }
     }
 
     /// [`Decoder::decode`] without the fast path for the common packet.

@@ -16,7 +16,7 @@ use crate::dcerpc::{
     BindNak, Call, CloseReason, KmsReply, Reply, RpcEvent, Session, SessionState, SyntaxId,
     TransferSyntax,
 };
-use crate::decode::{Decoder, TcpSegment, Transport, UdpDatagram};
+use crate::decode::{Decoded, Decoder, TcpSegment, Transport, UdpDatagram};
 use crate::dns::{self, DnsTracker};
 use crate::event::{self, Anomaly, Body, Endpoint, Event, Hresult, KmsCall, RpcInfo, Summary};
 use crate::flow::stream::{SegmentOutcome, Stream};
@@ -192,20 +192,17 @@ impl Engine {
         if core.flows.sweep_due(pkt.ts) {
             core.sweep(pkt.ts, pkt.frame, out);
         }
-        let decoded = self.decoder.decode(pkt);
-        match decoded {
-            Err(a) => {
-                let detail = a.detail;
-                core.anomaly(pkt.frame, pkt.ts, None, None, a.layer, a.kind, detail, out);
-            }
-            Ok(None) => {}
-            Ok(Some(d)) => {
-                let (src, dst) = (d.src, d.dst);
-                match d.transport {
-                    Transport::Tcp(seg) => core.tcp(src, dst, &seg, pkt.frame, pkt.ts, out),
-                    Transport::Udp(u) => core.udp(src, dst, &u, pkt.frame, pkt.ts, out),
-                    Transport::Other { .. } => {}
+        if let Some(d) = self.decoder.decode_fast(pkt) {
+            // The common packet, decoded in place.
+            core.transport(&d, pkt, out);
+        } else {
+            match self.decoder.decode(pkt) {
+                Err(a) => {
+                    let detail = a.detail;
+                    core.anomaly(pkt.frame, pkt.ts, None, None, a.layer, a.kind, detail, out);
                 }
+                Ok(None) => {}
+                Ok(Some(d)) => core.transport(&d, pkt, out),
             }
         }
         if self.decoder.has_queued_anomalies() {
@@ -448,6 +445,16 @@ impl Core {
         self.dns.expire(now, &mut ex);
         self.emit_dns(&mut ex, out);
         self.dns_buf = ex;
+    }
+
+    /// A decoded packet to the TCP or UDP handling.
+    #[inline]
+    fn transport(&mut self, d: &Decoded<'_>, pkt: &RawPacket<'_>, out: &mut dyn FnMut(&Event)) {
+        match &d.transport {
+            Transport::Tcp(seg) => self.tcp(d.src, d.dst, seg, pkt.frame, pkt.ts, out),
+            Transport::Udp(u) => self.udp(d.src, d.dst, u, pkt.frame, pkt.ts, out),
+            Transport::Other { .. } => {}
+        }
     }
 
     // ---------------------------------------------------------------------------------------
