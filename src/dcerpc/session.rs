@@ -495,7 +495,7 @@ struct Partial {
 
 impl Partial {
     /// A reassembly starting with the fragment at `here`; `stub` is an empty buffer to fill
-    /// (a recycled one keeps its capacity, see [`Session::recycle_stub`]).
+    /// (a recycled one keeps its capacity, see [`Session::with_stub_pool`]).
     fn new(
         here: Here,
         alloc_hint: u32,
@@ -603,14 +603,10 @@ pub struct Session {
     anomalies: u32,
     /// An empty list kept for the next bind's [`PendingBind`] (its capacity reused).
     spare_contexts: Vec<ContextElem>,
-    /// Empty stub buffers for the next reassemblies (see [`Session::recycle_stub`]).
+    /// Empty stub buffers lent by the consumer for the reassemblies that start during one call
+    /// (see [`Session::with_stub_pool`]); empty otherwise.
     spare_stubs: Vec<Vec<u8>>,
 }
-
-/// Stub buffers a session keeps for reuse (a KMS connection makes one call: two halves).
-pub const MAX_SPARE_STUBS: usize = 4;
-/// Largest stub buffer kept for reuse; bigger ones are freed (KMS stubs are under 400 bytes).
-pub const MAX_SPARE_STUB_CAPACITY: usize = 4096;
 
 /// `v` emptied, or a new list when its capacity is above `max` (what a reused session keeps).
 fn emptied<T>(mut v: Vec<T>, max: usize) -> Vec<T> {
@@ -646,8 +642,7 @@ impl Session {
     }
 
     /// Makes this session what [`Session::new`] returns, keeping the capacity of its small
-    /// lists and its spare stub buffers, so that a session reused for the next connection does
-    /// not allocate them again.
+    /// lists, so that a session reused for the next connection does not allocate them again.
     pub fn reset(&mut self, server_port_is_kms: bool) {
         let contexts = emptied(std::mem::take(&mut self.contexts), 8);
         let calls = emptied(std::mem::take(&mut self.calls), 4);
@@ -655,34 +650,28 @@ impl Session {
             Some(p) => p.contexts,
             None => std::mem::take(&mut self.spare_contexts),
         };
-        let spare_stubs = std::mem::take(&mut self.spare_stubs);
         *self = Session {
             contexts,
             calls,
             spare_contexts: emptied(spare_contexts, 8),
-            spare_stubs,
             ..Session::new(server_port_is_kms)
         };
     }
 
-    /// Hands a stub buffer (of a [`Half`] the consumer is done with) back for the session's
-    /// next reassemblies. Kept only while the session holds fewer than [`MAX_SPARE_STUBS`] and
-    /// the buffer is at most [`MAX_SPARE_STUB_CAPACITY`] bytes; returns it otherwise.
-    pub fn recycle_stub(&mut self, mut stub: Vec<u8>) -> Option<Vec<u8>> {
-        if self.spare_stubs.len() >= MAX_SPARE_STUBS
-            || stub.capacity() > MAX_SPARE_STUB_CAPACITY
-            || stub.capacity() == 0
-        {
-            return Some(stub);
-        }
-        stub.clear();
-        self.spare_stubs.push(stub);
-        None
-    }
-
-    /// True when the session would keep another stub buffer ([`Session::recycle_stub`]).
-    pub fn wants_stubs(&self) -> bool {
-        self.spare_stubs.len() < MAX_SPARE_STUBS
+    /// Runs `f` (e.g. a call of [`Session::on_data`]) with `pool` as the supply of stub
+    /// buffers: a reassembly starting meanwhile takes an empty buffer from it instead of
+    /// allocating one (the consumer refills `pool` with the stubs of the calls it is done with;
+    /// buffers must be empty). What is left stays in `pool`: the session keeps none, so the
+    /// memory of spare buffers is the consumer's (bounded by how many it keeps).
+    pub fn with_stub_pool<R>(
+        &mut self,
+        pool: &mut Vec<Vec<u8>>,
+        f: impl FnOnce(&mut Session) -> R,
+    ) -> R {
+        std::mem::swap(&mut self.spare_stubs, pool);
+        let r = f(self);
+        std::mem::swap(&mut self.spare_stubs, pool);
+        r
     }
 
     /// What the session has concluded about the content.

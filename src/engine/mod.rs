@@ -93,9 +93,46 @@ struct RpcApp {
 /// its stub buffers anew). Bounded: the streams of a kept state hold no buffer, its session at
 /// most a few small lists ([`Session::reset`]).
 const MAX_SPARE_RPC: usize = 64;
-/// Stub buffers held between a call's report and the next connection (each at most
-/// [`crate::dcerpc::session::MAX_SPARE_STUB_CAPACITY`] bytes).
-const MAX_SPARE_STUBS_HELD: usize = 64;
+/// Stub buffers of reported calls kept for the next reassemblies (see `Core::spare_stubs`).
+const MAX_SPARE_STUBS: usize = 64;
+/// Largest stub buffer kept for reuse (KMS stubs are under 400 bytes).
+const MAX_SPARE_STUB_CAPACITY: usize = 4096;
+
+/// The ports watched for connection outcomes: a bitmap (8 KiB), since every TCP packet of a
+/// connection not yet known as watched tests its server port.
+struct PortSet {
+    bits: Box<[u64; 1024]>,
+    len: usize,
+}
+
+impl PortSet {
+    fn new() -> PortSet {
+        PortSet {
+            bits: Box::new([0; 1024]),
+            len: 0,
+        }
+    }
+
+    fn contains(&self, port: u16) -> bool {
+        self.bits
+            .get(usize::from(port >> 6))
+            .is_some_and(|w| w & (1 << (port & 63)) != 0)
+    }
+
+    fn insert(&mut self, port: u16) {
+        if let Some(w) = self.bits.get_mut(usize::from(port >> 6)) {
+            let bit = 1 << (port & 63);
+            if *w & bit == 0 {
+                *w |= bit;
+                self.len += 1;
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
 
 /// Counters of one source.
 #[derive(Default)]
@@ -126,7 +163,7 @@ struct Core {
     dns: DnsTracker,
     state: State,
     stats: Stats,
-    watched_ports: FxMap<u16, ()>,
+    watched_ports: PortSet,
     rpc_buf: Vec<RpcEvent>,
     dns_buf: Vec<dns::Exchange>,
     /// Drops reported by a live capture (`dropped`, `if_dropped` of the summary); `None` for files.
@@ -135,17 +172,17 @@ struct Core {
     flow_state_bytes: usize,
     /// States of ended DCE/RPC connections, for reuse (see [`MAX_SPARE_RPC`]).
     spare_rpc: Vec<Box<RpcApp>>,
-    /// Stub buffers of calls already reported, handed to the sessions of new connections
-    /// ([`Session::recycle_stub`]) so that reassembling a call allocates nothing.
+    /// Empty stub buffers of calls already reported, lent to the session parsing a segment
+    /// ([`Session::with_stub_pool`]) so that reassembling a call allocates nothing.
     spare_stubs: Vec<Vec<u8>>,
 }
 
 impl Engine {
     /// A pipeline for the source named `source` (file name as given, `archive.zip:member`, `live:eth0`).
     pub fn new(source: &str, cfg: EngineConfig) -> Engine {
-        let mut watched_ports = FxMap::default();
+        let mut watched_ports = PortSet::new();
         for p in &cfg.kms_ports {
-            watched_ports.insert(*p, ());
+            watched_ports.insert(*p);
         }
         // The state applies the policy's KMS-02 margin and RPC-06 limit while folding events in.
         let state = State::with_policy(&cfg.policy);
@@ -432,7 +469,7 @@ impl Core {
     }
 
     fn is_watched(&self, port: u16) -> bool {
-        self.watched_ports.contains_key(&port)
+        self.watched_ports.contains(port)
     }
 
     fn sweep(&mut self, now: Ts, frame: u64, out: &mut dyn FnMut(&Event)) {
@@ -472,8 +509,6 @@ impl Core {
         let s = (src, seg.src_port);
         let d = (dst, seg.dst_port);
         let key = FlowKey::new(s, d);
-        // SRV answers may have added watched ports since the flow began.
-        let (watch_src, watch_dst) = (self.is_watched(seg.src_port), self.is_watched(seg.dst_port));
         // One table lookup per packet of a known connection (the common case).
         let flow = match self.flows.get_mut(&key) {
             Some(flow) => flow,
@@ -503,11 +538,10 @@ impl Core {
             }
         };
         flow.last_ts = ts;
-        flow.watched |= if (flow.server.ip, flow.server.port) == s {
-            watch_src
-        } else {
-            watch_dst
-        };
+        // SRV answers may have added watched ports since the flow began.
+        if !flow.watched {
+            flow.watched = self.watched_ports.contains(flow.server.port);
+        }
         // A connection not worth following (neither DCE/RPC nor DNS) stops here unless the packet
         // opens or ends it: everything below would only update the handshake bookkeeping.
         if matches!(flow.app, App::Ignored) && !(seg.syn || seg.fin || seg.rst) {
@@ -551,7 +585,7 @@ impl Core {
             }
             flow.app = if looks_like_dcerpc(seg.payload) || flow.watched {
                 let kms_port = self.cfg.kms_ports.contains(&server_port);
-                let mut app = match self.spare_rpc.pop() {
+                let app = match self.spare_rpc.pop() {
                     Some(mut app) => {
                         app.streams = streams;
                         app.session.reset(kms_port);
@@ -562,11 +596,6 @@ impl Core {
                         session: Session::new(kms_port),
                     }),
                 };
-                while app.session.wants_stubs()
-                    && let Some(stub) = self.spare_stubs.pop()
-                {
-                    let _ = app.session.recycle_stub(stub);
-                }
                 App::Rpc(app)
             } else if dns::is_dns_port(server_port) {
                 App::DnsTcp(Box::new(streams))
@@ -632,8 +661,9 @@ impl Core {
                         || !app.streams[Direction::ToServer.index()].has_pending_gap();
                     let outcome = if parse_now {
                         let (session, rpc_buf) = (&mut app.session, &mut self.rpc_buf);
+                        let stubs = &mut self.spare_stubs;
                         app.streams[dir.index()].on_segment_with(seq, seg.payload, seg.fin, |b| {
-                            session.on_data(dir, b, frame, ts, rpc_buf)
+                            session.with_stub_pool(stubs, |s| s.on_data(dir, b, frame, ts, rpc_buf))
                         })
                     } else {
                         app.streams[dir.index()].on_segment(seq, seg.payload, seg.fin)
@@ -1107,10 +1137,12 @@ impl Core {
             _ => None,
         };
         for stub in call.request.map(|h| h.stub).into_iter().chain(reply) {
-            if self.spare_stubs.len() < MAX_SPARE_STUBS_HELD
+            if self.spare_stubs.len() < MAX_SPARE_STUBS
                 && stub.capacity() > 0
-                && stub.capacity() <= crate::dcerpc::session::MAX_SPARE_STUB_CAPACITY
+                && stub.capacity() <= MAX_SPARE_STUB_CAPACITY
             {
+                let mut stub = stub;
+                stub.clear();
                 self.spare_stubs.push(stub);
             }
         }
@@ -1247,7 +1279,7 @@ impl Core {
                     if let dns::RecordData::Srv { port, .. } = r.data
                         && self.watched_ports.len() < MAX_WATCHED_PORTS
                     {
-                        self.watched_ports.insert(port, ());
+                        self.watched_ports.insert(port);
                     }
                 }
             }
