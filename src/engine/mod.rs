@@ -171,6 +171,10 @@ struct Core {
     /// Bytes held by the application state of all flows (see [`MAX_FLOW_STATE_BYTES`]).
     flow_state_bytes: usize,
     /// States of ended DCE/RPC connections, for reuse (see [`MAX_SPARE_RPC`]).
+    #[expect(
+        clippy::vec_box,
+        reason = "the boxes themselves are reused: `App::Rpc` holds a `Box<RpcApp>`"
+    )]
     spare_rpc: Vec<Box<RpcApp>>,
     /// Empty stub buffers of calls already reported, lent to the session parsing a segment
     /// ([`Session::with_stub_pool`]) so that reassembling a call allocates nothing.
