@@ -233,9 +233,33 @@ impl Decoder {
         &'a mut self,
         pkt: &RawPacket<'a>,
     ) -> Result<Option<Decoded<'a>>, DecodeAnomaly> {
+        if let Some(d) = self.decode_fast(pkt) {
+            return Ok(Some(d));
+        }
         if !self.frags.is_empty() {
             self.expire(pkt.ts);
         }
+        self.decode_general(pkt)
+    }
+
+    /// [`Decoder::decode`] of the common packet (see [`fast_ethernet`]) when it is one, without
+    /// touching the decoder; `None` otherwise (then call `decode`). Inlined into the caller so
+    /// that the decoded headers need not be copied through a `Result`.
+    #[inline]
+    pub fn decode_fast<'a>(&self, pkt: &RawPacket<'a>) -> Option<Decoded<'a>> {
+        // With datagrams in reassembly, `decode` first expires the old ones (anomalies).
+        if pkt.link == LinkType::ETHERNET && self.frags.is_empty() {
+            fast_ethernet(pkt.data)
+        } else {
+            None
+        }
+    }
+
+    /// [`Decoder::decode`] without the fast path for the common packet.
+    fn decode_general<'a>(
+        &'a mut self,
+        pkt: &RawPacket<'a>,
+    ) -> Result<Option<Decoded<'a>>, DecodeAnomaly> {
         let short = (pkt.data.len() as u64) < u64::from(pkt.orig_len);
         let Some((net, l3)) = link(pkt.link, pkt.data)? else {
             return Ok(None);
@@ -611,6 +635,104 @@ impl Decoder {
     }
 }
 
+/// The common packet without the general decoders: Ethernet II without VLAN tag, then an
+/// IPv4 header (not a fragment, total length covering the header and fully captured) or an IPv6
+/// header without extension headers (payload length non-zero and fully captured), then a
+/// well-formed TCP header or a UDP header. `None` for anything else, which the general path
+/// decodes (to the same result for the packets accepted here: the conditions are exactly those
+/// under which it takes no other branch). Every packet goes through here, so it reads the
+/// fixed-offset fields directly.
+#[inline]
+fn fast_ethernet(d: &[u8]) -> Option<Decoded<'_>> {
+    let (eth, b) = d.split_at_checked(14)?;
+    let (src, dst, proto, payload) = match u16::from_be_bytes([eth[12], eth[13]]) {
+        0x0800 => {
+            let h: &[u8; 20] = b.first_chunk()?;
+            let hl = usize::from(h[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+            // Version 4, header at least 20 bytes, total length covering the header and
+            // captured, no MF flag and fragment offset 0.
+            if h[0] >> 4 != 4
+                || hl < 20
+                || total < hl
+                || b.len() < total
+                || h[6] & 0x3f != 0
+                || h[7] != 0
+            {
+                return None;
+            }
+            let src = IpAddr::V4(std::net::Ipv4Addr::new(h[12], h[13], h[14], h[15]));
+            let dst = IpAddr::V4(std::net::Ipv4Addr::new(h[16], h[17], h[18], h[19]));
+            (src, dst, h[9], b.get(hl..total)?)
+        }
+        0x86dd => {
+            let h: &[u8; 40] = b.first_chunk()?;
+            let plen = usize::from(u16::from_be_bytes([h[4], h[5]]));
+            if h[0] >> 4 != 6 || plen == 0 || b.len() < 40 + plen {
+                return None;
+            }
+            let a = |i: usize| {
+                let mut o = [0u8; 16];
+                o.copy_from_slice(&h[i..i + 16]);
+                IpAddr::V6(std::net::Ipv6Addr::from(o))
+            };
+            (a(8), a(24), h[6], b.get(40..40 + plen)?)
+        }
+        _ => return None,
+    };
+    let transport = match proto {
+        6 => {
+            let t: &[u8; 20] = payload.first_chunk()?;
+            let hl = usize::from(t[12] >> 4) * 4;
+            if hl < 20 {
+                return None;
+            }
+            let flags = t[13];
+            Transport::Tcp(TcpSegment {
+                src_port: u16::from_be_bytes([t[0], t[1]]),
+                dst_port: u16::from_be_bytes([t[2], t[3]]),
+                seq: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
+                ack: u32::from_be_bytes([t[8], t[9], t[10], t[11]]),
+                syn: flags & 0x02 != 0,
+                ack_flag: flags & 0x10 != 0,
+                fin: flags & 0x01 != 0,
+                rst: flags & 0x04 != 0,
+                psh: flags & 0x08 != 0,
+                window: u16::from_be_bytes([t[14], t[15]]),
+                payload: payload.get(hl..)?,
+            })
+        }
+        17 => {
+            let u: &[u8; 8] = payload.first_chunk()?;
+            let len = usize::from(u16::from_be_bytes([u[4], u[5]]));
+            // As `UdpSlice::from_slice_lax`: the UDP length bounds the payload when it is
+            // plausible; a length beyond the IP payload marks the datagram truncated.
+            let end = if len < 8 || len > payload.len() {
+                payload.len()
+            } else {
+                len
+            };
+            return Some(Decoded {
+                src,
+                dst,
+                transport: Transport::Udp(UdpDatagram {
+                    src_port: u16::from_be_bytes([u[0], u[1]]),
+                    dst_port: u16::from_be_bytes([u[2], u[3]]),
+                    payload: payload.get(8..end)?,
+                }),
+                truncated: len > payload.len(),
+            });
+        }
+        _ => return None,
+    };
+    Some(Decoded {
+        src,
+        dst,
+        transport,
+        truncated: false,
+    })
+}
+
 /// Link layer: what it carries and where the network layer starts. `None`: not IP.
 fn link(lt: LinkType, d: &[u8]) -> Result<Option<(Net, &[u8])>, DecodeAnomaly> {
     match lt {
@@ -854,4 +976,67 @@ fn transport<'a>(
         transport,
         truncated,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Ethernet + IPv4 + TCP (payload "abcd"), Ethernet + IPv6 + UDP (payload "xyz").
+    fn templates() -> [Vec<u8>; 2] {
+        let mut v4 = vec![0u8; 12];
+        v4.extend([0x08, 0x00]);
+        v4.extend([
+            0x45, 0, 0, 44, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ]);
+        v4.extend([
+            0xc3, 0x50, 0x06, 0x98, 0, 0, 0, 7, 0, 0, 0, 9, 0x50, 0x18, 1, 0, 0, 0, 0, 0,
+        ]);
+        v4.extend(b"abcd");
+        let mut v6 = vec![0u8; 12];
+        v6.extend([0x86, 0xdd]);
+        v6.extend([0x60, 0, 0, 0, 0, 11, 17, 64]);
+        v6.extend([0x20, 1, 0x0d, 0xb8].iter().chain(&[0; 11]).chain(&[1]));
+        v6.extend([0x20, 1, 0x0d, 0xb8].iter().chain(&[0; 11]).chain(&[2]));
+        v6.extend([0, 53, 0xc0, 0, 0, 11, 0, 0]);
+        v6.extend(b"xyz");
+        [v4, v6]
+    }
+
+    proptest! {
+        /// The fast path decodes exactly like the general decoders whenever it accepts a packet.
+        #[test]
+        fn fast_path_agrees_with_the_general_decoders(
+            which in 0usize..2,
+            edits in proptest::collection::vec((0usize..80, any::<u8>()), 0..4),
+            cut in 0usize..90,
+        ) {
+            let mut d = templates()[which].clone();
+            for (i, v) in edits {
+                if let Some(b) = d.get_mut(i) {
+                    *b = v;
+                }
+            }
+            d.truncate(d.len().saturating_sub(cut % 8));
+            let pkt = RawPacket {
+                frame: 1,
+                ts: Ts(0),
+                link: LinkType::ETHERNET,
+                data: &d,
+                orig_len: d.len() as u32 + (cut % 3) as u32,
+            };
+            if let Some(fast) = fast_ethernet(&d) {
+                let mut dec = Decoder::new();
+                prop_assert_eq!(dec.decode_general(&pkt), Ok(Some(fast)));
+            }
+        }
+    }
+
+    #[test]
+    fn templates_take_the_fast_path() {
+        for t in templates() {
+            assert!(fast_ethernet(&t).is_some());
+        }
+    }
 }

@@ -271,24 +271,37 @@ pub struct RawPdu<'a> {
 /// Streaming parser for the 16-byte common header: `Incomplete` with the missing count when fewer
 /// than 16 bytes are available. Does not validate any field.
 pub fn parse_header(input: &[u8]) -> IResult<&[u8], Header> {
-    if input.len() < HEADER_LEN {
+    // Read directly rather than through nom combinators: every PDU of every connection is
+    // framed here.
+    let Some((h, rest)) = input.split_first_chunk::<HEADER_LEN>() else {
         return Err(Err::Incomplete(Needed::new(HEADER_LEN - input.len())));
-    }
-    let (i, (version, version_minor, ptype, flags)) = (nu8, nu8, nu8, nu8).parse(input)?;
-    let (i, drep) = take(4usize).parse(i)?;
-    let drep = DataRep([drep[0], drep[1], drep[2], drep[3]]);
-    let e = drep.endianness();
-    let (i, (frag_length, auth_length, call_id)) = (nu16(e), nu16(e), nu32(e)).parse(i)?;
+    };
+    let drep = DataRep([h[4], h[5], h[6], h[7]]);
+    let le = drep.is_little_endian();
+    let u16_at = |i: usize| {
+        let b = [h[i], h[i + 1]];
+        if le {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        }
+    };
+    let b = [h[12], h[13], h[14], h[15]];
+    let call_id = if le {
+        u32::from_le_bytes(b)
+    } else {
+        u32::from_be_bytes(b)
+    };
     Ok((
-        i,
+        rest,
         Header {
-            version,
-            version_minor,
-            ptype: PacketType(ptype),
-            flags: PfcFlags(flags),
+            version: h[0],
+            version_minor: h[1],
+            ptype: PacketType(h[2]),
+            flags: PfcFlags(h[3]),
             drep,
-            frag_length,
-            auth_length,
+            frag_length: u16_at(8),
+            auth_length: u16_at(10),
             call_id,
         },
     ))
@@ -533,6 +546,12 @@ impl BindAck<'_> {
     /// value (Latin-1), so nothing is lost; escape it before printing to a terminal.
     pub fn sec_addr_string(&self) -> String {
         let s = self.sec_addr.strip_suffix(&[0]).unwrap_or(self.sec_addr);
+        // ASCII (a port number, as always in practice) is the same text in UTF-8: one copy.
+        if s.is_ascii()
+            && let Ok(t) = std::str::from_utf8(s)
+        {
+            return t.to_owned();
+        }
         s.iter().map(|&b| char::from(b)).collect()
     }
 }

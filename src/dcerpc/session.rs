@@ -494,18 +494,27 @@ struct Partial {
 }
 
 impl Partial {
-    fn new(here: Here, alloc_hint: u32, single: usize, first_and_last: bool) -> Partial {
+    /// A reassembly starting with the fragment at `here`; `stub` is an empty buffer to fill
+    /// (a recycled one keeps its capacity, see [`Session::with_stub_pool`]).
+    fn new(
+        here: Here,
+        alloc_hint: u32,
+        single: usize,
+        first_and_last: bool,
+        mut stub: Vec<u8>,
+    ) -> Partial {
         let cap = if first_and_last {
             single.min(MAX_STUB_BYTES)
         } else {
             (alloc_hint as usize).clamp(single, MAX_STUB_BYTES.max(single))
         };
+        stub.reserve_exact(cap.min(MAX_STUB_BYTES));
         Partial {
             first_frame: here.frame,
             first_ts: here.ts,
             frame: here.frame,
             ts: here.ts,
-            stub: Vec::with_capacity(cap.min(MAX_STUB_BYTES)),
+            stub,
             frags: 0,
             alloc_hint,
             truncated: false,
@@ -592,6 +601,17 @@ pub struct Session {
     pending_bind: Option<PendingBind>,
     calls: Vec<OpenCall>,
     anomalies: u32,
+    /// An empty list kept for the next bind's [`PendingBind`] (its capacity reused).
+    spare_contexts: Vec<ContextElem>,
+    /// Empty stub buffers lent by the consumer for the reassemblies that start during one call
+    /// (see [`Session::with_stub_pool`]); empty otherwise.
+    spare_stubs: Vec<Vec<u8>>,
+}
+
+/// `v` emptied, or a new list when its capacity is above `max` (what a reused session keeps).
+fn emptied<T>(mut v: Vec<T>, max: usize) -> Vec<T> {
+    v.clear();
+    if v.capacity() > max { Vec::new() } else { v }
 }
 
 fn dir_name(d: Direction) -> &'static str {
@@ -616,7 +636,42 @@ impl Session {
             pending_bind: None,
             calls: Vec::new(),
             anomalies: 0,
+            spare_contexts: Vec::new(),
+            spare_stubs: Vec::new(),
         }
+    }
+
+    /// Makes this session what [`Session::new`] returns, keeping the capacity of its small
+    /// lists, so that a session reused for the next connection does not allocate them again.
+    pub fn reset(&mut self, server_port_is_kms: bool) {
+        let contexts = emptied(std::mem::take(&mut self.contexts), 8);
+        let calls = emptied(std::mem::take(&mut self.calls), 4);
+        let spare_contexts = match self.pending_bind.take() {
+            Some(p) => p.contexts,
+            None => std::mem::take(&mut self.spare_contexts),
+        };
+        *self = Session {
+            contexts,
+            calls,
+            spare_contexts: emptied(spare_contexts, 8),
+            ..Session::new(server_port_is_kms)
+        };
+    }
+
+    /// Runs `f` (e.g. a call of [`Session::on_data`]) with `pool` as the supply of stub
+    /// buffers: a reassembly starting meanwhile takes an empty buffer from it instead of
+    /// allocating one (the consumer refills `pool` with the stubs of the calls it is done with;
+    /// buffers must be empty). What is left stays in `pool`: the session keeps none, so the
+    /// memory of spare buffers is the consumer's (bounded by how many it keeps).
+    pub fn with_stub_pool<R>(
+        &mut self,
+        pool: &mut Vec<Vec<u8>>,
+        f: impl FnOnce(&mut Session) -> R,
+    ) -> R {
+        std::mem::swap(&mut self.spare_stubs, pool);
+        let r = f(self);
+        std::mem::swap(&mut self.spare_stubs, pool);
+        r
     }
 
     /// What the session has concluded about the content.
@@ -1106,9 +1161,16 @@ impl Session {
         if b.contexts.iter().any(|c| c.abstract_syntax.is_kms()) {
             self.kms = true;
         }
+        // The copy goes into the list of the previous bind (or the spare one), whose capacity
+        // is reused.
+        let mut contexts = match self.pending_bind.take() {
+            Some(p) => p.contexts,
+            None => std::mem::take(&mut self.spare_contexts),
+        };
+        contexts.clone_from(&b.contexts);
         self.pending_bind = Some(PendingBind {
             call_id: h.call_id,
-            contexts: b.contexts.clone(),
+            contexts,
         });
         out.push(RpcEvent::Bind {
             dir,
@@ -1211,6 +1273,10 @@ impl Session {
                 ack: *r,
             });
         }
+        // Keep the list for the next bind (see `on_bind`) now that its elements are handed out.
+        if self.spare_contexts.capacity() == 0 {
+            self.spare_contexts = emptied(proposed, 8);
+        }
         if a.max_recv_frag as usize >= HEADER_LEN {
             self.dirs[Direction::ToServer.index()].max_frag = Some(a.max_recv_frag);
         }
@@ -1281,7 +1347,13 @@ impl Session {
                 object: r.object,
                 drep: h.drep,
                 ctx: None,
-                request: Some(Partial::new(here, r.alloc_hint, r.stub.len(), last)),
+                request: Some(Partial::new(
+                    here,
+                    r.alloc_hint,
+                    r.stub.len(),
+                    last,
+                    self.spare_stubs.pop().unwrap_or_default(),
+                )),
                 reply: None,
                 reply_gap: false,
             });
@@ -1512,10 +1584,11 @@ impl Session {
                     out,
                 );
             }
+            let buf = self.spare_stubs.pop().unwrap_or_default();
             let Some(c) = self.calls.get_mut(i) else {
                 return;
             };
-            c.reply = Some(Partial::new(here, alloc_hint, stub.len(), last));
+            c.reply = Some(Partial::new(here, alloc_hint, stub.len(), last, buf));
         }
         let Some(rep) = self.calls.get_mut(i).and_then(|c| c.reply.as_mut()) else {
             return;

@@ -16,7 +16,7 @@ use crate::dcerpc::{
     BindNak, Call, CloseReason, KmsReply, Reply, RpcEvent, Session, SessionState, SyntaxId,
     TransferSyntax,
 };
-use crate::decode::{Decoder, TcpSegment, Transport, UdpDatagram};
+use crate::decode::{Decoded, Decoder, TcpSegment, Transport, UdpDatagram};
 use crate::dns::{self, DnsTracker};
 use crate::event::{self, Anomaly, Body, Endpoint, Event, Hresult, KmsCall, RpcInfo, Summary};
 use crate::flow::stream::{SegmentOutcome, Stream};
@@ -88,6 +88,52 @@ struct RpcApp {
     session: Session,
 }
 
+/// DCE/RPC connection states kept for reuse when connections end (a KMS client opens a
+/// connection per activation, so each would otherwise allocate the box, the session's lists and
+/// its stub buffers anew). Bounded: the streams of a kept state hold no buffer, its session at
+/// most a few small lists ([`Session::reset`]).
+const MAX_SPARE_RPC: usize = 64;
+/// Stub buffers of reported calls kept for the next reassemblies (see `Core::spare_stubs`).
+const MAX_SPARE_STUBS: usize = 64;
+/// Largest stub buffer kept for reuse (KMS stubs are under 400 bytes).
+const MAX_SPARE_STUB_CAPACITY: usize = 4096;
+
+/// The ports watched for connection outcomes: a bitmap (8 KiB), since every TCP packet of a
+/// connection not yet known as watched tests its server port.
+struct PortSet {
+    bits: Box<[u64; 1024]>,
+    len: usize,
+}
+
+impl PortSet {
+    fn new() -> PortSet {
+        PortSet {
+            bits: Box::new([0; 1024]),
+            len: 0,
+        }
+    }
+
+    fn contains(&self, port: u16) -> bool {
+        self.bits
+            .get(usize::from(port >> 6))
+            .is_some_and(|w| w & (1 << (port & 63)) != 0)
+    }
+
+    fn insert(&mut self, port: u16) {
+        if let Some(w) = self.bits.get_mut(usize::from(port >> 6)) {
+            let bit = 1 << (port & 63);
+            if *w & bit == 0 {
+                *w |= bit;
+                self.len += 1;
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
 /// Counters of one source.
 #[derive(Default)]
 struct Stats {
@@ -117,21 +163,30 @@ struct Core {
     dns: DnsTracker,
     state: State,
     stats: Stats,
-    watched_ports: FxMap<u16, ()>,
+    watched_ports: PortSet,
     rpc_buf: Vec<RpcEvent>,
     dns_buf: Vec<dns::Exchange>,
     /// Drops reported by a live capture (`dropped`, `if_dropped` of the summary); `None` for files.
     capture_drops: Option<(u64, u64)>,
     /// Bytes held by the application state of all flows (see [`MAX_FLOW_STATE_BYTES`]).
     flow_state_bytes: usize,
+    /// States of ended DCE/RPC connections, for reuse (see [`MAX_SPARE_RPC`]).
+    #[expect(
+        clippy::vec_box,
+        reason = "the boxes themselves are reused: `App::Rpc` holds a `Box<RpcApp>`"
+    )]
+    spare_rpc: Vec<Box<RpcApp>>,
+    /// Empty stub buffers of calls already reported, lent to the session parsing a segment
+    /// ([`Session::with_stub_pool`]) so that reassembling a call allocates nothing.
+    spare_stubs: Vec<Vec<u8>>,
 }
 
 impl Engine {
     /// A pipeline for the source named `source` (file name as given, `archive.zip:member`, `live:eth0`).
     pub fn new(source: &str, cfg: EngineConfig) -> Engine {
-        let mut watched_ports = FxMap::default();
+        let mut watched_ports = PortSet::new();
         for p in &cfg.kms_ports {
-            watched_ports.insert(*p, ());
+            watched_ports.insert(*p);
         }
         // The state applies the policy's KMS-02 margin and RPC-06 limit while folding events in.
         let state = State::with_policy(&cfg.policy);
@@ -149,6 +204,8 @@ impl Engine {
                 dns_buf: Vec::new(),
                 capture_drops: None,
                 flow_state_bytes: 0,
+                spare_rpc: Vec::new(),
+                spare_stubs: Vec::new(),
             },
         }
     }
@@ -176,20 +233,17 @@ impl Engine {
         if core.flows.sweep_due(pkt.ts) {
             core.sweep(pkt.ts, pkt.frame, out);
         }
-        let decoded = self.decoder.decode(pkt);
-        match decoded {
-            Err(a) => {
-                let detail = a.detail;
-                core.anomaly(pkt.frame, pkt.ts, None, None, a.layer, a.kind, detail, out);
-            }
-            Ok(None) => {}
-            Ok(Some(d)) => {
-                let (src, dst) = (d.src, d.dst);
-                match d.transport {
-                    Transport::Tcp(seg) => core.tcp(src, dst, &seg, pkt.frame, pkt.ts, out),
-                    Transport::Udp(u) => core.udp(src, dst, &u, pkt.frame, pkt.ts, out),
-                    Transport::Other { .. } => {}
+        if let Some(d) = self.decoder.decode_fast(pkt) {
+            // The common packet, decoded in place.
+            core.transport(&d, pkt, out);
+        } else {
+            match self.decoder.decode(pkt) {
+                Err(a) => {
+                    let detail = a.detail;
+                    core.anomaly(pkt.frame, pkt.ts, None, None, a.layer, a.kind, detail, out);
                 }
+                Ok(None) => {}
+                Ok(Some(d)) => core.transport(&d, pkt, out),
             }
         }
         if self.decoder.has_queued_anomalies() {
@@ -419,7 +473,7 @@ impl Core {
     }
 
     fn is_watched(&self, port: u16) -> bool {
-        self.watched_ports.contains_key(&port)
+        self.watched_ports.contains(port)
     }
 
     fn sweep(&mut self, now: Ts, frame: u64, out: &mut dyn FnMut(&Event)) {
@@ -432,6 +486,16 @@ impl Core {
         self.dns.expire(now, &mut ex);
         self.emit_dns(&mut ex, out);
         self.dns_buf = ex;
+    }
+
+    /// A decoded packet to the TCP or UDP handling.
+    #[inline]
+    fn transport(&mut self, d: &Decoded<'_>, pkt: &RawPacket<'_>, out: &mut dyn FnMut(&Event)) {
+        match &d.transport {
+            Transport::Tcp(seg) => self.tcp(d.src, d.dst, seg, pkt.frame, pkt.ts, out),
+            Transport::Udp(u) => self.udp(d.src, d.dst, u, pkt.frame, pkt.ts, out),
+            Transport::Other { .. } => {}
+        }
     }
 
     // ---------------------------------------------------------------------------------------
@@ -449,8 +513,6 @@ impl Core {
         let s = (src, seg.src_port);
         let d = (dst, seg.dst_port);
         let key = FlowKey::new(s, d);
-        // SRV answers may have added watched ports since the flow began.
-        let (watch_src, watch_dst) = (self.is_watched(seg.src_port), self.is_watched(seg.dst_port));
         // One table lookup per packet of a known connection (the common case).
         let flow = match self.flows.get_mut(&key) {
             Some(flow) => flow,
@@ -480,11 +542,10 @@ impl Core {
             }
         };
         flow.last_ts = ts;
-        flow.watched |= if (flow.server.ip, flow.server.port) == s {
-            watch_src
-        } else {
-            watch_dst
-        };
+        // SRV answers may have added watched ports since the flow began.
+        if !flow.watched {
+            flow.watched = self.watched_ports.contains(flow.server.port);
+        }
         // A connection not worth following (neither DCE/RPC nor DNS) stops here unless the packet
         // opens or ends it: everything below would only update the handshake bookkeeping.
         if matches!(flow.app, App::Ignored) && !(seg.syn || seg.fin || seg.rst) {
@@ -528,10 +589,18 @@ impl Core {
             }
             flow.app = if looks_like_dcerpc(seg.payload) || flow.watched {
                 let kms_port = self.cfg.kms_ports.contains(&server_port);
-                App::Rpc(Box::new(RpcApp {
-                    streams,
-                    session: Session::new(kms_port),
-                }))
+                let app = match self.spare_rpc.pop() {
+                    Some(mut app) => {
+                        app.streams = streams;
+                        app.session.reset(kms_port);
+                        app
+                    }
+                    None => Box::new(RpcApp {
+                        streams,
+                        session: Session::new(kms_port),
+                    }),
+                };
+                App::Rpc(app)
             } else if dns::is_dns_port(server_port) {
                 App::DnsTcp(Box::new(streams))
             } else {
@@ -596,8 +665,9 @@ impl Core {
                         || !app.streams[Direction::ToServer.index()].has_pending_gap();
                     let outcome = if parse_now {
                         let (session, rpc_buf) = (&mut app.session, &mut self.rpc_buf);
+                        let stubs = &mut self.spare_stubs;
                         app.streams[dir.index()].on_segment_with(seq, seg.payload, seg.fin, |b| {
-                            session.on_data(dir, b, frame, ts, rpc_buf)
+                            session.with_stub_pool(stubs, |s| s.on_data(dir, b, frame, ts, rpc_buf))
                         })
                     } else {
                         app.streams[dir.index()].on_segment(seq, seg.payload, seg.fin)
@@ -882,6 +952,15 @@ impl Core {
                 out,
             );
         }
+        if let App::Rpc(app) = f.app
+            && self.spare_rpc.len() < MAX_SPARE_RPC
+        {
+            let mut app = app;
+            // Free what the connection held now rather than when the state is reused.
+            app.streams = [Stream::new(), Stream::new()];
+            app.session.reset(false);
+            self.spare_rpc.push(app);
+        }
     }
 
     fn connect_event(
@@ -1050,7 +1129,32 @@ impl Core {
 
     fn call(
         &mut self,
-        call: Call,
+        mut call: Call,
+        client: Endpoint,
+        server: Endpoint,
+        out: &mut dyn FnMut(&Event),
+    ) {
+        self.call_events(&call, client, server, out);
+        // The stub buffers go back to the next connections' sessions (see `spare_stubs`).
+        let reply = match &mut call.reply {
+            Reply::Response(h) => Some(std::mem::take(&mut h.stub)),
+            _ => None,
+        };
+        for stub in call.request.map(|h| h.stub).into_iter().chain(reply) {
+            if self.spare_stubs.len() < MAX_SPARE_STUBS
+                && stub.capacity() > 0
+                && stub.capacity() <= MAX_SPARE_STUB_CAPACITY
+            {
+                let mut stub = stub;
+                stub.clear();
+                self.spare_stubs.push(stub);
+            }
+        }
+    }
+
+    fn call_events(
+        &mut self,
+        call: &Call,
         client: Endpoint,
         server: Endpoint,
         out: &mut dyn FnMut(&Event),
@@ -1088,7 +1192,7 @@ impl Core {
             (None, Reply::Fault { ts, frame, .. }) => (*ts, *frame),
             (None, Reply::Missing(_)) => return,
         };
-        let kc = kms_call(&call, self.cfg.keep_payloads);
+        let kc = kms_call(call, self.cfg.keep_payloads);
         self.stats.kms_calls += 1;
         *self.stats.kms_by_status.entry(kc.call.status).or_insert(0) += 1;
         if let Some(e) = kc.anomaly.clone() {
@@ -1179,7 +1283,7 @@ impl Core {
                     if let dns::RecordData::Srv { port, .. } = r.data
                         && self.watched_ports.len() < MAX_WATCHED_PORTS
                     {
-                        self.watched_ports.insert(port, ());
+                        self.watched_ports.insert(port);
                     }
                 }
             }

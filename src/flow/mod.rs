@@ -49,8 +49,18 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
+    /// Called for every TCP packet: compares the addresses as integers rather than through the
+    /// derived tuple order (same order: IPv4 before IPv6, then address, then port).
+    #[inline]
     pub fn new(a: (IpAddr, u16), b: (IpAddr, u16)) -> FlowKey {
-        if a <= b {
+        let a_first = match (a.0, b.0) {
+            (IpAddr::V4(x), IpAddr::V4(y)) => (x.to_bits(), a.1) <= (y.to_bits(), b.1),
+            (IpAddr::V6(x), IpAddr::V6(y)) => (x.to_bits(), a.1) <= (y.to_bits(), b.1),
+            (IpAddr::V4(_), IpAddr::V6(_)) => true,
+            (IpAddr::V6(_), IpAddr::V4(_)) => false,
+        };
+        debug_assert_eq!(a_first, a <= b);
+        if a_first {
             FlowKey { lo: a, hi: b }
         } else {
             FlowKey { lo: b, hi: a }
@@ -397,6 +407,28 @@ mod tests {
 
     fn ep(s: &str, port: u16) -> (IpAddr, u16) {
         (s.parse().expect("ip"), port)
+    }
+
+    #[test]
+    fn flow_key_order_is_the_tuple_order() {
+        let eps = [
+            ep("10.0.0.1", 1688),
+            ep("10.0.0.1", 50000),
+            ep("10.0.0.2", 1),
+            ep("9.255.255.255", 65535),
+            ep("200.0.0.1", 80),
+            ep("::1", 1688),
+            ep("::1", 2),
+            ep("2001:db8::1", 53),
+            ep("fe80::1", 53),
+        ];
+        for a in eps {
+            for b in eps {
+                let k = FlowKey::new(a, b);
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                assert_eq!((k.lo, k.hi), (lo, hi), "{a:?} {b:?}");
+            }
+        }
     }
 
     #[test]
