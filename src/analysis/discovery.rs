@@ -483,6 +483,7 @@ impl NetState {
     }
 
     /// Records a connection outcome or a bind / call on a connection of `client` to `server`.
+    /// True when the connection is among the tracked attempts (see [`NetState::is_tracked`]).
     pub fn observe_attempt(
         &mut self,
         client: Endpoint,
@@ -490,9 +491,9 @@ impl NetState {
         frame: u64,
         ts: Ts,
         update: AttemptUpdate,
-    ) {
+    ) -> bool {
         let Some(c) = self.client_mut(client.ip, true) else {
-            return;
+            return false;
         };
         if let AttemptUpdate::Call("activated") = update {
             c.last_success_frame = c.last_success_frame.max(frame);
@@ -506,7 +507,7 @@ impl NetState {
             None => {
                 if c.attempts.len() >= MAX_ATTEMPTS_PER_CLIENT {
                     c.attempts_dropped += 1;
-                    return;
+                    return false;
                 }
                 // Snapshot the DNS part of the chain now, while the client's recent lookups are
                 // in its history (a client without lookups needs no look at the name tables).
@@ -515,16 +516,17 @@ impl NetState {
                     None => {
                         // Immutable borrow of the history and the name tables.
                         let Some(c) = self.clients.get(&client.ip) else {
-                            return;
+                            return false;
                         };
                         let part = self.dns_part(c, frame, server);
                         let Some(c) = self.clients.get_mut(&client.ip) else {
-                            return;
+                            return false;
                         };
                         c.attempts
                             .push(Attempt::new(frame, ts, client.port, server, part));
                         let last = c.attempts.len() - 1;
-                        return Self::update_attempt(&mut c.attempts[last], frame, ts, update);
+                        Self::update_attempt(&mut c.attempts[last], frame, ts, update);
+                        return true;
                     }
                 };
                 c.attempts
@@ -534,6 +536,7 @@ impl NetState {
             }
         };
         Self::update_attempt(a, frame, ts, update);
+        true
     }
 
     fn update_attempt(a: &mut Attempt, frame: u64, ts: Ts, update: AttemptUpdate) {

@@ -90,6 +90,18 @@ impl Evidence {
         self.label_slow(label);
     }
 
+    /// [`Evidence::label`] with an owned label (kept without a copy).
+    pub fn label_owned(&mut self, label: String) {
+        if self.labels_settled() || self.labels.contains(&label) {
+            return;
+        }
+        if self.labels.len() < MAX_EVIDENCE_LABELS {
+            self.labels.push(label);
+        } else {
+            self.more_labels = true;
+        }
+    }
+
     fn label_slow(&mut self, label: &str) {
         if self.labels.iter().any(|l| l == label) {
             return;

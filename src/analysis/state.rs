@@ -39,6 +39,8 @@ pub const MAX_APPS_PER_HOST: usize = 256;
 pub const MAX_CMIDS_PER_APP: usize = 100_000;
 /// Frames remembered per client.
 const MAX_FRAMES_PER_CLIENT: usize = 16;
+/// Product identifications (ApplicationId, SKU) whose KMS-13 check is remembered per group.
+const MAX_PRODUCT_CHECKS: usize = 8;
 /// Workstation names, addresses and products remembered per client.
 pub const MAX_CLIENT_FACTS: usize = 16;
 /// Count changes remembered per host and product group (`count_history`).
@@ -106,9 +108,12 @@ pub struct AppState {
     pub odd_n: BTreeMap<u32, Evidence>,
     /// Product identification problems (KMS-13), by description.
     pub product_issues: BTreeMap<String, Evidence>,
-    /// The product identification last checked for this group and its issues: the clients of a
-    /// group nearly always send the same ids, and checking them means parsing three GUIDs.
-    product_check: Option<ProductCheck>,
+    /// The product identifications last checked for this group and their issues (at most
+    /// [`MAX_PRODUCT_CHECKS`], the oldest replaced first): the clients of a group send a few
+    /// combinations of ids over and over, and checking one means parsing three GUIDs.
+    product_checks: Vec<ProductCheck>,
+    /// The slot of [`AppState::product_checks`] replaced next once it is full.
+    product_checks_next: usize,
     /// Counts above any genuine host's cache (2 × threshold): (count, N) of the first, KMS-11.
     pub above_cache: Evidence,
     pub first_above_cache: Option<(u32, u32)>,
@@ -304,7 +309,8 @@ fn guid_bits_text(v: u128) -> String {
 pub struct ClientState {
     pub workstations: SortedSet<String>,
     pub addresses: SortedSet<IpAddr>,
-    pub products: SortedSet<String>,
+    /// SKU names (static) or, for SKUs the catalog does not know, their ids.
+    pub products: SortedSet<Cow<'static, str>>,
     pub frames: Vec<u64>,
     pub requests: u64,
     pub first_frame: u64,
@@ -704,12 +710,15 @@ impl State {
                 s.max_rtt_ms = s.max_rtt_ms.max(rtt_ms);
             }
         }
+        // Whether the connection is among the tracked attempts of its client (else the client
+        // table keeps a snapshot of its DNS part).
+        let mut conn_tracked = true;
         if let Some(c) = client_ep {
             // Rejected binds are rare: skip hashing the connection when none wait.
             if !self.pending_binds.is_empty() {
                 self.pending_binds.remove(&(c, server));
             }
-            self.net.observe_attempt(
+            conn_tracked = self.net.observe_attempt(
                 c,
                 server,
                 ev.frame,
@@ -748,6 +757,7 @@ impl State {
         let label = WsProduct {
             ws,
             product: req.map(|r| r.sku_name.unwrap_or(r.sku_id.as_str())),
+            known_product: req.and_then(|r| r.sku_name),
             version: call.version.as_deref(),
         };
         let buf = &mut self.label_buf;
@@ -930,29 +940,36 @@ impl State {
                 }
             }
             // The group's ePIDs: nearly always the last one again.
-            if app.epids.last().is_some_and(|(e, _)| e == epid) {
-            } else if !app.epids.iter().any(|(e, _)| e == epid) {
+            let known = if app.epids.last().is_some_and(|(e, _)| e == epid) {
+                true
+            } else if app.epids.iter().any(|(e, _)| e == epid) {
+                app.epid_changes.add_labeled(ev.frame, ev.ts, epid);
+                true
+            } else {
                 if !app.epids.is_empty() {
                     app.epid_changes.add_labeled(ev.frame, ev.ts, epid);
                 }
                 if app.epids.len() < MAX_EPIDS {
                     app.epids.push((epid.to_owned(), ev.frame));
                 }
-            } else {
-                app.epid_changes.add_labeled(ev.frame, ev.ts, epid);
-            }
-            if host.epids.len() < MAX_EPIDS && !host.epids.contains(epid) {
-                host.epids.insert(epid.to_owned());
-            }
-            match host.epids_by_kms.get_mut(kms_id) {
-                Some(list) => {
-                    if list.len() < MAX_EPIDS && !list.iter().any(|(e, _)| e == epid) {
-                        list.push((epid.to_owned(), ev.frame));
-                    }
+                false
+            };
+            // An ePID the group knows was offered to the host's lists when the group first saw it
+            // (they only grow, up to their bound): only a new one needs the lookups.
+            if !known {
+                if host.epids.len() < MAX_EPIDS && !host.epids.contains(epid) {
+                    host.epids.insert(epid.to_owned());
                 }
-                None => {
-                    host.epids_by_kms
-                        .insert(kms_id.to_owned(), vec![(epid.to_owned(), ev.frame)]);
+                match host.epids_by_kms.get_mut(kms_id) {
+                    Some(list) => {
+                        if list.len() < MAX_EPIDS && !list.iter().any(|(e, _)| e == epid) {
+                            list.push((epid.to_owned(), ev.frame));
+                        }
+                    }
+                    None => {
+                        host.epids_by_kms
+                            .insert(kms_id.to_owned(), vec![(epid.to_owned(), ev.frame)]);
+                    }
                 }
             }
             let room = host.epid_issues.len() < MAX_EPIDS;
@@ -1022,9 +1039,8 @@ impl State {
         // The previous workstation's name is among the labels unless some did not fit.
         let name_known = same_ws && !client.names.more_labels;
         if !name_known && !has_lowercase_label(&client.names, workstation) {
-            client
-                .names
-                .add_labeled(ev.frame, ev.ts, &workstation.to_lowercase());
+            client.names.add(ev.frame, ev.ts);
+            client.names.label_owned(workstation.to_lowercase());
         }
         if let Some(c) = client_ep {
             // The previous request's address is in the set already (or the set was full).
@@ -1037,10 +1053,15 @@ impl State {
                 && ip != c.ip
                 && ev.ts.0.saturating_sub(t.0).abs() <= DUPLICATE_ADDR_WINDOW_NS
             {
-                client
-                    .addr_overlap
-                    .add_labeled(ev.frame, ev.ts, &c.ip.to_string());
-                client.addr_overlap.label(&ip.to_string());
+                // Both addresses as labels, formatted on the stack and only while the list
+                // takes labels (cloned images make this the common case of some captures).
+                let e = &mut client.addr_overlap;
+                e.add(ev.frame, ev.ts);
+                for a in [c.ip, ip] {
+                    if !e.labels_settled() {
+                        e.label(IpText::new(a).as_str());
+                    }
+                }
             }
             client.last_addr = Some((c.ip, ev.ts));
         }
@@ -1048,7 +1069,11 @@ impl State {
             && client.products.len() < MAX_CLIENT_FACTS
             && !client.products.contains(product)
         {
-            client.products.insert(product.to_owned());
+            // A catalog name is kept without a copy.
+            client.products.insert(match label.known_product {
+                Some(name) => Cow::Borrowed(name),
+                None => Cow::Owned(product.to_owned()),
+            });
         }
         if client.frames.len() < MAX_FRAMES_PER_CLIENT {
             client.frames.push(ev.frame);
@@ -1064,9 +1089,7 @@ impl State {
             client.last_workstation.push_str(workstation);
         }
         client.discovery_snapshot = match client_ep {
-            Some(cl) if !self.net.is_tracked(cl, server) => {
-                Some(self.net.dns_snapshot(cl, server, ev.frame))
-            }
+            Some(cl) if !conn_tracked => Some(self.net.dns_snapshot(cl, server, ev.frame)),
             _ => None,
         };
         if let Some(p) = &req.previous_cmid
@@ -1226,7 +1249,7 @@ impl State {
                     cmid: cmid.to_string(),
                     workstations: c.workstations.iter().cloned().collect(),
                     addresses: c.addresses.iter().copied().collect(),
-                    products: c.products.iter().cloned().collect(),
+                    products: c.products.iter().map(|p| p.to_string()).collect(),
                     requests: c.requests,
                     first_frame: c.first_frame,
                     last_frame: c.last_frame,
@@ -1279,6 +1302,8 @@ fn has_lowercase_label(names: &Evidence, name: &str) -> bool {
 struct WsProduct<'a> {
     ws: &'a str,
     product: Option<&'a str>,
+    /// The product when it is the catalog's (static) SKU name.
+    known_product: Option<&'static str>,
     version: Option<&'a str>,
 }
 
@@ -1382,18 +1407,33 @@ fn product_issues(
 ) {
     // The group's key is the KMS counted id: the issues depend only on these ids otherwise.
     let app_name_known = req.app_name.is_some();
-    let cached = app.product_check.as_ref().is_some_and(|c| {
-        c.app_name_known == app_name_known && c.app_id == req.app_id && c.sku_id == req.sku_id
+    let cached = app.product_checks.iter().position(|c| {
+        c.sku_id == req.sku_id && c.app_id == req.app_id && c.app_name_known == app_name_known
     });
-    if !cached {
-        app.product_check = Some(ProductCheck {
-            app_id: req.app_id.clone(),
-            sku_id: req.sku_id.clone(),
-            app_name_known,
-            issues: find_product_issues(req),
-        });
-    }
-    let Some(check) = &app.product_check else {
+    let at = match cached {
+        Some(at) => at,
+        None => {
+            let check = ProductCheck {
+                app_id: req.app_id.clone(),
+                sku_id: req.sku_id.clone(),
+                app_name_known,
+                issues: find_product_issues(req),
+            };
+            if app.product_checks.len() < MAX_PRODUCT_CHECKS {
+                app.product_checks.push(check);
+                app.product_checks.len() - 1
+            } else {
+                // Full: the oldest goes (the entries rotate through the slots).
+                let at = app.product_checks_next % MAX_PRODUCT_CHECKS;
+                app.product_checks_next = app.product_checks_next.wrapping_add(1);
+                if let Some(slot) = app.product_checks.get_mut(at) {
+                    *slot = check;
+                }
+                at
+            }
+        }
+    };
+    let Some(check) = app.product_checks.get(at) else {
         return;
     };
     for i in &check.issues {
