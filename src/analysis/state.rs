@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use super::discovery::{Attempt, AttemptUpdate, ConnectResult, DnsPart, NetState};
 use super::evidence::Evidence;
@@ -157,15 +158,16 @@ pub struct HostState {
     pub calls: u64,
 }
 
-/// A small set kept as a sorted `Vec`: the iteration order of a `BTreeSet` with one allocation
-/// (a `BTreeSet` allocates a whole B-tree node, hundreds of bytes, for its first element; one per
-/// client machine and field adds up).
+/// A small set kept as a sorted vector: the iteration order of a `BTreeSet` without its
+/// allocations (a `BTreeSet` allocates a whole B-tree node, hundreds of bytes, for its first
+/// element). The first element is held inline: most client machines have one workstation name,
+/// one address and one product, and a new client was an allocation per field.
 #[derive(Clone, Debug)]
-pub struct SortedSet<T>(Vec<T>);
+pub struct SortedSet<T>(SmallVec<[T; 1]>);
 
 impl<T> Default for SortedSet<T> {
     fn default() -> Self {
-        SortedSet(Vec::new())
+        SortedSet(SmallVec::new())
     }
 }
 
@@ -260,17 +262,18 @@ fn canonical_guid_bits(s: &str) -> Option<u128> {
     // Each half in a u64 (cheaper than shifting a u128 per digit), digits through a table, and
     // one test for a bad digit at the end instead of a branch per digit (a CMID per KMS call).
     let mut bad = 0u8;
-    let mut digits = |at: &[usize; 16]| -> u64 {
-        at.iter().fold(0u64, |v, &i| {
-            let d = HEX_DIGIT[usize::from(b[i])];
+    let mut digits = |acc: u64, part: &[u8]| -> u64 {
+        part.iter().fold(acc, |v, &c| {
+            let d = HEX_DIGIT[usize::from(c)];
             bad |= d;
             (v << 4) | u64::from(d & 15)
         })
     };
-    let hi = digits(&[0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 14, 15, 16, 17]);
-    let lo = digits(&[
-        19, 20, 21, 22, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35,
-    ]);
+    let hi = digits(0, &b[0..8]);
+    let hi = digits(hi, &b[9..13]);
+    let hi = digits(hi, &b[14..18]);
+    let lo = digits(0, &b[19..23]);
+    let lo = digits(lo, &b[24..36]);
     (bad & 0xF0 == 0).then_some((u128::from(hi) << 64) | u128::from(lo))
 }
 
@@ -1040,7 +1043,12 @@ impl State {
         let name_known = same_ws && !client.names.more_labels;
         if !name_known && !has_lowercase_label(&client.names, workstation) {
             client.names.add(ev.frame, ev.ts);
-            client.names.label_owned(workstation.to_lowercase());
+            // `str::to_lowercase` treats some letters by context; ASCII names need no tables.
+            client.names.label_owned(if workstation.is_ascii() {
+                workstation.to_ascii_lowercase()
+            } else {
+                workstation.to_lowercase()
+            });
         }
         if let Some(c) = client_ep {
             // The previous request's address is in the set already (or the set was full).
