@@ -123,7 +123,38 @@ pub struct Attempt {
     pub call: Option<(u64, &'static str)>,
     /// The DNS part of the chain (SRV query, target, address lookup, method), taken when the
     /// attempt was first seen, while the client's recent lookups were still in its bounded history.
-    pub dns: Option<Box<DiscoveryChain>>,
+    pub dns: Option<DnsPart>,
+}
+
+/// The DNS part of a discovery chain (SRV query, target, address lookup, method), as taken when a
+/// connection was first seen. Its connect / bind / call steps are filled in when a chain is built.
+#[derive(Clone, Debug)]
+pub enum DnsPart {
+    /// Nothing but the method: no lookup of the client came before the connection (the common
+    /// case, held without an allocation).
+    Method(&'static str),
+    /// A chain with its DNS fields set (steps empty).
+    Chain(Box<DiscoveryChain>),
+}
+
+impl DnsPart {
+    /// A chain with this DNS part and no steps.
+    pub fn to_chain(&self) -> DiscoveryChain {
+        match self {
+            DnsPart::Method(method) => DiscoveryChain {
+                method,
+                ..DiscoveryChain::default()
+            },
+            DnsPart::Chain(ch) => (**ch).clone(),
+        }
+    }
+
+    fn into_chain(self) -> DiscoveryChain {
+        match self {
+            DnsPart::Chain(ch) => *ch,
+            method => method.to_chain(),
+        }
+    }
 }
 
 /// DNS and connection history of one client address.
@@ -452,6 +483,7 @@ impl NetState {
     }
 
     /// Records a connection outcome or a bind / call on a connection of `client` to `server`.
+    /// True when the connection is among the tracked attempts (see [`NetState::is_tracked`]).
     pub fn observe_attempt(
         &mut self,
         client: Endpoint,
@@ -459,9 +491,9 @@ impl NetState {
         frame: u64,
         ts: Ts,
         update: AttemptUpdate,
-    ) {
+    ) -> bool {
         let Some(c) = self.client_mut(client.ip, true) else {
-            return;
+            return false;
         };
         if let AttemptUpdate::Call("activated") = update {
             c.last_success_frame = c.last_success_frame.max(frame);
@@ -475,31 +507,39 @@ impl NetState {
             None => {
                 if c.attempts.len() >= MAX_ATTEMPTS_PER_CLIENT {
                     c.attempts_dropped += 1;
-                    return;
+                    return false;
                 }
-                let mut attempt = Attempt {
-                    frame,
-                    ts,
-                    client_port: client.port,
-                    server,
-                    connect: ConnectResult::Established,
-                    syns: 0,
-                    bind: None,
-                    call: None,
-                    dns: None,
+                // Snapshot the DNS part of the chain now, while the client's recent lookups are
+                // in its history (a client without lookups needs no look at the name tables).
+                let dns = match DnsPart::without_lookups(c) {
+                    Some(part) => part,
+                    None => {
+                        // Immutable borrow of the history and the name tables.
+                        let Some(c) = self.clients.get(&client.ip) else {
+                            return false;
+                        };
+                        let part = self.dns_part(c, frame, server);
+                        let Some(c) = self.clients.get_mut(&client.ip) else {
+                            return false;
+                        };
+                        c.attempts
+                            .push(Attempt::new(frame, ts, client.port, server, part));
+                        let last = c.attempts.len() - 1;
+                        Self::update_attempt(&mut c.attempts[last], frame, ts, update);
+                        return true;
+                    }
                 };
-                // Snapshot the DNS part of the chain now (immutable borrow of the history).
-                if let Some(c) = self.clients.get(&client.ip) {
-                    attempt.dns = Some(Box::new(self.chain_of(c, &attempt)));
-                }
-                let Some(c) = self.clients.get_mut(&client.ip) else {
-                    return;
-                };
-                c.attempts.push(attempt);
+                c.attempts
+                    .push(Attempt::new(frame, ts, client.port, server, dns));
                 let last = c.attempts.len() - 1;
                 &mut c.attempts[last]
             }
         };
+        Self::update_attempt(a, frame, ts, update);
+        true
+    }
+
+    fn update_attempt(a: &mut Attempt, frame: u64, ts: Ts, update: AttemptUpdate) {
         if frame < a.frame {
             a.frame = frame;
             a.ts = ts;
@@ -622,7 +662,7 @@ impl NetState {
     pub fn chain(&self, client: Endpoint, server: Endpoint, fallback: &Attempt) -> DiscoveryChain {
         let Some(c) = self.clients.get(&client.ip) else {
             let mut ch = match &fallback.dns {
-                Some(snap) => (**snap).clone(),
+                Some(snap) => snap.to_chain(),
                 None => DiscoveryChain {
                     method: "unknown",
                     ..DiscoveryChain::default()
@@ -648,18 +688,34 @@ impl NetState {
         })
     }
 
+    /// The DNS part of the chain of a connection `client` -> `server` first seen at `frame` that
+    /// is not among the tracked attempts (see [`NetState::chain`]), to keep for later.
+    pub fn dns_snapshot(&self, client: Endpoint, server: Endpoint, frame: u64) -> DnsPart {
+        match self.clients.get(&client.ip) {
+            Some(c) => self.dns_part(c, frame, server),
+            None => DnsPart::Method("unknown"),
+        }
+    }
+
     /// The discovery chain of one attempt of client history `c`: the DNS part snapshotted when the
     /// attempt was first seen (or rebuilt from the history now), then its connect / bind / call.
     pub fn chain_of(&self, c: &ClientNet, attempt: &Attempt) -> DiscoveryChain {
-        if let Some(snap) = &attempt.dns {
-            let mut ch = (**snap).clone();
-            fill_steps(&mut ch, attempt);
-            return ch;
+        let mut ch = match &attempt.dns {
+            Some(snap) => snap.to_chain(),
+            None => self.dns_part(c, attempt.frame, attempt.server).into_chain(),
+        };
+        fill_steps(&mut ch, attempt);
+        ch
+    }
+
+    /// The DNS part of the chain of a connection to `server` first seen at `frame`, from client
+    /// history `c`: the SRV query and target that led to it, the address lookup, the method.
+    fn dns_part(&self, c: &ClientNet, frame: u64, server: Endpoint) -> DnsPart {
+        if let Some(part) = DnsPart::without_lookups(c) {
+            return part;
         }
         let mut ch = DiscoveryChain::default();
-        let server = attempt.server;
-        let mut srv_before: Vec<&SrvLookup> =
-            c.srv.iter().filter(|l| l.frame < attempt.frame).collect();
+        let mut srv_before: Vec<&SrvLookup> = c.srv.iter().filter(|l| l.frame < frame).collect();
         srv_before.sort_by_key(|l| std::cmp::Reverse(l.frame));
         let mut chosen: Option<(&SrvLookup, &SrvTarget)> = None;
         for l in &srv_before {
@@ -682,11 +738,7 @@ impl NetState {
                 .map(|t| format!("{}:{}", t.target, t.port))
                 .collect(),
         });
-        let mut lookups: Vec<&AddrLookup> = c
-            .lookups
-            .iter()
-            .filter(|l| l.frame < attempt.frame)
-            .collect();
+        let mut lookups: Vec<&AddrLookup> = c.lookups.iter().filter(|l| l.frame < frame).collect();
         lookups.sort_by_key(|l| std::cmp::Reverse(l.frame));
         // Prefer the lookup whose own answer carried the contacted address (the A answer rather
         // than the empty AAAA answer next to it), then any lookup of the right name.
@@ -731,8 +783,35 @@ impl NetState {
         } else {
             "unknown"
         };
-        fill_steps(&mut ch, attempt);
-        ch
+        DnsPart::Chain(Box::new(ch))
+    }
+}
+
+impl DnsPart {
+    /// The DNS part of a client history without SRV and address lookups: only its method, the
+    /// same whatever the connection; `None` when there are lookups.
+    fn without_lookups(c: &ClientNet) -> Option<DnsPart> {
+        (c.srv.is_empty() && c.lookups.is_empty()).then_some(DnsPart::Method(if c.dns_seen {
+            "static_address"
+        } else {
+            "unknown"
+        }))
+    }
+}
+
+impl Attempt {
+    fn new(frame: u64, ts: Ts, client_port: u16, server: Endpoint, dns: DnsPart) -> Attempt {
+        Attempt {
+            frame,
+            ts,
+            client_port,
+            server,
+            connect: ConnectResult::Established,
+            syns: 0,
+            bind: None,
+            call: None,
+            dns: Some(dns),
+        }
     }
 }
 

@@ -27,6 +27,7 @@ pub struct Evidence {
 
 impl Evidence {
     /// Records one occurrence at `frame`/`ts`.
+    #[inline]
     pub fn add(&mut self, frame: u64, ts: Ts) {
         self.count += 1;
         self.add_frame(frame);
@@ -41,7 +42,18 @@ impl Evidence {
     }
 
     /// Adds a frame to the evidence without counting an occurrence.
+    #[inline]
     pub fn add_frame(&mut self, frame: u64) {
+        // The steady state of a busy list: full, and a later frame (nothing to do).
+        if self.frames.len() >= MAX_EVIDENCE_FRAMES
+            && self.frames.last().is_some_and(|&last| frame > last)
+        {
+            return;
+        }
+        self.add_frame_slow(frame);
+    }
+
+    fn add_frame_slow(&mut self, frame: u64) {
         if frame == 0 {
             return;
         }
@@ -69,7 +81,28 @@ impl Evidence {
     }
 
     /// Adds a label without counting an occurrence.
+    #[inline]
     pub fn label(&mut self, label: &str) {
+        // A settled list can change no more: skip comparing the label with every kept one.
+        if self.labels_settled() {
+            return;
+        }
+        self.label_slow(label);
+    }
+
+    /// [`Evidence::label`] with an owned label (kept without a copy).
+    pub fn label_owned(&mut self, label: String) {
+        if self.labels_settled() || self.labels.contains(&label) {
+            return;
+        }
+        if self.labels.len() < MAX_EVIDENCE_LABELS {
+            self.labels.push(label);
+        } else {
+            self.more_labels = true;
+        }
+    }
+
+    fn label_slow(&mut self, label: &str) {
         if self.labels.iter().any(|l| l == label) {
             return;
         }
@@ -82,6 +115,7 @@ impl Evidence {
 
     /// True when [`Evidence::label`] can change nothing whatever the label: every slot is taken
     /// and the overflow is recorded (callers skip formatting labels then).
+    #[inline]
     pub fn labels_settled(&self) -> bool {
         self.more_labels && self.labels.len() >= MAX_EVIDENCE_LABELS
     }

@@ -10,12 +10,14 @@
 
 use std::borrow::Cow;
 use std::collections::btree_map::Entry;
+use std::collections::hash_map::Entry as HashEntry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
-use super::discovery::{Attempt, AttemptUpdate, ConnectResult, NetState};
+use super::discovery::{Attempt, AttemptUpdate, ConnectResult, DnsPart, NetState};
 use super::evidence::Evidence;
 use crate::event::{
     Body, ClientEntry, CountSample, Endpoint, Event, HostApp, HostSummary, KmsCall, RpcInfo,
@@ -38,6 +40,8 @@ pub const MAX_APPS_PER_HOST: usize = 256;
 pub const MAX_CMIDS_PER_APP: usize = 100_000;
 /// Frames remembered per client.
 const MAX_FRAMES_PER_CLIENT: usize = 16;
+/// Product identifications (ApplicationId, SKU) whose KMS-13 check is remembered per group.
+const MAX_PRODUCT_CHECKS: usize = 8;
 /// Workstation names, addresses and products remembered per client.
 pub const MAX_CLIENT_FACTS: usize = 16;
 /// Count changes remembered per host and product group (`count_history`).
@@ -105,9 +109,12 @@ pub struct AppState {
     pub odd_n: BTreeMap<u32, Evidence>,
     /// Product identification problems (KMS-13), by description.
     pub product_issues: BTreeMap<String, Evidence>,
-    /// The product identification last checked for this group and its issues: the clients of a
-    /// group nearly always send the same ids, and checking them means parsing three GUIDs.
-    product_check: Option<ProductCheck>,
+    /// The product identifications last checked for this group and their issues (at most
+    /// [`MAX_PRODUCT_CHECKS`], the oldest replaced first): the clients of a group send a few
+    /// combinations of ids over and over, and checking one means parsing three GUIDs.
+    product_checks: Vec<ProductCheck>,
+    /// The slot of [`AppState::product_checks`] replaced next once it is full.
+    product_checks_next: usize,
     /// Counts above any genuine host's cache (2 × threshold): (count, N) of the first, KMS-11.
     pub above_cache: Evidence,
     pub first_above_cache: Option<(u32, u32)>,
@@ -151,15 +158,16 @@ pub struct HostState {
     pub calls: u64,
 }
 
-/// A small set kept as a sorted `Vec`: the iteration order of a `BTreeSet` with one allocation
-/// (a `BTreeSet` allocates a whole B-tree node, hundreds of bytes, for its first element; one per
-/// client machine and field adds up).
+/// A small set kept as a sorted vector: the iteration order of a `BTreeSet` without its
+/// allocations (a `BTreeSet` allocates a whole B-tree node, hundreds of bytes, for its first
+/// element). The first element is held inline: most client machines have one workstation name,
+/// one address and one product, and a new client was an allocation per field.
 #[derive(Clone, Debug)]
-pub struct SortedSet<T>(Vec<T>);
+pub struct SortedSet<T>(SmallVec<[T; 1]>);
 
 impl<T> Default for SortedSet<T> {
     fn default() -> Self {
-        SortedSet(Vec::new())
+        SortedSet(SmallVec::new())
     }
 }
 
@@ -247,24 +255,56 @@ impl std::fmt::Display for CmidKey {
 /// The 32 hex digits of canonical lower-case GUID text (`8-4-4-4-12`) as one number, first digit
 /// most significant; `None` for any other text.
 fn canonical_guid_bits(s: &str) -> Option<u128> {
-    let b: &[u8; 36] = s.as_bytes().try_into().ok()?;
+    guid_bits(s.as_bytes())
+}
+
+/// [`canonical_guid_bits`] of bytes. The digits are read eight at a time, as one `u64` (a CMID
+/// per KMS call: a digit at a time cost about 280 instructions).
+fn guid_bits(b: &[u8]) -> Option<u128> {
+    let b: &[u8; 36] = b.try_into().ok()?;
     if b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
         return None;
     }
-    // Each half in a u64 (cheaper than shifting a u128 per digit).
-    let digits = |acc: u64, part: &[u8]| -> Option<u64> {
-        part.iter().try_fold(acc, |v, &c| {
-            let d = match c {
-                b'0'..=b'9' => c - b'0',
-                b'a'..=b'f' => c - b'a' + 10,
-                _ => return None,
-            };
-            Some((v << 4) | u64::from(d))
-        })
+    let pair = |x: &[u8], y: &[u8]| -> [u8; 8] {
+        let mut c = [0u8; 8];
+        c[..4].copy_from_slice(x);
+        c[4..].copy_from_slice(y);
+        c
     };
-    let hi = digits(digits(digits(0, &b[0..8])?, &b[9..13])?, &b[14..18])?;
-    let lo = digits(digits(0, &b[19..23])?, &b[24..36])?;
+    let (c0, c3) = (b[0..8].try_into().ok()?, b[28..36].try_into().ok()?);
+    let c1 = pair(&b[9..13], &b[14..18]);
+    let c2 = pair(&b[19..23], &b[24..28]);
+    let hi = (u64::from(hex8(c0)?) << 32) | u64::from(hex8(c1)?);
+    let lo = (u64::from(hex8(c2)?) << 32) | u64::from(hex8(c3)?);
     Some((u128::from(hi) << 64) | u128::from(lo))
+}
+
+/// Eight lower-case hex digits as a number, the first most significant; `None` when any byte is
+/// not one. Works on all eight bytes at once (SWAR): no byte reaches 0x80 after the first test,
+/// so the per-byte additions below never carry into the next byte.
+fn hex8(digits: [u8; 8]) -> Option<u32> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = ONES * 0x80;
+    let x = u64::from_le_bytes(digits);
+    if x & HIGH != 0 {
+        return None;
+    }
+    // High bit of each byte: set when the byte is >= lo, resp. <= hi.
+    let at_least = |lo: u8| x.wrapping_add(ONES * u64::from(0x80 - lo)) & HIGH;
+    let at_most = |hi: u8| !x.wrapping_add(ONES * u64::from(0x7F - hi)) & HIGH;
+    let digit = at_least(b'0') & at_most(b'9');
+    let letter = at_least(b'a') & at_most(b'f');
+    if digit | letter != HIGH {
+        return None;
+    }
+    // Values: the low nibble, plus 9 for letters (bit 6 set): '0' -> 0, 'a' (0x61) -> 10.
+    let v = (x & (ONES * 0x0F)) + ((x >> 6) & ONES) * 9;
+    // The first digit is the lowest byte: reverse, then pack nibble pairs, byte pairs, halves.
+    let v = v.swap_bytes();
+    let v = (v | (v >> 4)) & 0x00FF_00FF_00FF_00FF;
+    let v = (v | (v >> 8)) & 0x0000_FFFF_0000_FFFF;
+    let v = (v | (v >> 16)) & 0xFFFF_FFFF;
+    u32::try_from(v).ok()
 }
 
 /// The canonical text of [`canonical_guid_bits`]'s number.
@@ -286,7 +326,8 @@ fn guid_bits_text(v: u128) -> String {
 pub struct ClientState {
     pub workstations: SortedSet<String>,
     pub addresses: SortedSet<IpAddr>,
-    pub products: SortedSet<String>,
+    /// SKU names (static) or, for SKUs the catalog does not know, their ids.
+    pub products: SortedSet<Cow<'static, str>>,
     pub frames: Vec<u64>,
     pub requests: u64,
     pub first_frame: u64,
@@ -321,7 +362,7 @@ pub struct ClientState {
     pub last_workstation: String,
     /// DNS part of the discovery chain of the last call, when its connection was not among the
     /// tracked attempts of its address (a busy address): taken when the call was seen.
-    pub discovery_snapshot: Option<Box<crate::event::DiscoveryChain>>,
+    pub discovery_snapshot: Option<DnsPart>,
 }
 
 /// One failed request of a client (KMS-18).
@@ -390,6 +431,8 @@ pub struct State {
     pending_binds: FxHashMap<(Endpoint, Endpoint), (u64, Ts)>,
     /// Policy values used while folding events in (KMS-02 margin, RPC-06 limit).
     limits: Limits,
+    /// Reused buffer for `workstation (product)` labels (no allocation per call).
+    label_buf: String,
 }
 
 /// The policy values [`State::observe`] needs (the rest is applied by the checks).
@@ -567,18 +610,23 @@ impl State {
             }
             "bind_ack" | "alter_context_resp" => {
                 let kms = r.interface_name == Some("KMS");
-                // Results other than the bind-time feature negotiation acknowledgement.
-                let real: Vec<&str> = r
-                    .transfer_syntaxes
-                    .iter()
-                    .filter(|t| t.result != "negotiate_ack")
-                    .map(|t| t.result.as_str())
-                    .collect();
-                let accepted = real.contains(&"accepted");
+                // Results other than the bind-time feature negotiation acknowledgement (no list
+                // is collected: one pass answers both questions).
+                let (mut accepted, mut any_real) = (false, false);
+                for t in r.transfer_syntaxes.iter() {
+                    let result = t.result.as_str();
+                    if result != "negotiate_ack" {
+                        any_real = true;
+                        accepted |= result == "accepted";
+                    }
+                }
                 let key = (client, server);
                 if accepted {
-                    self.pending_binds.remove(&key);
-                } else if !real.is_empty() && self.pending_binds.len() < MAX_PENDING_BINDS {
+                    // Rejected binds are rare: skip hashing the connection when none wait.
+                    if !self.pending_binds.is_empty() {
+                        self.pending_binds.remove(&key);
+                    }
+                } else if any_real && self.pending_binds.len() < MAX_PENDING_BINDS {
                     self.pending_binds.entry(key).or_insert((ev.frame, ev.ts));
                 }
                 let assoc = r.assoc_group;
@@ -654,16 +702,20 @@ impl State {
         // The client address as a label, formatted on the stack (no allocation per call) and
         // only when an evidence list still takes labels.
         let mut cip = ClientLabel::new(client_ep.map(|c| c.ip));
+        // The status and integrity words, compared once.
+        let unanswered = call.status == "unanswered";
+        let answered = !unanswered && call.status == "answered";
+        let refused = !unanswered && !answered && call.status == "refused";
         let rtt_ms = call.rtt_ms.unwrap_or(0.0);
-        let slow = call.status != "unanswered" && rtt_ms > self.limits.slow_rpc_ms;
+        let slow = !unanswered && rtt_ms > self.limits.slow_rpc_ms;
         // Per server endpoint: RPC-level facts.
         if let Some(s) = self.server_mut(server) {
             s.kms = true;
-            if call.status != "unanswered" {
+            if !unanswered {
                 s.established.get_or_insert(ev.frame);
             }
             cip.add_to(&mut s.kms_evidence, ev.frame, ev.ts);
-            if call.status == "unanswered"
+            if unanswered
                 && let Some(reason @ ("connection_closed" | "connection_reset" | "idle_timeout")) =
                     call.reason
             {
@@ -675,12 +727,15 @@ impl State {
                 s.max_rtt_ms = s.max_rtt_ms.max(rtt_ms);
             }
         }
+        // Whether the connection is among the tracked attempts of its client (else the client
+        // table keeps a snapshot of its DNS part).
+        let mut conn_tracked = true;
         if let Some(c) = client_ep {
             // Rejected binds are rare: skip hashing the connection when none wait.
             if !self.pending_binds.is_empty() {
                 self.pending_binds.remove(&(c, server));
             }
-            self.net.observe_attempt(
+            conn_tracked = self.net.observe_attempt(
                 c,
                 server,
                 ev.frame,
@@ -714,64 +769,78 @@ impl State {
             Some(r) => r.workstation.as_str(),
             None => fallback_ws.as_ref().map_or("", IpText::as_str),
         };
-        let product: Cow<'_, str> = match req {
-            Some(r) => Cow::Borrowed(r.sku_name.unwrap_or(&r.sku_id)),
-            None => Cow::Owned(format!(
-                "undecoded KMS {} request",
-                call.version.as_deref().unwrap_or("?")
-            )),
+        // `{ws} ({product})` labels are written into a reused buffer, and only for lists that
+        // still take labels.
+        let label = WsProduct {
+            ws,
+            product: req.map(|r| r.sku_name.unwrap_or(r.sku_id.as_str())),
+            known_product: req.and_then(|r| r.sku_name),
+            version: call.version.as_deref(),
         };
+        let buf = &mut self.label_buf;
         // Host error, integrity, intervals, versions, VMs.
-        if let Some(h) = &call.hresult {
-            let room = host.refusals.len() < MAX_SMALL_MAP || host.refusals.contains_key(&h.code);
-            if matches!(call.status, "refused" | "answered") && room {
-                host.refusals
-                    .entry(h.code.clone())
-                    .or_insert_with(|| (h.name, Evidence::default()))
-                    .1
-                    .add_labeled(ev.frame, ev.ts, &format!("{ws} ({product})"));
+        if let Some(h) = &call.hresult
+            && (refused || answered)
+        {
+            let room = host.refusals.len() < MAX_SMALL_MAP;
+            match host.refusals.get_mut(h.code.as_str()) {
+                Some((_, e)) => label.add_to(e, ev.frame, ev.ts, buf),
+                None if room => {
+                    let mut e = Evidence::default();
+                    label.add_to(&mut e, ev.frame, ev.ts, buf);
+                    host.refusals
+                        .insert(h.code.as_str().to_owned(), (h.name, e));
+                }
+                None => {}
             }
         }
-        let soft = |f: &&&str| !kms::validate::failure::SOFT.contains(*f);
-        if matches!(call.integrity.response, Some("invalid" | "undecodable")) {
-            host.bad_responses.add_labeled(ev.frame, ev.ts, ws);
-            host.integrity_failures
-                .extend(call.integrity.failures.iter().filter(soft).copied());
-        } else if matches!(call.integrity.request, Some("invalid"))
-            // An unsupported protocol version is not damage: the host's refusal says it (KMS-07).
-            && call
-                .integrity
+        let integrity = &call.integrity;
+        if !integrity.failures.is_empty() {
+            let soft = |f: &&&str| !kms::validate::failure::SOFT.contains(*f);
+            if matches!(integrity.response, Some("invalid" | "undecodable")) {
+                host.bad_responses.add_labeled(ev.frame, ev.ts, ws);
+                host.integrity_failures
+                    .extend(integrity.failures.iter().filter(soft).copied());
+            } else if matches!(integrity.request, Some("invalid"))
+                // An unsupported protocol version is not damage: the host's refusal says it
+                // (KMS-07).
+                && integrity
+                    .failures
+                    .iter()
+                    .any(|f| *f != kms::validate::failure::UNSUPPORTED_VERSION)
+            {
+                host.bad_requests.add_labeled(ev.frame, ev.ts, ws);
+                host.integrity_failures
+                    .extend(integrity.failures.iter().filter(soft).copied());
+            }
+            if integrity
                 .failures
-                .iter()
-                .any(|f| *f != kms::validate::failure::UNSUPPORTED_VERSION)
-        {
-            host.bad_requests.add_labeled(ev.frame, ev.ts, ws);
-            host.integrity_failures
-                .extend(call.integrity.failures.iter().filter(soft).copied());
+                .contains(&kms::validate::failure::IV_REUSE)
+            {
+                fingerprint(
+                    host,
+                    "iv_reuse",
+                    "v6 responses reuse the request's IV (the v5 rule; vlmcsd's emulator tell)",
+                    ev.frame,
+                    ev.ts,
+                    cip.get(),
+                );
+            }
+        } else if matches!(integrity.response, Some("invalid" | "undecodable")) {
+            host.bad_responses.add_labeled(ev.frame, ev.ts, ws);
         }
-        if call
-            .integrity
-            .failures
-            .contains(&kms::validate::failure::IV_REUSE)
-        {
-            fingerprint(
-                host,
-                "iv_reuse",
-                "v6 responses reuse the request's IV (the v5 rule; vlmcsd's emulator tell)",
-                ev.frame,
-                ev.ts,
-                cip.get(),
-            );
-        }
-        if let Some(v) = &call.version
+        if let Some(v) = call.version.as_deref()
             && (v == "4.0" || v == "5.0")
         {
-            let n = host.old_versions.len();
-            if n < MAX_SMALL_MAP || host.old_versions.contains_key(&**v) {
-                host.old_versions
-                    .entry(v.to_string())
-                    .or_default()
-                    .add_labeled(ev.frame, ev.ts, &format!("{ws} ({product})"));
+            let room = host.old_versions.len() < MAX_SMALL_MAP;
+            match host.old_versions.get_mut(v) {
+                Some(e) => label.add_to(e, ev.frame, ev.ts, buf),
+                None if room => {
+                    let mut e = Evidence::default();
+                    label.add_to(&mut e, ev.frame, ev.ts, buf);
+                    host.old_versions.insert(v.to_owned(), e);
+                }
+                None => {}
             }
         }
         let Some(req) = req else {
@@ -781,18 +850,16 @@ impl State {
             host.vm.add_labeled(ev.frame, ev.ts, ws);
         }
         // Per product group.
-        // Look up before inserting: `entry` would take an owned key (an allocation) every call.
-        if !host.apps.contains_key(req.kms_id.as_str()) {
-            if host.apps.len() >= MAX_APPS_PER_HOST {
-                return;
-            }
-            host.apps
-                .insert(req.kms_id.as_str().to_owned(), AppState::default());
-        }
-        let Some(app) = host.apps.get_mut(req.kms_id.as_str()) else {
-            return;
+        let kms_id = req.kms_id.as_str();
+        // One search for a known group; `entry` would take an owned key (an allocation) every
+        // call.
+        let apps_full = host.apps.len() >= MAX_APPS_PER_HOST;
+        let app = match host.apps.get_mut(kms_id) {
+            Some(app) => app,
+            None if apps_full => return,
+            None => host.apps.entry(kms_id.to_owned()).or_default(),
         };
-        if app.app_id != *req.app_id {
+        if app.app_id != req.app_id.as_str() {
             app.app_id.clear();
             app.app_id.push_str(&req.app_id);
         }
@@ -803,14 +870,17 @@ impl State {
         app.requests += 1;
         app.first_ts.get_or_insert(ev.ts);
         app.last_ts = Some(ev.ts);
-        *app.by_license_status
-            .entry(req.license_status.clone())
-            .or_insert(0) += 1;
-        let valid_answer = call.status == "answered" && call.integrity.response == Some("valid");
-        match call.status {
-            "refused" => app.refused += 1,
-            _ if valid_answer => {}
-            _ => app.failed += 1,
+        match app.by_license_status.get_mut(&*req.license_status) {
+            Some(n) => *n += 1,
+            None => {
+                app.by_license_status.insert(req.license_status.clone(), 1);
+            }
+        }
+        let valid_answer = answered && integrity.response == Some("valid");
+        if refused {
+            app.refused += 1;
+        } else if !valid_answer {
+            app.failed += 1;
         }
         // The CMID's key, made once for the group's and the client table.
         let cmid = CmidKey::new(&req.cmid);
@@ -842,6 +912,7 @@ impl State {
         }
         product_issues(app, req, ev.frame, ev.ts, ws);
         if let Some(resp) = &call.response {
+            let epid = resp.epid.as_str();
             let count = resp.current_count;
             let frame = call.response_frame.unwrap_or(ev.frame);
             app.last_count = Some(count);
@@ -883,53 +954,62 @@ impl State {
                     app.first_above_cache.get_or_insert((count, n));
                 }
             }
-            if !app.epids.iter().any(|(e, _)| e == &resp.epid) {
+            // The group's ePIDs: nearly always the last one again.
+            let known = if app.epids.last().is_some_and(|(e, _)| e == epid) {
+                true
+            } else if app.epids.iter().any(|(e, _)| e == epid) {
+                app.epid_changes.add_labeled(ev.frame, ev.ts, epid);
+                true
+            } else {
                 if !app.epids.is_empty() {
-                    app.epid_changes.add_labeled(ev.frame, ev.ts, &resp.epid);
+                    app.epid_changes.add_labeled(ev.frame, ev.ts, epid);
                 }
                 if app.epids.len() < MAX_EPIDS {
-                    app.epids.push((resp.epid.clone(), ev.frame));
+                    app.epids.push((epid.to_owned(), ev.frame));
                 }
-            } else if app.epids.last().is_some_and(|(e, _)| e != &resp.epid) {
-                app.epid_changes.add_labeled(ev.frame, ev.ts, &resp.epid);
-            }
-            if host.epids.len() < MAX_EPIDS {
-                host.epids.insert(resp.epid.clone());
-            }
-            match host.epids_by_kms.get_mut(req.kms_id.as_str()) {
-                Some(list) => {
-                    if list.len() < MAX_EPIDS && !list.iter().any(|(e, _)| e == &resp.epid) {
-                        list.push((resp.epid.clone(), ev.frame));
+                false
+            };
+            // An ePID the group knows was offered to the host's lists when the group first saw it
+            // (they only grow, up to their bound): only a new one needs the lookups.
+            if !known {
+                if host.epids.len() < MAX_EPIDS && !host.epids.contains(epid) {
+                    host.epids.insert(epid.to_owned());
+                }
+                match host.epids_by_kms.get_mut(kms_id) {
+                    Some(list) => {
+                        if list.len() < MAX_EPIDS && !list.iter().any(|(e, _)| e == epid) {
+                            list.push((epid.to_owned(), ev.frame));
+                        }
+                    }
+                    None => {
+                        host.epids_by_kms
+                            .insert(kms_id.to_owned(), vec![(epid.to_owned(), ev.frame)]);
                     }
                 }
-                None => {
-                    host.epids_by_kms.insert(
-                        req.kms_id.as_str().to_owned(),
-                        vec![(resp.epid.clone(), ev.frame)],
-                    );
-                }
             }
-            if !host.epid_issues.contains_key(&resp.epid) && host.epid_issues.len() < MAX_EPIDS {
-                let mut issues = kms::parse_epid(&resp.epid).issues();
-                if let (Some(inst), Some(now)) =
-                    (resp.host.key_installed.as_deref(), Some(ev.ts.date()))
-                {
-                    let today = format!("{:04}-{:02}-{:02}", now.0, now.1, now.2);
-                    if inst > today.as_str() {
-                        issues.push("installed_in_future");
+            let room = host.epid_issues.len() < MAX_EPIDS;
+            match host.epid_issues.get_mut(epid) {
+                Some((_, e)) => cip.add_to(e, ev.frame, ev.ts),
+                None if room => {
+                    let mut issues = kms::parse_epid(epid).issues();
+                    if let Some(inst) = resp.host.key_installed.as_deref() {
+                        let now = ev.ts.date();
+                        let today = format!("{:04}-{:02}-{:02}", now.0, now.1, now.2);
+                        if inst > today.as_str() {
+                            issues.push("installed_in_future");
+                        }
                     }
+                    let mut e = Evidence::default();
+                    cip.add_to(&mut e, ev.frame, ev.ts);
+                    host.epid_issues.insert(epid.to_owned(), (issues, e));
                 }
-                host.epid_issues
-                    .insert(resp.epid.clone(), (issues, Evidence::default()));
+                None => {}
             }
-            if let Some((_, e)) = host.epid_issues.get_mut(&resp.epid) {
-                cip.add_to(e, ev.frame, ev.ts);
-            }
-            if let Some(h) = &resp.hwid {
+            if let Some(h) = resp.hwid.as_deref() {
                 if host.hwids.len() < MAX_EPIDS && !host.hwids.contains(h) {
-                    host.hwids.insert(h.clone());
+                    host.hwids.insert(h.to_owned());
                 }
-                if let Some((_, why)) = EMULATOR_HWIDS.iter().find(|(id, _)| id == h) {
+                if let Some((_, why)) = EMULATOR_HWIDS.iter().find(|(id, _)| *id == h) {
                     fingerprint(host, "default_hwid", why, ev.frame, ev.ts, cip.get());
                 }
             }
@@ -943,53 +1023,77 @@ impl State {
                     .add_labeled(ev.frame, ev.ts, ws);
             }
         }
-        // Per client machine.
-        if !self.clients.contains_key(&cmid) {
-            if self.clients.len() >= MAX_CLIENTS {
+        // Per client machine: one lookup (the key is moved in; it was made above).
+        let clients_full = self.clients.len() >= MAX_CLIENTS;
+        // The table fills up to its bound on busy captures: size it once instead of rehashing it
+        // at every doubling (16 Ki buckets of 32 bytes at most).
+        if self.clients.is_empty() && !clients_full {
+            self.clients.reserve(MAX_CLIENTS);
+        }
+        let client = match self.clients.entry(cmid) {
+            HashEntry::Occupied(o) => o.into_mut(),
+            HashEntry::Vacant(_) if clients_full => {
                 self.clients_untracked += 1;
                 return;
             }
-            // The table fills up to its bound on busy captures: size it once instead of
-            // rehashing it at every doubling (16 Ki buckets of 32 bytes at most).
-            if self.clients.is_empty() {
-                self.clients.reserve(MAX_CLIENTS);
-            }
-            self.clients.insert(cmid.clone(), Box::default());
-        }
-        let Some(client) = self.clients.get_mut(&cmid) else {
-            return;
+            HashEntry::Vacant(v) => v.insert(Box::default()),
         };
+        let workstation = req.workstation.as_str();
         if client.requests == 0 {
             client.first_frame = ev.frame;
         }
+        // The workstation of the previous request is known to the sets below already.
+        let same_ws = client.requests > 0 && client.last_workstation == workstation;
         client.requests += 1;
-        if client.workstations.len() < MAX_CLIENT_FACTS
-            && !client.workstations.contains(req.workstation.as_str())
+        if !same_ws
+            && client.workstations.len() < MAX_CLIENT_FACTS
+            && !client.workstations.contains(workstation)
         {
-            client.workstations.insert(req.workstation.clone());
+            client.workstations.insert(workstation.to_owned());
         }
-        if !has_lowercase_label(&client.names, &req.workstation) {
-            client
-                .names
-                .add_labeled(ev.frame, ev.ts, &req.workstation.to_lowercase());
+        // The previous workstation's name is among the labels unless some did not fit.
+        let name_known = same_ws && !client.names.more_labels;
+        if !name_known && !has_lowercase_label(&client.names, workstation) {
+            client.names.add(ev.frame, ev.ts);
+            // `str::to_lowercase` treats some letters by context; ASCII names need no tables.
+            client.names.label_owned(if workstation.is_ascii() {
+                workstation.to_ascii_lowercase()
+            } else {
+                workstation.to_lowercase()
+            });
         }
         if let Some(c) = client_ep {
-            if client.addresses.len() < MAX_CLIENT_FACTS {
+            // The previous request's address is in the set already (or the set was full).
+            if client.last_addr.is_none_or(|(ip, _)| ip != c.ip)
+                && client.addresses.len() < MAX_CLIENT_FACTS
+            {
                 client.addresses.insert(c.ip);
             }
             if let Some((ip, t)) = client.last_addr
                 && ip != c.ip
                 && ev.ts.0.saturating_sub(t.0).abs() <= DUPLICATE_ADDR_WINDOW_NS
             {
-                client
-                    .addr_overlap
-                    .add_labeled(ev.frame, ev.ts, &c.ip.to_string());
-                client.addr_overlap.label(&ip.to_string());
+                // Both addresses as labels, formatted on the stack and only while the list
+                // takes labels (cloned images make this the common case of some captures).
+                let e = &mut client.addr_overlap;
+                e.add(ev.frame, ev.ts);
+                for a in [c.ip, ip] {
+                    if !e.labels_settled() {
+                        e.label(IpText::new(a).as_str());
+                    }
+                }
             }
             client.last_addr = Some((c.ip, ev.ts));
         }
-        if client.products.len() < MAX_CLIENT_FACTS && !client.products.contains(&*product) {
-            client.products.insert(product.into_owned());
+        if let Some(product) = label.product
+            && client.products.len() < MAX_CLIENT_FACTS
+            && !client.products.contains(product)
+        {
+            // A catalog name is kept without a copy.
+            client.products.insert(match label.known_product {
+                Some(name) => Cow::Borrowed(name),
+                None => Cow::Owned(product.to_owned()),
+            });
         }
         if client.frames.len() < MAX_FRAMES_PER_CLIENT {
             client.frames.push(ev.frame);
@@ -1000,26 +1104,14 @@ impl State {
         client.last_server = Some(server);
         client.last_client = client_ep;
         client.last_license_status = Some(req.license_status.clone());
-        if client.last_workstation != req.workstation {
-            client.last_workstation.clone_from(&req.workstation);
+        if !same_ws {
+            client.last_workstation.clear();
+            client.last_workstation.push_str(workstation);
         }
-        client.discovery_snapshot = None;
-        if let Some(cl) = client_ep
-            && !self.net.is_tracked(cl, server)
-        {
-            let tmp = Attempt {
-                frame: ev.frame,
-                ts: ev.ts,
-                client_port: cl.port,
-                server,
-                connect: ConnectResult::Established,
-                syns: 0,
-                bind: None,
-                call: None,
-                dns: None,
-            };
-            client.discovery_snapshot = Some(Box::new(self.net.chain(cl, server, &tmp)));
-        }
+        client.discovery_snapshot = match client_ep {
+            Some(cl) if !conn_tracked => Some(self.net.dns_snapshot(cl, server, ev.frame)),
+            _ => None,
+        };
         if let Some(p) = &req.previous_cmid
             && client.previous_cmid.is_none()
         {
@@ -1035,18 +1127,32 @@ impl State {
                 .as_ref()
                 .is_none_or(|(s, ..)| skew.abs() > s.abs())
             {
-                client.skew = Some((skew, ev.frame, req.client_time.clone(), ev.ts));
+                client.skew = Some((skew, ev.frame, req.client_time.as_str().to_owned(), ev.ts));
             }
         }
         let code = req.license_status_code;
+        let status = &*req.license_status;
         if (3..=6).contains(&code) {
             client.lapsed_evidence.add(ev.frame, ev.ts);
-            client.lapsed = Some((
-                req.license_status.to_string(),
-                code,
-                req.binding_expiration_min,
-                client.lapsed.as_ref().map_or(ev.frame, |l| l.3),
-            ));
+            // Updated in place: a lapsed client says so at every request.
+            match &mut client.lapsed {
+                Some(l) => {
+                    if l.0 != status {
+                        l.0.clear();
+                        l.0.push_str(status);
+                    }
+                    l.1 = code;
+                    l.2 = req.binding_expiration_min;
+                }
+                None => {
+                    client.lapsed = Some((
+                        status.to_owned(),
+                        code,
+                        req.binding_expiration_min,
+                        ev.frame,
+                    ));
+                }
+            }
         } else if (code == 1 || code == 2)
             && req.binding_expiration_min > 0
             && req.binding_expiration_min < super::checks::kms::GRACE_WARN_MIN
@@ -1057,11 +1163,7 @@ impl State {
                 .as_ref()
                 .is_none_or(|g| req.binding_expiration_min < g.1)
             {
-                client.grace = Some((
-                    req.license_status.to_string(),
-                    req.binding_expiration_min,
-                    ev.frame,
-                ));
+                client.grace = Some((status.to_owned(), req.binding_expiration_min, ev.frame));
             }
         }
         if call.outcome == "activated" {
@@ -1070,7 +1172,7 @@ impl State {
                 .as_ref()
                 .map_or(10080, |r| r.renewal_interval_min);
             client.last_success = Some((ev.ts, ev.frame, renewal));
-        } else if call.status != "unanswered" || call.reason != Some("capture_ended") {
+        } else if !unanswered || call.reason != Some("capture_ended") {
             client.failure_count += 1;
             if client.failures.len() < MAX_FAILURES_PER_CLIENT {
                 client.failures.push(Failure {
@@ -1167,7 +1269,7 @@ impl State {
                     cmid: cmid.to_string(),
                     workstations: c.workstations.iter().cloned().collect(),
                     addresses: c.addresses.iter().copied().collect(),
-                    products: c.products.iter().cloned().collect(),
+                    products: c.products.iter().map(|p| p.to_string()).collect(),
                     requests: c.requests,
                     first_frame: c.first_frame,
                     last_frame: c.last_frame,
@@ -1213,6 +1315,40 @@ fn has_lowercase_label(names: &Evidence, name: &str) -> bool {
         return names.labels.iter().any(lower_eq);
     }
     names.labels.contains(&name.to_lowercase())
+}
+
+/// The `workstation (product)` label of a call (KMS-07, KMS-21); `undecoded KMS <version>
+/// request` stands for the product when the request did not decode.
+struct WsProduct<'a> {
+    ws: &'a str,
+    product: Option<&'a str>,
+    /// The product when it is the catalog's (static) SKU name.
+    known_product: Option<&'static str>,
+    version: Option<&'a str>,
+}
+
+impl WsProduct<'_> {
+    /// [`Evidence::add_labeled`] with this label, written into `buf` only when `e` still takes
+    /// labels (most calls of a busy host find the list settled).
+    fn add_to(&self, e: &mut Evidence, frame: u64, ts: Ts, buf: &mut String) {
+        e.add(frame, ts);
+        if e.labels_settled() {
+            return;
+        }
+        buf.clear();
+        buf.push_str(self.ws);
+        buf.push_str(" (");
+        match self.product {
+            Some(p) => buf.push_str(p),
+            None => {
+                buf.push_str("undecoded KMS ");
+                buf.push_str(self.version.unwrap_or("?"));
+                buf.push_str(" request");
+            }
+        }
+        buf.push(')');
+        e.label(buf);
+    }
 }
 
 /// A client address as an evidence label, formatted on first use: most evidence lists of a busy
@@ -1291,18 +1427,33 @@ fn product_issues(
 ) {
     // The group's key is the KMS counted id: the issues depend only on these ids otherwise.
     let app_name_known = req.app_name.is_some();
-    let cached = app.product_check.as_ref().is_some_and(|c| {
-        c.app_name_known == app_name_known && c.app_id == req.app_id && c.sku_id == req.sku_id
+    let cached = app.product_checks.iter().position(|c| {
+        c.sku_id == req.sku_id && c.app_id == req.app_id && c.app_name_known == app_name_known
     });
-    if !cached {
-        app.product_check = Some(ProductCheck {
-            app_id: req.app_id.clone(),
-            sku_id: req.sku_id.clone(),
-            app_name_known,
-            issues: find_product_issues(req),
-        });
-    }
-    let Some(check) = &app.product_check else {
+    let at = match cached {
+        Some(at) => at,
+        None => {
+            let check = ProductCheck {
+                app_id: req.app_id.clone(),
+                sku_id: req.sku_id.clone(),
+                app_name_known,
+                issues: find_product_issues(req),
+            };
+            if app.product_checks.len() < MAX_PRODUCT_CHECKS {
+                app.product_checks.push(check);
+                app.product_checks.len() - 1
+            } else {
+                // Full: the oldest goes (the entries rotate through the slots).
+                let at = app.product_checks_next % MAX_PRODUCT_CHECKS;
+                app.product_checks_next = app.product_checks_next.wrapping_add(1);
+                if let Some(slot) = app.product_checks.get_mut(at) {
+                    *slot = check;
+                }
+                at
+            }
+        }
+    };
+    let Some(check) = app.product_checks.get(at) else {
         return;
     };
     for i in &check.issues {
@@ -1414,6 +1565,40 @@ mod tests {
             assert_eq!(k.cmp(&CmidKey::new(a)), other.cmp(a));
         }
         assert_eq!(CmidKey::new(a).cmp(&CmidKey::new(b)), a.cmp(b));
+        // The eight-at-a-time digits against a digit-at-a-time reading, for every byte value at
+        // every digit position.
+        let reference = |t: &[u8]| -> Option<u128> {
+            let mut v = 0u128;
+            for (i, &c) in t.iter().enumerate() {
+                if matches!(i, 8 | 13 | 18 | 23) {
+                    if c != b'-' {
+                        return None;
+                    }
+                    continue;
+                }
+                let d = match c {
+                    b'0'..=b'9' => c - b'0',
+                    b'a'..=b'f' => c - b'a' + 10,
+                    _ => return None,
+                };
+                v = (v << 4) | u128::from(d);
+            }
+            Some(v)
+        };
+        for base in [
+            a.as_bytes(),
+            b.as_bytes(),
+            b"0123abcd-ef45-6789-0aaf-ff09fa00e19b",
+        ] {
+            assert_eq!(guid_bits(base), reference(base));
+            for pos in 0..36 {
+                for c in 0..=255u8 {
+                    let mut t = base.to_vec();
+                    t[pos] = c;
+                    assert_eq!(guid_bits(&t), reference(&t), "{pos} {c}");
+                }
+            }
+        }
         assert_eq!(
             CmidKey::new("00000000-0000-0000-0000-00000000000a")
                 .cmp(&CmidKey::new("00000000-0000-0000-0000-000000000009")),
