@@ -33,10 +33,92 @@ pub fn str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// Appends the escaped contents of `s` without quotes. Clean 8-byte words are skipped whole; a
-/// word that holds a byte needing an escape is looked at byte by byte.
+/// Appends the escaped contents of `s` without quotes. Almost every string needs no escape: its
+/// 8-byte words are tested and copied as they are read (fixed-size copies the compiler inlines,
+/// where a copy of the whole string is a libc `memcpy` call per string), and the short tail is
+/// tested and copied in overlapping fixed-size pieces. The first word that needs an escape hands
+/// the rest to [`str_body_escaping`].
+#[inline]
 pub fn str_body(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
+    out.reserve(bytes.len());
+    let mut rest = bytes;
+    while let Some((w, tail)) = rest.split_first_chunk::<8>() {
+        if word_needs_escape(u64::from_le_bytes(*w)) {
+            str_body_escaping(out, rest);
+            return;
+        }
+        out.extend_from_slice(w);
+        rest = tail;
+    }
+    if rest.is_empty() {
+        return;
+    }
+    if let Some(last) = bytes.last_chunk::<8>() {
+        // A tail after whole words: the string's last 8 bytes overlap bytes already copied as
+        // they are, so testing and rewriting them is exact.
+        if word_needs_escape(u64::from_le_bytes(*last)) {
+            str_body_escaping(out, rest);
+        } else {
+            out.truncate(out.len() - (8 - rest.len()));
+            out.extend_from_slice(last);
+        }
+        return;
+    }
+    // A string shorter than 8 bytes.
+    if short_needs_escape(rest) {
+        str_body_escaping(out, rest);
+    } else {
+        copy_short(out, rest);
+    }
+}
+
+/// True when any byte of `b` (shorter than 8 bytes) needs an escape.
+#[inline]
+fn short_needs_escape(b: &[u8]) -> bool {
+    let mut w = [b' '; 8];
+    if let (Some(head), Some(tail)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+        w[..4].copy_from_slice(head);
+        w[4..].copy_from_slice(tail);
+    } else if let (Some(head), Some(tail)) = (b.first_chunk::<2>(), b.last_chunk::<2>()) {
+        w[..2].copy_from_slice(head);
+        w[2..4].copy_from_slice(tail);
+    } else if let Some(&b) = b.first() {
+        w[0] = b;
+    }
+    word_needs_escape(u64::from_le_bytes(w))
+}
+
+/// Appends `b` (at most 16 bytes) with fixed-size copies: a first and a last piece of 8, 4 or 2
+/// bytes that overlap in the middle (the second rewrites the overlap with the same bytes). Longer
+/// slices take one `extend_from_slice`.
+#[inline]
+pub fn copy_short(out: &mut Vec<u8>, b: &[u8]) {
+    let n = b.len();
+    let start = out.len();
+    if n > 16 {
+        out.extend_from_slice(b);
+    } else if let (Some(head), Some(tail)) = (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+        out.extend_from_slice(head);
+        out.truncate(start + n - 8);
+        out.extend_from_slice(tail);
+    } else if let (Some(head), Some(tail)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+        out.extend_from_slice(head);
+        out.truncate(start + n - 4);
+        out.extend_from_slice(tail);
+    } else if let (Some(head), Some(tail)) = (b.first_chunk::<2>(), b.last_chunk::<2>()) {
+        out.extend_from_slice(head);
+        out.truncate(start + n - 2);
+        out.extend_from_slice(tail);
+    } else if let Some(&b) = b.first() {
+        out.push(b);
+    }
+}
+
+/// The general escaper: clean 8-byte words are skipped whole; a word that holds a byte needing an
+/// escape is looked at byte by byte.
+#[cold]
+fn str_body_escaping(out: &mut Vec<u8>, bytes: &[u8]) {
     // `bytes[start..i]` is the pending run that needs no escape.
     let mut start = 0;
     let mut i = 0;
@@ -52,12 +134,8 @@ pub fn str_body(out: &mut Vec<u8>, s: &str) {
             break;
         }
         // A short tail: test it as one word padded with a byte that needs no escape.
-        if rest.len() < 8 {
-            let mut w = [b' '; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            if !word_needs_escape(u64::from_le_bytes(w)) {
-                break;
-            }
+        if rest.len() < 8 && !short_needs_escape(rest) {
+            break;
         }
         for &b in rest.iter().take(8) {
             if needs_escape(b) {
@@ -94,7 +172,7 @@ fn escape(out: &mut Vec<u8>, b: u8) {
 #[inline]
 pub fn uint(out: &mut Vec<u8>, v: impl itoa::Integer) {
     let mut buf = itoa::Buffer::new();
-    out.extend_from_slice(buf.format(v).as_bytes());
+    copy_short(out, buf.format(v).as_bytes());
 }
 
 /// Appends a float as `serde_json` does (shortest round-trip form; `null` when not finite).
@@ -156,25 +234,50 @@ pub fn array<T>(out: &mut Vec<u8>, items: &[T], each: impl Fn(&T, &mut Vec<u8>))
 }
 
 /// An address as serde writes it for a human-readable format: its `Display` text as a string
-/// (which never needs an escape).
+/// (which never needs an escape). IPv4, on every event, is formatted by hand into a stack buffer
+/// and appended with one fixed-size copy.
+#[inline]
 pub fn ip(out: &mut Vec<u8>, ip: &std::net::IpAddr) {
-    out.push(b'"');
     match ip {
         std::net::IpAddr::V4(a) => {
-            for (i, o) in a.octets().iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                uint(out, *o);
-            }
+            // `"255.255.255.255"` is 17 bytes.
+            let mut buf = [0u8; 24];
+            let n = ipv4_quoted(&mut buf, a.octets());
+            let start = out.len();
+            out.extend_from_slice(&buf);
+            out.truncate(start + n);
         }
         std::net::IpAddr::V6(a) => {
             use std::io::Write as _;
             // Writing to a Vec cannot fail.
-            let _ = write!(out, "{a}");
+            let _ = write!(out, "\"{a}\"");
         }
     }
-    out.push(b'"');
+}
+
+/// Writes `"a.b.c.d"` (with the quotes) at the start of `buf`; returns its length (at most 17).
+#[inline]
+fn ipv4_quoted(buf: &mut [u8; 24], octets: [u8; 4]) -> usize {
+    buf[0] = b'"';
+    let mut n = 1;
+    for (i, o) in octets.into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        if o >= 100 {
+            buf[n] = b'0' + o / 100;
+            n += 1;
+        }
+        if o >= 10 {
+            buf[n] = b'0' + o / 10 % 10;
+            n += 1;
+        }
+        buf[n] = b'0' + o % 10;
+        n += 1;
+    }
+    buf[n] = b'"';
+    n + 1
 }
 
 #[cfg(test)]
@@ -240,6 +343,58 @@ mod tests {
         bool(&mut out, true);
         bool(&mut out, false);
         assert_eq!(out, b"truefalse");
+    }
+
+    #[test]
+    fn addresses_match_serde_json() {
+        let addrs: Vec<std::net::IpAddr> = [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.0.99.100",
+            "198.51.100.11",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "fe80::1:2",
+            "2001:db8:85a3::8a2e:370:7334",
+            "::ffff:192.0.2.1",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        for a in &addrs {
+            let mut out = b"x".to_vec();
+            ip(&mut out, a);
+            assert_eq!(out[1..], via_serde(a), "{a}");
+        }
+        for v in 0..=255u8 {
+            let a = std::net::IpAddr::from([v, 255 - v, v / 3, 7]);
+            let mut out = Vec::new();
+            ip(&mut out, &a);
+            assert_eq!(out, via_serde(&a), "{a}");
+        }
+    }
+
+    #[test]
+    fn short_copies_and_strings_of_every_length() {
+        let text = "0123456789abcdefghijklmnopqrstuvwxyz\"0123456789";
+        for len in 0..=text.len() {
+            let s = &text[..len];
+            let mut out = b"pre".to_vec();
+            copy_short(&mut out, s.as_bytes());
+            assert_eq!(out, format!("pre{s}").into_bytes());
+            let mut out = b"pre".to_vec();
+            str(&mut out, s);
+            assert_eq!(out[3..], via_serde(s), "{s:?}");
+            // The same with an escape at every position.
+            for at in 0..len {
+                let mut t = s.to_string();
+                t.replace_range(at..=at, "\n");
+                let mut out = Vec::new();
+                str(&mut out, &t);
+                assert_eq!(out, via_serde(t.as_str()), "{t:?}");
+            }
+        }
     }
 
     #[test]
