@@ -10,18 +10,19 @@ fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
-/// True when any byte of the little-endian word `w` needs an escape. Exact as a whole (the
-/// classic "has a byte less than n" / "has a zero byte" tricks can misflag a byte only above a
-/// byte that really matches, which does not change the answer for the word).
+/// True when any byte of the little-endian word `w` needs an escape. Exact as a whole: each of
+/// the three classic tests ("has a byte less than 0x20", "has a byte equal to `"`", "... to `\\`")
+/// can misflag a byte only above a byte that really matches, which does not change the answer for
+/// the word; and as `"` and `\\` are below 0x80, the three share the final mask of the bytes whose
+/// high bit is clear.
 #[inline]
 fn word_needs_escape(w: u64) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    let quote = has_zero(w ^ (ONES * u64::from(b'"')));
-    let backslash = has_zero(w ^ (ONES * u64::from(b'\\')));
-    (control | quote | backslash) != 0
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    let borrows = w.wrapping_sub(ONES * 0x20) | quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES);
+    borrows & !w & HIGH != 0
 }
 
 /// Appends `s` as a JSON string (quoted and escaped).
@@ -33,12 +34,18 @@ pub fn str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// Appends the escaped contents of `s` and the closing quote (the opening one is part of the key
+/// literal before it, see [`kv_str!`]).
+pub fn str_close(out: &mut Vec<u8>, s: &str) {
+    str_body(out, s);
+    out.push(b'"');
+}
+
 /// Appends the escaped contents of `s` without quotes. Almost every string needs no escape: its
 /// 8-byte words are tested and copied as they are read (fixed-size copies the compiler inlines,
 /// where a copy of the whole string is a libc `memcpy` call per string), and the short tail is
 /// tested and copied in overlapping fixed-size pieces. The first word that needs an escape hands
 /// the rest to [`str_body_escaping`].
-#[inline]
 pub fn str_body(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len());
@@ -170,7 +177,14 @@ fn escape(out: &mut Vec<u8>, b: u8) {
 
 /// Appends an unsigned integer.
 #[inline]
-pub fn uint(out: &mut Vec<u8>, v: impl itoa::Integer) {
+pub fn uint<T: itoa::Integer + TryInto<u8> + Copy>(out: &mut Vec<u8>, v: T) {
+    if let Ok(d) = v.try_into()
+        && d < 10
+    {
+        // Single digits (context ids, reasons, channels) are common.
+        out.push(b'0' + d);
+        return;
+    }
     let mut buf = itoa::Buffer::new();
     copy_short(out, buf.format(v).as_bytes());
 }
@@ -216,6 +230,106 @@ pub fn key_str(out: &mut Vec<u8>, first: bool, name: &str) {
     out.push(b':');
 }
 
+/// Appends `,"name":` for a constant key: one fixed-size copy of a literal (no escape needed: keys
+/// are ASCII names).
+macro_rules! key_lit {
+    ($out:expr, $name:literal) => {
+        $out.extend_from_slice(concat!(",\"", $name, "\":").as_bytes())
+    };
+}
+
+/// Appends `,"name":"…"`: the key and the opening quote as one literal, then the escaped string.
+macro_rules! kv_str {
+    ($out:expr, $name:literal, $v:expr) => {{
+        $out.extend_from_slice(concat!(",\"", $name, "\":\"").as_bytes());
+        $crate::output::json::str_close($out, $v);
+    }};
+}
+
+/// Appends `,"name":` and an unsigned integer.
+macro_rules! kv_uint {
+    ($out:expr, $name:literal, $v:expr) => {{
+        $crate::output::json::key_lit!($out, $name);
+        $crate::output::json::uint($out, $v);
+    }};
+}
+
+/// [`kv_str!`] when the value is present (`Option<&str>`); nothing when absent.
+macro_rules! opt_str {
+    ($out:expr, $name:literal, $v:expr) => {
+        if let Some(v) = $v {
+            $crate::output::json::kv_str!($out, $name, v);
+        }
+    };
+}
+
+/// [`kv_uint!`] when the value is present; nothing when absent.
+macro_rules! opt_uint {
+    ($out:expr, $name:literal, $v:expr) => {
+        if let Some(v) = $v {
+            $crate::output::json::kv_uint!($out, $name, v);
+        }
+    };
+}
+
+pub(crate) use {key_lit, kv_str, kv_uint, opt_str, opt_uint};
+
+/// Starts an object whose fields are all optional: its fields are written as elsewhere, each after
+/// a comma, and [`close_fields`] turns the first comma into the opening brace (no "is this the
+/// first field" test per field). Returns the position to give to [`close_fields`].
+#[inline]
+pub fn open_fields(out: &[u8]) -> usize {
+    out.len()
+}
+
+/// Ends an object started with [`open_fields`]: `{}` when no field was written.
+#[inline]
+pub fn close_fields(out: &mut Vec<u8>, start: usize) {
+    match out.get_mut(start) {
+        // The first field's comma.
+        Some(c) => *c = b'{',
+        None => out.push(b'{'),
+    }
+    out.push(b'}');
+}
+
+/// Appends `{"ip":"…","port":…}` (an endpoint) with one fixed-size copy: built in a stack buffer.
+/// IPv6 takes the general path.
+#[inline]
+pub fn endpoint(out: &mut Vec<u8>, ip: &std::net::IpAddr, port: u16) {
+    let std::net::IpAddr::V4(a) = ip else {
+        out.extend_from_slice(b"{\"ip\":");
+        self::ip(out, ip);
+        out.extend_from_slice(b",\"port\":");
+        uint(out, port);
+        out.push(b'}');
+        return;
+    };
+    // `{"ip":"255.255.255.255","port":65535}` is 38 bytes.
+    let mut buf = [0u8; 48];
+    buf[..6].copy_from_slice(b"{\"ip\":");
+    let mut n = 6 + ipv4_quoted(&mut buf[6..], a.octets());
+    buf[n..n + 8].copy_from_slice(b",\"port\":");
+    n += 8;
+    n += put_u16(&mut buf[n..], port);
+    buf[n] = b'}';
+    let start = out.len();
+    out.extend_from_slice(&buf);
+    out.truncate(start + n + 1);
+}
+
+/// Writes `v` in decimal at the start of `buf` (at least 5 bytes); returns the number of digits.
+#[inline]
+fn put_u16(buf: &mut [u8], v: u16) -> usize {
+    let n = 1 + usize::from(v >= 10) + usize::from(v >= 100) + usize::from(v >= 1000) + usize::from(v >= 10000);
+    let mut v = v;
+    for c in buf.iter_mut().take(n).rev() {
+        *c = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    n
+}
+
 /// A JSON array of strings.
 pub fn str_array<S: AsRef<str>>(out: &mut Vec<u8>, items: &[S]) {
     array(out, items, |s, out| str(out, s.as_ref()));
@@ -242,7 +356,7 @@ pub fn ip(out: &mut Vec<u8>, ip: &std::net::IpAddr) {
         std::net::IpAddr::V4(a) => {
             // `"255.255.255.255"` is 17 bytes.
             let mut buf = [0u8; 24];
-            let n = ipv4_quoted(&mut buf, a.octets());
+            let n = ipv4_quoted(&mut buf[..], a.octets());
             let start = out.len();
             out.extend_from_slice(&buf);
             out.truncate(start + n);
@@ -255,9 +369,10 @@ pub fn ip(out: &mut Vec<u8>, ip: &std::net::IpAddr) {
     }
 }
 
-/// Writes `"a.b.c.d"` (with the quotes) at the start of `buf`; returns its length (at most 17).
+/// Writes `"a.b.c.d"` (with the quotes) at the start of `buf` (at least 17 bytes); returns its
+/// length (at most 17).
 #[inline]
-fn ipv4_quoted(buf: &mut [u8; 24], octets: [u8; 4]) -> usize {
+fn ipv4_quoted(buf: &mut [u8], octets: [u8; 4]) -> usize {
     buf[0] = b'"';
     let mut n = 1;
     for (i, o) in octets.into_iter().enumerate() {
