@@ -48,6 +48,17 @@ pub fn str_close(out: &mut Vec<u8>, s: &str) {
 /// the rest to [`str_body_escaping`].
 pub fn str_body(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
+    // GUID text, several per event, is tested and copied with fixed offsets and sizes.
+    if let Ok(guid) = <&[u8; 36]>::try_from(bytes) {
+        let words = [0, 8, 16, 24, 28].map(|at| {
+            let w = guid.get(at..at + 8).and_then(<[u8]>::first_chunk::<8>);
+            w.map_or(0, |w| u64::from_le_bytes(*w))
+        });
+        if !words.into_iter().any(word_needs_escape) {
+            out.extend_from_slice(guid);
+            return;
+        }
+    }
     out.reserve(bytes.len());
     let mut rest = bytes;
     while let Some((w, tail)) = rest.split_first_chunk::<8>() {
@@ -369,30 +380,44 @@ pub fn ip(out: &mut Vec<u8>, ip: &std::net::IpAddr) {
     }
 }
 
-/// Writes `"a.b.c.d"` (with the quotes) at the start of `buf` (at least 17 bytes); returns its
+/// The decimal text of every byte value followed by a dot (`"7."`, `"42."`, `"255."`), padded to
+/// 4 bytes, and its length: an IPv4 octet is one fixed-size copy.
+const OCTETS: [([u8; 4], u8); 256] = {
+    let mut t = [([0u8; 4], 0u8); 256];
+    let mut v = 0;
+    while v < 256 {
+        let (h, te, u) = ((v / 100) as u8, (v / 10 % 10) as u8, (v % 10) as u8);
+        t[v] = if v >= 100 {
+            ([b'0' + h, b'0' + te, b'0' + u, b'.'], 4)
+        } else if v >= 10 {
+            ([b'0' + te, b'0' + u, b'.', 0], 3)
+        } else {
+            ([b'0' + u, b'.', 0, 0], 2)
+        };
+        v += 1;
+    }
+    t
+};
+
+/// Writes `"a.b.c.d"` (with the quotes) at the start of `buf` (at least 18 bytes); returns its
 /// length (at most 17).
 #[inline]
 fn ipv4_quoted(buf: &mut [u8], octets: [u8; 4]) -> usize {
+    let Some(buf) = buf.first_chunk_mut::<18>() else {
+        return 0;
+    };
     buf[0] = b'"';
     let mut n = 1;
-    for (i, o) in octets.into_iter().enumerate() {
-        if i > 0 {
-            buf[n] = b'.';
-            n += 1;
+    for o in octets {
+        let (text, len) = OCTETS[usize::from(o)];
+        if let Some(at) = buf.get_mut(n..n + 4) {
+            at.copy_from_slice(&text);
         }
-        if o >= 100 {
-            buf[n] = b'0' + o / 100;
-            n += 1;
-        }
-        if o >= 10 {
-            buf[n] = b'0' + o / 10 % 10;
-            n += 1;
-        }
-        buf[n] = b'0' + o % 10;
-        n += 1;
+        n += usize::from(len);
     }
-    buf[n] = b'"';
-    n + 1
+    // The last octet's dot becomes the closing quote.
+    buf[n - 1] = b'"';
+    n
 }
 
 #[cfg(test)]
