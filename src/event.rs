@@ -46,7 +46,7 @@ impl Event {
         self.ts.rfc3339_micros().write_to(out);
         out.extend_from_slice(b"\",\"event\":\"");
         json::str_close(out, self.event);
-        json::kv_str!(out, "source", &self.source);
+        write_source(out, &self.source);
         if self.frame != 0 {
             json::kv_uint!(out, "frame", self.frame);
         }
@@ -72,6 +72,25 @@ impl Event {
         }
         out.push(b'}');
     }
+}
+
+/// Appends `,"source":"…"`. Every event of an input names the same source: its escaped text is
+/// kept per thread with the `Arc` it came from (held, so that its address cannot be reused by
+/// another text) and copied while events of that source follow.
+fn write_source(out: &mut Vec<u8>, source: &Arc<str>) {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(Arc<str>, Vec<u8>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((src, text)) if Arc::ptr_eq(src, source) => out.extend_from_slice(text),
+        _ => {
+            let mut text = Vec::new();
+            json::kv_str!(&mut text, "source", source);
+            out.extend_from_slice(&text);
+            *last = Some((Arc::clone(source), text));
+        }
+    });
 }
 
 // Hand-written JSON of the bodies (see `Event::write_json`). Each `write_fields` appends the
@@ -1301,6 +1320,23 @@ mod tests {
                 ..KmsCall::default()
             })),
         ]
+    }
+
+    #[test]
+    fn source_cache_follows_the_source() {
+        // Alternating sources, one needing escapes, and a new `Arc` with the same text.
+        let sources = [
+            Arc::from("a.pcap"),
+            Arc::from("dir\\\"b\"\n.pcap"),
+            Arc::from("a.pcap"),
+        ];
+        for _ in 0..2 {
+            for src in &sources {
+                let mut ev = envelope(full_bodies().swap_remove(3), true);
+                ev.source = Arc::clone(src);
+                assert_same(&ev);
+            }
+        }
     }
 
     #[test]

@@ -81,6 +81,13 @@ pub fn filetime_rfc3339(ft: u64) -> Rfc3339 {
     }
 }
 
+/// `00` to `99`, two bytes each.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 /// `YYYY-MM-DDTHH:MM:SS` of `secs` since the epoch, when the year is in 0000..=9999.
 fn date_time(secs: i64) -> Option<[u8; 19]> {
     let days = secs.div_euclid(86_400);
@@ -133,7 +140,13 @@ impl Rfc3339 {
         })?;
         b[..19].copy_from_slice(&cached);
         let n = if self.micros {
-            put_digits(&mut b[20..26], (self.sub_ns / 1000) as u64);
+            // Two digits at a time from a table (this runs for every event).
+            let micros = (self.sub_ns / 1000) as usize;
+            for (at, v) in [(20, micros / 10_000), (22, micros / 100 % 100), (24, micros % 100)] {
+                if let (Some(to), Some(from)) = (b.get_mut(at..at + 2), PAIRS.get(2 * v..2 * v + 2)) {
+                    to.copy_from_slice(from);
+                }
+            }
             27
         } else {
             b[19] = b'Z';

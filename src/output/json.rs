@@ -50,11 +50,15 @@ pub fn str_body(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     // GUID text, several per event, is tested and copied with fixed offsets and sizes.
     if let Ok(guid) = <&[u8; 36]>::try_from(bytes) {
-        let words = [0, 8, 16, 24, 28].map(|at| {
-            let w = guid.get(at..at + 8).and_then(<[u8]>::first_chunk::<8>);
-            w.map_or(0, |w| u64::from_le_bytes(*w))
-        });
-        if !words.into_iter().any(word_needs_escape) {
+        let (a, rest) = guid.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+        let (b, rest) = rest.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+        let (c, rest) = rest.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+        let d = rest.first_chunk::<8>().unwrap_or(&[0; 8]);
+        let e = guid.last_chunk::<8>().unwrap_or(&[0; 8]);
+        let any = [a, b, c, d, e]
+            .into_iter()
+            .any(|w| word_needs_escape(u64::from_le_bytes(*w)));
+        if !any {
             out.extend_from_slice(guid);
             return;
         }
@@ -136,6 +140,7 @@ pub fn copy_short(out: &mut Vec<u8>, b: &[u8]) {
 /// The general escaper: clean 8-byte words are skipped whole; a word that holds a byte needing an
 /// escape is looked at byte by byte.
 #[cold]
+#[inline(never)]
 fn str_body_escaping(out: &mut Vec<u8>, bytes: &[u8]) {
     // `bytes[start..i]` is the pending run that needs no escape.
     let mut start = 0;
@@ -304,8 +309,9 @@ pub fn close_fields(out: &mut Vec<u8>, start: usize) {
     out.push(b'}');
 }
 
-/// Appends `{"ip":"…","port":…}` (an endpoint) with one fixed-size copy: built in a stack buffer.
-/// IPv6 takes the general path.
+/// Appends `{"ip":"…","port":…}` (an endpoint): for IPv4, a fixed-size zeroed piece is appended,
+/// the text is written into it and the rest cut off (no formatting machinery, no variable-length
+/// copy). IPv6 takes the general path.
 #[inline]
 pub fn endpoint(out: &mut Vec<u8>, ip: &std::net::IpAddr, port: u16) {
     let std::net::IpAddr::V4(a) = ip else {
@@ -317,15 +323,17 @@ pub fn endpoint(out: &mut Vec<u8>, ip: &std::net::IpAddr, port: u16) {
         return;
     };
     // `{"ip":"255.255.255.255","port":65535}` is 38 bytes.
-    let mut buf = [0u8; 48];
+    let start = out.len();
+    out.extend_from_slice(&[0u8; 48]);
+    let Some(buf) = out.get_mut(start..).and_then(<[u8]>::first_chunk_mut::<48>) else {
+        return;
+    };
     buf[..6].copy_from_slice(b"{\"ip\":");
     let mut n = 6 + ipv4_quoted(&mut buf[6..], a.octets());
     buf[n..n + 8].copy_from_slice(b",\"port\":");
     n += 8;
     n += put_u16(&mut buf[n..], port);
     buf[n] = b'}';
-    let start = out.len();
-    out.extend_from_slice(&buf);
     out.truncate(start + n + 1);
 }
 
@@ -366,11 +374,12 @@ pub fn ip(out: &mut Vec<u8>, ip: &std::net::IpAddr) {
     match ip {
         std::net::IpAddr::V4(a) => {
             // `"255.255.255.255"` is 17 bytes.
-            let mut buf = [0u8; 24];
-            let n = ipv4_quoted(&mut buf[..], a.octets());
             let start = out.len();
-            out.extend_from_slice(&buf);
-            out.truncate(start + n);
+            out.extend_from_slice(&[0u8; 24]);
+            if let Some(buf) = out.get_mut(start..) {
+                let n = ipv4_quoted(buf, a.octets());
+                out.truncate(start + n);
+            }
         }
         std::net::IpAddr::V6(a) => {
             use std::io::Write as _;
@@ -512,6 +521,30 @@ mod tests {
             let mut out = Vec::new();
             ip(&mut out, &a);
             assert_eq!(out, via_serde(&a), "{a}");
+        }
+    }
+
+    #[test]
+    fn endpoints_through_the_cache() {
+        // Repeats (cache hits), slot collisions (ports that differ by a multiple of 4), IPv6.
+        let mut cases = Vec::new();
+        for round in 0..3u16 {
+            for (ip, port) in [
+                ("198.51.100.11", 1688),
+                ("198.19.110.149", 62912 + round * 4),
+                ("10.0.0.1", 0),
+                ("255.255.255.255", 65535),
+                ("1.2.3.4", 1692),
+                ("fe80::1:2", 1688),
+            ] {
+                cases.push((ip.parse::<std::net::IpAddr>().unwrap(), port));
+            }
+        }
+        for (a, port) in cases {
+            let mut out = b"x".to_vec();
+            endpoint(&mut out, &a, port);
+            let want = format!("x{{\"ip\":{},\"port\":{port}}}", String::from_utf8(via_serde(&a)).unwrap());
+            assert_eq!(String::from_utf8(out).unwrap(), want);
         }
     }
 
