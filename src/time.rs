@@ -122,8 +122,10 @@ impl Rfc3339 {
     /// the KMS client times of the same calls do not evict each other) and only the fraction is
     /// formatted then.
     fn fast(&self) -> Option<([u8; 27], usize)> {
+        /// A second since the epoch and its `YYYY-MM-DDTHH:MM:SS` text.
+        type Second = Option<(i64, [u8; 19])>;
         thread_local! {
-            static LAST: [Cell<Option<(i64, [u8; 19])>>; 2] =
+            static LAST: [Cell<Second>; 2] =
                 const { [Cell::new(None), Cell::new(None)] };
         }
         let mut b = *b"0000-00-00T00:00:00.000000Z";
@@ -142,8 +144,13 @@ impl Rfc3339 {
         let n = if self.micros {
             // Two digits at a time from a table (this runs for every event).
             let micros = (self.sub_ns / 1000) as usize;
-            for (at, v) in [(20, micros / 10_000), (22, micros / 100 % 100), (24, micros % 100)] {
-                if let (Some(to), Some(from)) = (b.get_mut(at..at + 2), PAIRS.get(2 * v..2 * v + 2)) {
+            for (at, v) in [
+                (20, micros / 10_000),
+                (22, micros / 100 % 100),
+                (24, micros % 100),
+            ] {
+                if let (Some(to), Some(from)) = (b.get_mut(at..at + 2), PAIRS.get(2 * v..2 * v + 2))
+                {
                     to.copy_from_slice(from);
                 }
             }
@@ -319,7 +326,10 @@ mod tests {
             }
         }
         // Out of range (the general path) and back.
-        assert_eq!(filetime_rfc3339(u64::MAX).text(), filetime_rfc3339(u64::MAX).to_string());
+        assert_eq!(
+            filetime_rfc3339(u64::MAX).text(),
+            filetime_rfc3339(u64::MAX).to_string()
+        );
         assert_eq!(Ts(0).rfc3339_secs().text(), "1970-01-01T00:00:00Z");
     }
 

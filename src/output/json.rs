@@ -21,7 +21,8 @@ fn word_needs_escape(w: u64) -> bool {
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     let quote = w ^ (ONES * u64::from(b'"'));
     let backslash = w ^ (ONES * u64::from(b'\\'));
-    let borrows = w.wrapping_sub(ONES * 0x20) | quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES);
+    let borrows =
+        w.wrapping_sub(ONES * 0x20) | quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES);
     borrows & !w & HIGH != 0
 }
 
@@ -340,7 +341,11 @@ pub fn endpoint(out: &mut Vec<u8>, ip: &std::net::IpAddr, port: u16) {
 /// Writes `v` in decimal at the start of `buf` (at least 5 bytes); returns the number of digits.
 #[inline]
 fn put_u16(buf: &mut [u8], v: u16) -> usize {
-    let n = 1 + usize::from(v >= 10) + usize::from(v >= 100) + usize::from(v >= 1000) + usize::from(v >= 10000);
+    let n = 1
+        + usize::from(v >= 10)
+        + usize::from(v >= 100)
+        + usize::from(v >= 1000)
+        + usize::from(v >= 10000);
     let mut v = v;
     for c in buf.iter_mut().take(n).rev() {
         *c = b'0' + (v % 10) as u8;
@@ -543,7 +548,10 @@ mod tests {
         for (a, port) in cases {
             let mut out = b"x".to_vec();
             endpoint(&mut out, &a, port);
-            let want = format!("x{{\"ip\":{},\"port\":{port}}}", String::from_utf8(via_serde(&a)).unwrap());
+            let want = format!(
+                "x{{\"ip\":{},\"port\":{port}}}",
+                String::from_utf8(via_serde(&a)).unwrap()
+            );
             assert_eq!(String::from_utf8(out).unwrap(), want);
         }
     }
