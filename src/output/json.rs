@@ -88,34 +88,51 @@ pub fn str_body(out: &mut Vec<u8>, s: &str) {
         }
         return;
     }
-    // A string shorter than 8 bytes.
-    if short_needs_escape(rest) {
+    // A string shorter than 8 bytes: tested as one word padded with spaces, which is then written
+    // whole and cut back to the string's length.
+    let w = short_word(rest);
+    if word_needs_escape(u64::from_le_bytes(w)) {
         str_body_escaping(out, rest);
     } else {
-        copy_short(out, rest);
+        let start = out.len();
+        out.extend_from_slice(&w);
+        out.truncate(start + rest.len());
     }
+}
+
+/// `b` (shorter than 8 bytes) at the start of a word padded with spaces (which need no escape).
+/// Built from overlapping fixed-size pieces: for 4 to 7 bytes the first 4 and the last 4 are put
+/// at their places (the second rewrites the overlap with the same bytes), likewise with 2.
+#[inline]
+fn short_word(b: &[u8]) -> [u8; 8] {
+    let mut w = [b' '; 8];
+    let n = b.len();
+    if let (Some(head), Some(tail)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+        w[..4].copy_from_slice(head);
+        if let Some(at) = w.get_mut(n - 4..n) {
+            at.copy_from_slice(tail);
+        }
+    } else if let (Some(head), Some(tail)) = (b.first_chunk::<2>(), b.last_chunk::<2>()) {
+        w[..2].copy_from_slice(head);
+        if let Some(at) = w.get_mut(n - 2..n) {
+            at.copy_from_slice(tail);
+        }
+    } else if let Some(&b) = b.first() {
+        w[0] = b;
+    }
+    w
 }
 
 /// True when any byte of `b` (shorter than 8 bytes) needs an escape.
 #[inline]
 fn short_needs_escape(b: &[u8]) -> bool {
-    let mut w = [b' '; 8];
-    if let (Some(head), Some(tail)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
-        w[..4].copy_from_slice(head);
-        w[4..].copy_from_slice(tail);
-    } else if let (Some(head), Some(tail)) = (b.first_chunk::<2>(), b.last_chunk::<2>()) {
-        w[..2].copy_from_slice(head);
-        w[2..4].copy_from_slice(tail);
-    } else if let Some(&b) = b.first() {
-        w[0] = b;
-    }
-    word_needs_escape(u64::from_le_bytes(w))
+    word_needs_escape(u64::from_le_bytes(short_word(b)))
 }
 
 /// Appends `b` (at most 16 bytes) with fixed-size copies: a first and a last piece of 8, 4 or 2
 /// bytes that overlap in the middle (the second rewrites the overlap with the same bytes). Longer
 /// slices take one `extend_from_slice`.
-#[inline]
+#[inline(always)]
 pub fn copy_short(out: &mut Vec<u8>, b: &[u8]) {
     let n = b.len();
     let start = out.len();
