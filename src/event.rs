@@ -44,20 +44,18 @@ impl Event {
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"ts\":\"");
         self.ts.rfc3339_micros().write_to(out);
-        out.extend_from_slice(b"\",\"event\":");
-        json::str(out, self.event);
-        out.extend_from_slice(b",\"source\":");
-        json::str(out, &self.source);
+        out.extend_from_slice(b"\",\"event\":\"");
+        json::str_close(out, self.event);
+        write_source(out, &self.source);
         if self.frame != 0 {
-            out.extend_from_slice(b",\"frame\":");
-            json::uint(out, self.frame);
+            json::kv_uint!(out, "frame", self.frame);
         }
         if let Some(c) = &self.client {
-            out.extend_from_slice(b",\"client\":");
+            json::key_lit!(out, "client");
             c.write_json(out);
         }
         if let Some(c) = &self.server {
-            out.extend_from_slice(b",\"server\":");
+            json::key_lit!(out, "server");
             c.write_json(out);
         }
         // Every body has at least one field: each writer starts with a comma.
@@ -76,35 +74,29 @@ impl Event {
     }
 }
 
+/// Appends `,"source":"…"`. Every event of an input names the same source: its escaped text is
+/// kept per thread with the `Arc` it came from (held, so that its address cannot be reused by
+/// another text) and copied while events of that source follow.
+fn write_source(out: &mut Vec<u8>, source: &Arc<str>) {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(Arc<str>, Vec<u8>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((src, text)) if Arc::ptr_eq(src, source) => out.extend_from_slice(text),
+        _ => {
+            let mut text = Vec::new();
+            json::kv_str!(&mut text, "source", source);
+            out.extend_from_slice(&text);
+            *last = Some((Arc::clone(source), text));
+        }
+    });
+}
+
 // Hand-written JSON of the bodies (see `Event::write_json`). Each `write_fields` appends the
 // struct's fields, every one preceded by a comma, in the order of the struct and with the omissions
 // of its `skip_serializing_if`; each `write_json` appends a whole object. Keep in step with the
 // derives: `tests::hand_written_json_matches_serde` compares the two on fully populated values.
-
-/// `"name":` then the string, when present (after a comma unless `first`). Returns whether the
-/// next field is still the first, as [`json::key`] does.
-fn opt_str(out: &mut Vec<u8>, first: bool, name: &str, v: Option<&str>) -> bool {
-    match v {
-        Some(v) => {
-            json::key(out, first, name);
-            json::str(out, v);
-            false
-        }
-        None => first,
-    }
-}
-
-/// `"name":` then the integer, when present (see [`opt_str`]).
-fn opt_uint(out: &mut Vec<u8>, first: bool, name: &str, v: Option<impl itoa::Integer>) -> bool {
-    match v {
-        Some(v) => {
-            json::key(out, first, name);
-            json::uint(out, v);
-            false
-        }
-        None => first,
-    }
-}
 
 /// A JSON object from a map with string keys (serde writes map keys as strings).
 fn str_map<K: AsRef<str>>(out: &mut Vec<u8>, map: &BTreeMap<K, u64>) {
@@ -118,205 +110,168 @@ fn str_map<K: AsRef<str>>(out: &mut Vec<u8>, map: &BTreeMap<K, u64>) {
 
 impl Endpoint {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"ip\":");
-        json::ip(out, &self.ip);
-        out.extend_from_slice(b",\"port\":");
-        json::uint(out, self.port);
-        out.push(b'}');
+        json::endpoint(out, &self.ip, self.port);
     }
 }
 
 impl KmsCall {
     fn write_fields(&self, out: &mut Vec<u8>) {
-        opt_str(out, false, "version", self.version.as_deref());
-        json::key(out, false, "call_id");
-        json::uint(out, self.call_id);
-        json::key(out, false, "ctx_id");
-        json::uint(out, self.ctx_id);
-        json::key(out, false, "ndr");
-        json::str(out, self.ndr);
-        opt_uint(out, false, "response_frame", self.response_frame);
+        json::opt_str!(out, "version", self.version.as_deref());
+        json::kv_uint!(out, "call_id", self.call_id);
+        json::kv_uint!(out, "ctx_id", self.ctx_id);
+        json::kv_str!(out, "ndr", self.ndr);
+        json::opt_uint!(out, "response_frame", self.response_frame);
         if let Some(v) = self.rtt_ms {
-            json::key(out, false, "rtt_ms");
+            json::key_lit!(out, "rtt_ms");
             json::float(out, v);
         }
-        json::key(out, false, "status");
-        json::str(out, self.status);
-        opt_str(out, false, "reason", self.reason);
+        json::kv_str!(out, "status", self.status);
+        json::opt_str!(out, "reason", self.reason);
         if let Some(r) = &self.request {
-            json::key(out, false, "request");
+            json::key_lit!(out, "request");
             r.write_json(out);
         }
         if let Some(r) = &self.response {
-            json::key(out, false, "response");
+            json::key_lit!(out, "response");
             r.write_json(out);
         }
         if let Some(h) = &self.hresult {
-            json::key(out, false, "hresult");
+            json::key_lit!(out, "hresult");
             h.write_json(out);
         }
-        json::key(out, false, "integrity");
+        json::key_lit!(out, "integrity");
         self.integrity.write_json(out);
-        json::key(out, false, "outcome");
-        json::str(out, self.outcome);
-        opt_uint(out, false, "request_size", self.request_size);
-        opt_uint(out, false, "response_size", self.response_size);
+        json::kv_str!(out, "outcome", self.outcome);
+        json::opt_uint!(out, "request_size", self.request_size);
+        json::opt_uint!(out, "response_size", self.response_size);
     }
 }
 
 impl KmsRequestInfo {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"app_id\":");
-        json::str(out, &self.app_id);
-        opt_str(out, false, "app_name", self.app_name);
-        json::key(out, false, "sku_id");
-        json::str(out, &self.sku_id);
-        opt_str(out, false, "sku_name", self.sku_name);
-        json::key(out, false, "kms_id");
-        json::str(out, &self.kms_id);
-        opt_str(out, false, "kms_name", self.kms_name);
-        json::key(out, false, "cmid");
-        json::str(out, &self.cmid);
-        opt_str(out, false, "previous_cmid", self.previous_cmid.as_deref());
-        json::key(out, false, "workstation");
-        json::str(out, &self.workstation);
-        json::key(out, false, "required_count");
-        json::uint(out, self.required_count);
-        json::key(out, false, "is_vm");
+        out.extend_from_slice(b"{\"app_id\":\"");
+        json::str_close(out, &self.app_id);
+        json::opt_str!(out, "app_name", self.app_name);
+        json::kv_str!(out, "sku_id", &self.sku_id);
+        json::opt_str!(out, "sku_name", self.sku_name);
+        json::kv_str!(out, "kms_id", &self.kms_id);
+        json::opt_str!(out, "kms_name", self.kms_name);
+        json::kv_str!(out, "cmid", &self.cmid);
+        json::opt_str!(out, "previous_cmid", self.previous_cmid.as_deref());
+        json::kv_str!(out, "workstation", &self.workstation);
+        json::kv_uint!(out, "required_count", self.required_count);
+        json::key_lit!(out, "is_vm");
         json::bool(out, self.is_vm);
-        json::key(out, false, "license_status");
-        json::str(out, &self.license_status);
-        json::key(out, false, "license_status_code");
-        json::uint(out, self.license_status_code);
-        json::key(out, false, "binding_expiration_min");
-        json::uint(out, self.binding_expiration_min);
-        json::key(out, false, "client_time");
-        json::str(out, &self.client_time);
-        opt_uint(out, false, "catalog_threshold", self.catalog_threshold);
+        json::kv_str!(out, "license_status", &self.license_status);
+        json::kv_uint!(out, "license_status_code", self.license_status_code);
+        json::kv_uint!(out, "binding_expiration_min", self.binding_expiration_min);
+        json::kv_str!(out, "client_time", &self.client_time);
+        json::opt_uint!(out, "catalog_threshold", self.catalog_threshold);
         out.push(b'}');
     }
 }
 
 impl KmsResponseInfo {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"epid\":");
-        json::str(out, &self.epid);
-        json::key(out, false, "host");
+        out.extend_from_slice(b"{\"epid\":\"");
+        json::str_close(out, &self.epid);
+        json::key_lit!(out, "host");
         self.host.write_json(out);
-        json::key(out, false, "current_count");
-        json::uint(out, self.current_count);
-        json::key(out, false, "activation_interval_min");
-        json::uint(out, self.activation_interval_min);
-        json::key(out, false, "renewal_interval_min");
-        json::uint(out, self.renewal_interval_min);
-        opt_str(out, false, "hwid", self.hwid.as_deref());
-        json::key(out, false, "cmid");
-        json::str(out, &self.cmid);
-        json::key(out, false, "client_time");
-        json::str(out, &self.client_time);
+        json::kv_uint!(out, "current_count", self.current_count);
+        json::kv_uint!(out, "activation_interval_min", self.activation_interval_min);
+        json::kv_uint!(out, "renewal_interval_min", self.renewal_interval_min);
+        json::opt_str!(out, "hwid", self.hwid.as_deref());
+        json::kv_str!(out, "cmid", &self.cmid);
+        json::kv_str!(out, "client_time", &self.client_time);
         out.push(b'}');
     }
 }
 
 impl EpidInfo {
     fn write_json(&self, out: &mut Vec<u8>) {
-        // Every field is optional: the first one present opens without a comma.
-        out.push(b'{');
-        let f = opt_uint(out, true, "platform_id", self.platform_id);
-        let f = opt_uint(out, f, "group_id", self.group_id);
-        let f = opt_uint(out, f, "key_id", self.key_id);
-        let f = opt_uint(out, f, "channel", self.channel);
-        let f = opt_uint(out, f, "lcid", self.lcid);
-        let f = opt_uint(out, f, "os_build", self.os_build);
-        opt_str(out, f, "key_installed", self.key_installed.as_deref());
-        out.push(b'}');
+        // Every field is optional: see `json::open_fields`.
+        let start = json::open_fields(out);
+        json::opt_uint!(out, "platform_id", self.platform_id);
+        json::opt_uint!(out, "group_id", self.group_id);
+        json::opt_uint!(out, "key_id", self.key_id);
+        json::opt_uint!(out, "channel", self.channel);
+        json::opt_uint!(out, "lcid", self.lcid);
+        json::opt_uint!(out, "os_build", self.os_build);
+        json::opt_str!(out, "key_installed", self.key_installed.as_deref());
+        json::close_fields(out, start);
     }
 }
 
 impl Hresult {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"code\":");
-        json::str(out, &self.code);
-        opt_str(out, false, "name", self.name);
-        opt_str(out, false, "meaning", self.meaning);
+        out.extend_from_slice(b"{\"code\":\"");
+        json::str_close(out, &self.code);
+        json::opt_str!(out, "name", self.name);
+        json::opt_str!(out, "meaning", self.meaning);
         out.push(b'}');
     }
 }
 
 impl Integrity {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        let f = opt_str(out, true, "request", self.request);
-        let f = opt_str(out, f, "response", self.response);
+        let start = json::open_fields(out);
+        json::opt_str!(out, "request", self.request);
+        json::opt_str!(out, "response", self.response);
         if !self.failures.is_empty() {
-            json::key(out, f, "failures");
+            json::key_lit!(out, "failures");
             json::str_array(out, &self.failures);
         }
-        out.push(b'}');
+        json::close_fields(out, start);
     }
 }
 
 impl RpcInfo {
     fn write_fields(&self, out: &mut Vec<u8>) {
-        json::key(out, false, "pdu");
-        json::str(out, self.pdu);
-        opt_uint(out, false, "call_id", self.call_id);
-        opt_str(out, false, "interface", self.interface.as_deref());
-        opt_str(out, false, "interface_name", self.interface_name);
+        json::kv_str!(out, "pdu", self.pdu);
+        json::opt_uint!(out, "call_id", self.call_id);
+        json::opt_str!(out, "interface", self.interface.as_deref());
+        json::opt_str!(out, "interface_name", self.interface_name);
         if !self.transfer_syntaxes.is_empty() {
-            json::key(out, false, "transfer_syntaxes");
+            json::key_lit!(out, "transfer_syntaxes");
             json::array(
                 out,
                 &self.transfer_syntaxes,
                 TransferSyntaxResult::write_json,
             );
         }
-        opt_uint(out, false, "assoc_group", self.assoc_group);
-        opt_str(out, false, "sec_addr", self.sec_addr.as_deref());
+        json::opt_uint!(out, "assoc_group", self.assoc_group);
+        json::opt_str!(out, "sec_addr", self.sec_addr.as_deref());
         if let Some(h) = &self.status {
-            json::key(out, false, "status");
+            json::key_lit!(out, "status");
             h.write_json(out);
         }
-        opt_str(out, false, "result", self.result);
-        opt_uint(out, false, "syn_count", self.syn_count);
-        opt_str(out, false, "detail", self.detail.as_deref());
+        json::opt_str!(out, "result", self.result);
+        json::opt_uint!(out, "syn_count", self.syn_count);
+        json::opt_str!(out, "detail", self.detail.as_deref());
     }
 }
 
 impl TransferSyntaxResult {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        let mut first = true;
-        if let Some(c) = self.ctx_id {
-            first = json::key(out, first, "ctx_id");
-            json::uint(out, c);
-        }
-        json::key(out, first, "syntax");
-        json::str(out, &self.syntax);
-        json::key(out, false, "syntax_name");
-        json::str(out, self.syntax_name);
-        json::key(out, false, "result");
-        json::str(out, &self.result);
-        json::key(out, false, "reason");
-        json::uint(out, self.reason);
-        out.push(b'}');
+        let start = json::open_fields(out);
+        json::opt_uint!(out, "ctx_id", self.ctx_id);
+        json::kv_str!(out, "syntax", &self.syntax);
+        json::kv_str!(out, "syntax_name", self.syntax_name);
+        json::kv_str!(out, "result", &self.result);
+        json::kv_uint!(out, "reason", self.reason);
+        json::close_fields(out, start);
     }
 }
 
 impl Finding {
     fn write_fields(&self, out: &mut Vec<u8>) {
-        json::key(out, false, "check");
-        json::str(out, self.check);
-        json::key(out, false, "name");
-        json::str(out, self.name);
-        json::key(out, false, "severity");
-        json::str(out, self.severity.as_str());
-        json::key(out, false, "message");
-        json::str(out, &self.message);
-        json::key(out, false, "fix");
-        json::str(out, &self.fix);
-        opt_str(out, false, "predicts", self.predicts);
-        json::key(out, false, "frames");
+        json::kv_str!(out, "check", self.check);
+        json::kv_str!(out, "name", self.name);
+        json::kv_str!(out, "severity", self.severity.as_str());
+        json::kv_str!(out, "message", &self.message);
+        json::kv_str!(out, "fix", &self.fix);
+        json::opt_str!(out, "predicts", self.predicts);
+        json::key_lit!(out, "frames");
         out.push(b'[');
         for (i, f) in self.frames.iter().enumerate() {
             if i > 0 {
@@ -325,70 +280,60 @@ impl Finding {
             json::uint(out, *f);
         }
         out.push(b']');
-        json::key(out, false, "count");
-        json::uint(out, self.count);
-        json::key(out, false, "subject");
+        json::kv_uint!(out, "count", self.count);
+        json::key_lit!(out, "subject");
         self.subject.write_json(out);
     }
 }
 
 impl Subject {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.push(b'{');
-        let f = opt_str(out, true, "client", self.client.as_deref());
-        let f = opt_str(out, f, "server", self.server.as_deref());
-        let f = opt_str(out, f, "cmid", self.cmid.as_deref());
-        let f = opt_str(out, f, "workstation", self.workstation.as_deref());
-        let f = opt_str(out, f, "query", self.query.as_deref());
-        let f = opt_str(out, f, "host", self.host.as_deref());
-        let f = opt_str(out, f, "product", self.product.as_deref());
-        opt_str(out, f, "code", self.code.as_deref());
-        out.push(b'}');
+        let start = json::open_fields(out);
+        json::opt_str!(out, "client", self.client.as_deref());
+        json::opt_str!(out, "server", self.server.as_deref());
+        json::opt_str!(out, "cmid", self.cmid.as_deref());
+        json::opt_str!(out, "workstation", self.workstation.as_deref());
+        json::opt_str!(out, "query", self.query.as_deref());
+        json::opt_str!(out, "host", self.host.as_deref());
+        json::opt_str!(out, "product", self.product.as_deref());
+        json::opt_str!(out, "code", self.code.as_deref());
+        json::close_fields(out, start);
     }
 }
 
 impl Anomaly {
     fn write_fields(&self, out: &mut Vec<u8>) {
-        json::key(out, false, "layer");
-        json::str(out, self.layer);
-        json::key(out, false, "kind");
-        json::str(out, self.kind);
-        json::key(out, false, "detail");
-        json::str(out, &self.detail);
+        json::kv_str!(out, "layer", self.layer);
+        json::kv_str!(out, "kind", self.kind);
+        json::kv_str!(out, "detail", &self.detail);
     }
 }
 
 impl Summary {
     fn write_fields(&self, out: &mut Vec<u8>) {
-        opt_str(out, false, "first_ts", self.first_ts.as_deref());
-        json::key(out, false, "packets");
-        json::uint(out, self.packets);
-        json::key(out, false, "bytes");
-        json::uint(out, self.bytes);
-        json::key(out, false, "duration_s");
+        json::opt_str!(out, "first_ts", self.first_ts.as_deref());
+        json::kv_uint!(out, "packets", self.packets);
+        json::kv_uint!(out, "bytes", self.bytes);
+        json::key_lit!(out, "duration_s");
         json::float(out, self.duration_s);
-        opt_uint(out, false, "dropped", self.dropped);
-        opt_uint(out, false, "if_dropped", self.if_dropped);
-        json::key(out, false, "kms_calls");
-        json::uint(out, self.kms_calls);
-        json::key(out, false, "kms_by_status");
+        json::opt_uint!(out, "dropped", self.dropped);
+        json::opt_uint!(out, "if_dropped", self.if_dropped);
+        json::kv_uint!(out, "kms_calls", self.kms_calls);
+        json::key_lit!(out, "kms_by_status");
         str_map(out, &self.kms_by_status);
-        json::key(out, false, "dns_queries");
-        json::uint(out, self.dns_queries);
-        json::key(out, false, "anomalies");
-        json::uint(out, self.anomalies);
-        json::key(out, false, "findings");
+        json::kv_uint!(out, "dns_queries", self.dns_queries);
+        json::kv_uint!(out, "anomalies", self.anomalies);
+        json::key_lit!(out, "findings");
         str_map(out, &self.findings);
-        json::key(out, false, "hosts");
+        json::key_lit!(out, "hosts");
         json::array(out, &self.hosts, HostSummary::write_json);
-        json::key(out, false, "clients");
-        json::uint(out, self.clients);
+        json::kv_uint!(out, "clients", self.clients);
         if !self.client_list.is_empty() {
-            json::key(out, false, "client_list");
+            json::key_lit!(out, "client_list");
             json::array(out, &self.client_list, ClientEntry::write_json);
         }
         if self.last {
-            json::key(out, false, "last");
+            json::key_lit!(out, "last");
             json::bool(out, true);
         }
     }
@@ -398,12 +343,11 @@ impl HostSummary {
     fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"ip\":");
         json::ip(out, &self.ip);
-        json::key(out, false, "port");
-        json::uint(out, self.port);
-        json::key(out, false, "epids");
+        json::kv_uint!(out, "port", self.port);
+        json::key_lit!(out, "epids");
         json::str_array(out, &self.epids);
-        opt_str(out, false, "hwid", self.hwid.as_deref());
-        json::key(out, false, "apps");
+        json::opt_str!(out, "hwid", self.hwid.as_deref());
+        json::key_lit!(out, "apps");
         json::array(out, &self.apps, HostApp::write_json);
         out.push(b'}');
     }
@@ -411,39 +355,31 @@ impl HostSummary {
 
 impl HostApp {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"app_id\":");
-        json::str(out, &self.app_id);
-        opt_str(out, false, "app_name", self.app_name);
-        json::key(out, false, "kms_id");
-        json::str(out, &self.kms_id);
-        opt_str(out, false, "kms_name", self.kms_name);
-        opt_uint(out, false, "last_count", self.last_count);
-        opt_uint(out, false, "max_count", self.max_count);
-        json::key(out, false, "required_count");
-        json::uint(out, self.required_count);
-        json::key(out, false, "requests");
-        json::uint(out, self.requests);
-        json::key(out, false, "refused");
-        json::uint(out, self.refused);
-        json::key(out, false, "failed");
-        json::uint(out, self.failed);
-        json::key(out, false, "distinct_cmids");
-        json::uint(out, self.distinct_cmids);
-        json::key(out, false, "by_license_status");
+        out.extend_from_slice(b"{\"app_id\":\"");
+        json::str_close(out, &self.app_id);
+        json::opt_str!(out, "app_name", self.app_name);
+        json::kv_str!(out, "kms_id", &self.kms_id);
+        json::opt_str!(out, "kms_name", self.kms_name);
+        json::opt_uint!(out, "last_count", self.last_count);
+        json::opt_uint!(out, "max_count", self.max_count);
+        json::kv_uint!(out, "required_count", self.required_count);
+        json::kv_uint!(out, "requests", self.requests);
+        json::kv_uint!(out, "refused", self.refused);
+        json::kv_uint!(out, "failed", self.failed);
+        json::kv_uint!(out, "distinct_cmids", self.distinct_cmids);
+        json::key_lit!(out, "by_license_status");
         str_map(out, &self.by_license_status);
         if !self.epids.is_empty() {
-            json::key(out, false, "epids");
+            json::key_lit!(out, "epids");
             json::str_array(out, &self.epids);
         }
         if !self.count_history.is_empty() {
-            json::key(out, false, "count_history");
+            json::key_lit!(out, "count_history");
             json::array(out, &self.count_history, |c, out| {
                 out.extend_from_slice(b"{\"frame\":");
                 json::uint(out, c.frame);
-                json::key(out, false, "count");
-                json::uint(out, c.count);
-                json::key(out, false, "required_count");
-                json::uint(out, c.required_count);
+                json::kv_uint!(out, "count", c.count);
+                json::kv_uint!(out, "required_count", c.required_count);
                 out.push(b'}');
             });
         }
@@ -453,28 +389,24 @@ impl HostApp {
 
 impl ClientEntry {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"cmid\":");
-        json::str(out, &self.cmid);
-        json::key(out, false, "workstations");
+        out.extend_from_slice(b"{\"cmid\":\"");
+        json::str_close(out, &self.cmid);
+        json::key_lit!(out, "workstations");
         json::str_array(out, &self.workstations);
-        json::key(out, false, "addresses");
+        json::key_lit!(out, "addresses");
         json::array(out, &self.addresses, |a, out| json::ip(out, a));
-        json::key(out, false, "products");
+        json::key_lit!(out, "products");
         json::str_array(out, &self.products);
-        json::key(out, false, "requests");
-        json::uint(out, self.requests);
-        json::key(out, false, "first_frame");
-        json::uint(out, self.first_frame);
-        json::key(out, false, "last_frame");
-        json::uint(out, self.last_frame);
-        json::key(out, false, "last_outcome");
-        json::str(out, self.last_outcome);
+        json::kv_uint!(out, "requests", self.requests);
+        json::kv_uint!(out, "first_frame", self.first_frame);
+        json::kv_uint!(out, "last_frame", self.last_frame);
+        json::kv_str!(out, "last_outcome", self.last_outcome);
         if let Some(e) = &self.last_server {
-            json::key(out, false, "last_server");
+            json::key_lit!(out, "last_server");
             e.write_json(out);
         }
-        opt_str(out, false, "license_status", self.license_status.as_deref());
-        json::key(out, false, "discovery");
+        json::opt_str!(out, "license_status", self.license_status.as_deref());
+        json::key_lit!(out, "discovery");
         self.discovery.write_json(out);
         out.push(b'}');
     }
@@ -482,26 +414,23 @@ impl ClientEntry {
 
 impl DiscoveryChain {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"method\":");
-        json::str(out, self.method);
+        out.extend_from_slice(b"{\"method\":\"");
+        json::str_close(out, self.method);
         if let Some(d) = &self.srv_query {
-            json::key(out, false, "srv_query");
+            json::key_lit!(out, "srv_query");
             d.write_json(out);
         }
         if let Some(t) = &self.target {
-            json::key(out, false, "target");
-            out.extend_from_slice(b"{\"target\":");
-            json::str(out, &t.target);
-            json::key(out, false, "port");
-            json::uint(out, t.port);
-            json::key(out, false, "priority");
-            json::uint(out, t.priority);
-            json::key(out, false, "weight");
-            json::uint(out, t.weight);
+            json::key_lit!(out, "target");
+            out.extend_from_slice(b"{\"target\":\"");
+            json::str_close(out, &t.target);
+            json::kv_uint!(out, "port", t.port);
+            json::kv_uint!(out, "priority", t.priority);
+            json::kv_uint!(out, "weight", t.weight);
             out.push(b'}');
         }
         if let Some(d) = &self.address_lookup {
-            json::key(out, false, "address_lookup");
+            json::key_lit!(out, "address_lookup");
             d.write_json(out);
         }
         for (name, step) in [
@@ -522,13 +451,11 @@ impl ChainDns {
     fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"frame\":");
         json::uint(out, self.frame);
-        json::key(out, false, "name");
-        json::str(out, &self.name);
-        json::key(out, false, "qtype");
-        json::str(out, &self.qtype);
-        opt_str(out, false, "rcode", self.rcode.as_deref());
+        json::kv_str!(out, "name", &self.name);
+        json::kv_str!(out, "qtype", &self.qtype);
+        json::opt_str!(out, "rcode", self.rcode.as_deref());
         if !self.answers.is_empty() {
-            json::key(out, false, "answers");
+            json::key_lit!(out, "answers");
             json::str_array(out, &self.answers);
         }
         out.push(b'}');
@@ -540,11 +467,10 @@ impl ChainStep {
         out.extend_from_slice(b"{\"frame\":");
         json::uint(out, self.frame);
         if let Some(e) = &self.server {
-            json::key(out, false, "server");
+            json::key_lit!(out, "server");
             e.write_json(out);
         }
-        json::key(out, false, "result");
-        json::str(out, &self.result);
+        json::kv_str!(out, "result", &self.result);
         out.push(b'}');
     }
 }
@@ -1394,6 +1320,23 @@ mod tests {
                 ..KmsCall::default()
             })),
         ]
+    }
+
+    #[test]
+    fn source_cache_follows_the_source() {
+        // Alternating sources, one needing escapes, and a new `Arc` with the same text.
+        let sources = [
+            Arc::from("a.pcap"),
+            Arc::from("dir\\\"b\"\n.pcap"),
+            Arc::from("a.pcap"),
+        ];
+        for _ in 0..2 {
+            for src in &sources {
+                let mut ev = envelope(full_bodies().swap_remove(3), true);
+                ev.source = Arc::clone(src);
+                assert_same(&ev);
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Packet time and wire timestamps: capture timestamps as nanoseconds since the Unix epoch,
 //! Windows FILETIME (100 ns since 1601-01-01, kms-protocol.md "Conventions"), RFC 3339 text.
 
+use std::cell::Cell;
 use std::fmt;
 
 /// Capture time: nanoseconds since 1970-01-01T00:00:00Z (may be negative for bogus captures).
@@ -80,6 +81,31 @@ pub fn filetime_rfc3339(ft: u64) -> Rfc3339 {
     }
 }
 
+/// `00` to `99`, two bytes each.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// `YYYY-MM-DDTHH:MM:SS` of `secs` since the epoch, when the year is in 0000..=9999.
+fn date_time(secs: i64) -> Option<[u8; 19]> {
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        return None;
+    }
+    let mut b = *b"0000-00-00T00:00:00";
+    put_digits(&mut b[0..4], y as u64);
+    put_digits(&mut b[5..7], u64::from(m));
+    put_digits(&mut b[8..10], u64::from(d));
+    put_digits(&mut b[11..13], (sod / 3600) as u64);
+    put_digits(&mut b[14..16], (sod / 60 % 60) as u64);
+    put_digits(&mut b[17..19], (sod % 60) as u64);
+    Some(b)
+}
+
 /// Writes `v` as exactly `out.len()` decimal digits, zero-padded (`v` must fit).
 fn put_digits(out: &mut [u8], mut v: u64) {
     for c in out.iter_mut().rev() {
@@ -91,23 +117,43 @@ fn put_digits(out: &mut [u8], mut v: u64) {
 impl Rfc3339 {
     /// The common case (years 0000..=9999) in a stack buffer: the bytes and their length. Every
     /// event carries at least one timestamp, so this avoids `core::fmt` (several times dearer).
+    /// Consecutive events mostly fall in the same second: the `YYYY-MM-DDTHH:MM:SS` text of the
+    /// last second formatted is kept (per thread, one for each form, so that the event times and
+    /// the KMS client times of the same calls do not evict each other) and only the fraction is
+    /// formatted then.
     fn fast(&self) -> Option<([u8; 27], usize)> {
-        let (secs, sub_ns) = (self.secs, self.sub_ns);
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        if !(0..=9999).contains(&y) {
-            return None;
+        /// A second since the epoch and its `YYYY-MM-DDTHH:MM:SS` text.
+        type Second = Option<(i64, [u8; 19])>;
+        thread_local! {
+            static LAST: [Cell<Second>; 2] =
+                const { [Cell::new(None), Cell::new(None)] };
         }
         let mut b = *b"0000-00-00T00:00:00.000000Z";
-        put_digits(&mut b[0..4], y as u64);
-        put_digits(&mut b[5..7], u64::from(m));
-        put_digits(&mut b[8..10], u64::from(d));
-        put_digits(&mut b[11..13], (sod / 3600) as u64);
-        put_digits(&mut b[14..16], (sod / 60 % 60) as u64);
-        put_digits(&mut b[17..19], (sod % 60) as u64);
+        let cached = LAST.with(|last| {
+            let slot = &last[usize::from(self.micros)];
+            if let Some((secs, text)) = slot.get()
+                && secs == self.secs
+            {
+                return Some(text);
+            }
+            let text = date_time(self.secs)?;
+            slot.set(Some((self.secs, text)));
+            Some(text)
+        })?;
+        b[..19].copy_from_slice(&cached);
         let n = if self.micros {
-            put_digits(&mut b[20..26], (sub_ns / 1000) as u64);
+            // Two digits at a time from a table (this runs for every event).
+            let micros = (self.sub_ns / 1000) as usize;
+            for (at, v) in [
+                (20, micros / 10_000),
+                (22, micros / 100 % 100),
+                (24, micros % 100),
+            ] {
+                if let (Some(to), Some(from)) = (b.get_mut(at..at + 2), PAIRS.get(2 * v..2 * v + 2))
+                {
+                    to.copy_from_slice(from);
+                }
+            }
             27
         } else {
             b[19] = b'Z';
@@ -131,7 +177,9 @@ impl Rfc3339 {
     /// case).
     pub fn write_to(&self, out: &mut Vec<u8>) {
         match self.fast() {
-            Some((b, n)) => out.extend_from_slice(&b[..n]),
+            // The whole buffer (the micros form) is a fixed-size copy the compiler inlines.
+            Some((b, n)) if n == b.len() => out.extend_from_slice(&b),
+            Some((b, n)) => out.extend_from_slice(b.get(..n).unwrap_or_default()),
             None => {
                 use std::io::Write as _;
                 // Writing to a Vec cannot fail.
@@ -235,6 +283,54 @@ mod tests {
             "2026-11-23T15:10:01Z"
         );
         assert_eq!(Ts::from_filetime(u64::MAX).secs(), i64::MAX / 1_000_000_000);
+    }
+
+    /// The reference text, built with `core::fmt` only.
+    fn slow_text(secs: i64, sub_ns: i64, micros: bool) -> String {
+        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400);
+        let mut s = format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+            sod / 3600,
+            sod / 60 % 60,
+            sod % 60
+        );
+        if micros {
+            s.push_str(&format!(".{:06}", sub_ns / 1000));
+        }
+        s.push('Z');
+        s
+    }
+
+    #[test]
+    fn second_cache_crosses_seconds_days_and_forms() {
+        // Steps that stay in the second, cross a second, a day, a month and a year end, go back in
+        // time, and interleave the two forms (event times and client times).
+        let base = 1_703_980_799i64; // 2023-12-30T23:59:59Z
+        let mut times = Vec::new();
+        for secs in [base, base + 1, base + 86_400, base + 86_401, 0, -1, base] {
+            for sub in [0, 999, 1_000, 123_456_789, 999_999_999] {
+                times.push(Ts(secs * 1_000_000_000 + sub));
+            }
+        }
+        for t in times {
+            let (secs, sub) = (t.secs(), t.0.rem_euclid(1_000_000_000));
+            let micros = slow_text(secs, sub, true);
+            let whole = slow_text(secs, 0, false);
+            for _ in 0..2 {
+                assert_eq!(t.rfc3339_micros().text(), micros);
+                assert_eq!(t.rfc3339_secs().text(), whole);
+                let mut out = Vec::new();
+                t.rfc3339_micros().write_to(&mut out);
+                assert_eq!(out, micros.as_bytes());
+            }
+        }
+        // Out of range (the general path) and back.
+        assert_eq!(
+            filetime_rfc3339(u64::MAX).text(),
+            filetime_rfc3339(u64::MAX).to_string()
+        );
+        assert_eq!(Ts(0).rfc3339_secs().text(), "1970-01-01T00:00:00Z");
     }
 
     #[test]

@@ -10,18 +10,20 @@ fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
-/// True when any byte of the little-endian word `w` needs an escape. Exact as a whole (the
-/// classic "has a byte less than n" / "has a zero byte" tricks can misflag a byte only above a
-/// byte that really matches, which does not change the answer for the word).
+/// True when any byte of the little-endian word `w` needs an escape. Exact as a whole: each of
+/// the three classic tests ("has a byte less than 0x20", "has a byte equal to `"`", "... to `\\`")
+/// can misflag a byte only above a byte that really matches, which does not change the answer for
+/// the word; and as `"` and `\\` are below 0x80, the three share the final mask of the bytes whose
+/// high bit is clear.
 #[inline]
 fn word_needs_escape(w: u64) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    let quote = has_zero(w ^ (ONES * u64::from(b'"')));
-    let backslash = has_zero(w ^ (ONES * u64::from(b'\\')));
-    (control | quote | backslash) != 0
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let backslash = w ^ (ONES * u64::from(b'\\'));
+    let borrows =
+        w.wrapping_sub(ONES * 0x20) | quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES);
+    borrows & !w & HIGH != 0
 }
 
 /// Appends `s` as a JSON string (quoted and escaped).
@@ -33,10 +35,131 @@ pub fn str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// Appends the escaped contents of `s` without quotes. Clean 8-byte words are skipped whole; a
-/// word that holds a byte needing an escape is looked at byte by byte.
+/// Appends the escaped contents of `s` and the closing quote (the opening one is part of the key
+/// literal before it, see [`kv_str!`]).
+pub fn str_close(out: &mut Vec<u8>, s: &str) {
+    str_body(out, s);
+    out.push(b'"');
+}
+
+/// Appends the escaped contents of `s` without quotes. Almost every string needs no escape: its
+/// 8-byte words are tested and copied as they are read (fixed-size copies the compiler inlines,
+/// where a copy of the whole string is a libc `memcpy` call per string), and the short tail is
+/// tested and copied in overlapping fixed-size pieces. The first word that needs an escape hands
+/// the rest to [`str_body_escaping`].
 pub fn str_body(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
+    // GUID text, several per event, is tested and copied with fixed offsets and sizes.
+    if let Ok(guid) = <&[u8; 36]>::try_from(bytes) {
+        let (a, rest) = guid.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+        let (b, rest) = rest.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+        let (c, rest) = rest.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+        let d = rest.first_chunk::<8>().unwrap_or(&[0; 8]);
+        let e = guid.last_chunk::<8>().unwrap_or(&[0; 8]);
+        let any = [a, b, c, d, e]
+            .into_iter()
+            .any(|w| word_needs_escape(u64::from_le_bytes(*w)));
+        if !any {
+            out.extend_from_slice(guid);
+            return;
+        }
+    }
+    out.reserve(bytes.len());
+    let mut rest = bytes;
+    while let Some((w, tail)) = rest.split_first_chunk::<8>() {
+        if word_needs_escape(u64::from_le_bytes(*w)) {
+            str_body_escaping(out, rest);
+            return;
+        }
+        out.extend_from_slice(w);
+        rest = tail;
+    }
+    if rest.is_empty() {
+        return;
+    }
+    if let Some(last) = bytes.last_chunk::<8>() {
+        // A tail after whole words: the string's last 8 bytes overlap bytes already copied as
+        // they are, so testing and rewriting them is exact.
+        if word_needs_escape(u64::from_le_bytes(*last)) {
+            str_body_escaping(out, rest);
+        } else {
+            out.truncate(out.len() - (8 - rest.len()));
+            out.extend_from_slice(last);
+        }
+        return;
+    }
+    // A string shorter than 8 bytes: tested as one word padded with spaces, which is then written
+    // whole and cut back to the string's length.
+    let w = short_word(rest);
+    if word_needs_escape(u64::from_le_bytes(w)) {
+        str_body_escaping(out, rest);
+    } else {
+        let start = out.len();
+        out.extend_from_slice(&w);
+        out.truncate(start + rest.len());
+    }
+}
+
+/// `b` (shorter than 8 bytes) at the start of a word padded with spaces (which need no escape).
+/// Built from overlapping fixed-size pieces: for 4 to 7 bytes the first 4 and the last 4 are put
+/// at their places (the second rewrites the overlap with the same bytes), likewise with 2.
+#[inline]
+fn short_word(b: &[u8]) -> [u8; 8] {
+    let mut w = [b' '; 8];
+    let n = b.len();
+    if let (Some(head), Some(tail)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+        w[..4].copy_from_slice(head);
+        if let Some(at) = w.get_mut(n - 4..n) {
+            at.copy_from_slice(tail);
+        }
+    } else if let (Some(head), Some(tail)) = (b.first_chunk::<2>(), b.last_chunk::<2>()) {
+        w[..2].copy_from_slice(head);
+        if let Some(at) = w.get_mut(n - 2..n) {
+            at.copy_from_slice(tail);
+        }
+    } else if let Some(&b) = b.first() {
+        w[0] = b;
+    }
+    w
+}
+
+/// True when any byte of `b` (shorter than 8 bytes) needs an escape.
+#[inline]
+fn short_needs_escape(b: &[u8]) -> bool {
+    word_needs_escape(u64::from_le_bytes(short_word(b)))
+}
+
+/// Appends `b` (at most 16 bytes) with fixed-size copies: a first and a last piece of 8, 4 or 2
+/// bytes that overlap in the middle (the second rewrites the overlap with the same bytes). Longer
+/// slices take one `extend_from_slice`.
+#[inline(always)]
+pub fn copy_short(out: &mut Vec<u8>, b: &[u8]) {
+    let n = b.len();
+    let start = out.len();
+    if n > 16 {
+        out.extend_from_slice(b);
+    } else if let (Some(head), Some(tail)) = (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+        out.extend_from_slice(head);
+        out.truncate(start + n - 8);
+        out.extend_from_slice(tail);
+    } else if let (Some(head), Some(tail)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+        out.extend_from_slice(head);
+        out.truncate(start + n - 4);
+        out.extend_from_slice(tail);
+    } else if let (Some(head), Some(tail)) = (b.first_chunk::<2>(), b.last_chunk::<2>()) {
+        out.extend_from_slice(head);
+        out.truncate(start + n - 2);
+        out.extend_from_slice(tail);
+    } else if let Some(&b) = b.first() {
+        out.push(b);
+    }
+}
+
+/// The general escaper: clean 8-byte words are skipped whole; a word that holds a byte needing an
+/// escape is looked at byte by byte.
+#[cold]
+#[inline(never)]
+fn str_body_escaping(out: &mut Vec<u8>, bytes: &[u8]) {
     // `bytes[start..i]` is the pending run that needs no escape.
     let mut start = 0;
     let mut i = 0;
@@ -52,12 +175,8 @@ pub fn str_body(out: &mut Vec<u8>, s: &str) {
             break;
         }
         // A short tail: test it as one word padded with a byte that needs no escape.
-        if rest.len() < 8 {
-            let mut w = [b' '; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            if !word_needs_escape(u64::from_le_bytes(w)) {
-                break;
-            }
+        if rest.len() < 8 && !short_needs_escape(rest) {
+            break;
         }
         for &b in rest.iter().take(8) {
             if needs_escape(b) {
@@ -92,9 +211,16 @@ fn escape(out: &mut Vec<u8>, b: u8) {
 
 /// Appends an unsigned integer.
 #[inline]
-pub fn uint(out: &mut Vec<u8>, v: impl itoa::Integer) {
+pub fn uint<T: itoa::Integer + TryInto<u8> + Copy>(out: &mut Vec<u8>, v: T) {
+    if let Ok(d) = v.try_into()
+        && d < 10
+    {
+        // Single digits (context ids, reasons, channels) are common.
+        out.push(b'0' + d);
+        return;
+    }
     let mut buf = itoa::Buffer::new();
-    out.extend_from_slice(buf.format(v).as_bytes());
+    copy_short(out, buf.format(v).as_bytes());
 }
 
 /// Appends a float as `serde_json` does (shortest round-trip form; `null` when not finite).
@@ -138,6 +264,113 @@ pub fn key_str(out: &mut Vec<u8>, first: bool, name: &str) {
     out.push(b':');
 }
 
+/// Appends `,"name":` for a constant key: one fixed-size copy of a literal (no escape needed: keys
+/// are ASCII names).
+macro_rules! key_lit {
+    ($out:expr, $name:literal) => {
+        $out.extend_from_slice(concat!(",\"", $name, "\":").as_bytes())
+    };
+}
+
+/// Appends `,"name":"…"`: the key and the opening quote as one literal, then the escaped string.
+macro_rules! kv_str {
+    ($out:expr, $name:literal, $v:expr) => {{
+        $out.extend_from_slice(concat!(",\"", $name, "\":\"").as_bytes());
+        $crate::output::json::str_close($out, $v);
+    }};
+}
+
+/// Appends `,"name":` and an unsigned integer.
+macro_rules! kv_uint {
+    ($out:expr, $name:literal, $v:expr) => {{
+        $crate::output::json::key_lit!($out, $name);
+        $crate::output::json::uint($out, $v);
+    }};
+}
+
+/// [`kv_str!`] when the value is present (`Option<&str>`); nothing when absent.
+macro_rules! opt_str {
+    ($out:expr, $name:literal, $v:expr) => {
+        if let Some(v) = $v {
+            $crate::output::json::kv_str!($out, $name, v);
+        }
+    };
+}
+
+/// [`kv_uint!`] when the value is present; nothing when absent.
+macro_rules! opt_uint {
+    ($out:expr, $name:literal, $v:expr) => {
+        if let Some(v) = $v {
+            $crate::output::json::kv_uint!($out, $name, v);
+        }
+    };
+}
+
+pub(crate) use {key_lit, kv_str, kv_uint, opt_str, opt_uint};
+
+/// Starts an object whose fields are all optional: its fields are written as elsewhere, each after
+/// a comma, and [`close_fields`] turns the first comma into the opening brace (no "is this the
+/// first field" test per field). Returns the position to give to [`close_fields`].
+#[inline]
+pub fn open_fields(out: &[u8]) -> usize {
+    out.len()
+}
+
+/// Ends an object started with [`open_fields`]: `{}` when no field was written.
+#[inline]
+pub fn close_fields(out: &mut Vec<u8>, start: usize) {
+    match out.get_mut(start) {
+        // The first field's comma.
+        Some(c) => *c = b'{',
+        None => out.push(b'{'),
+    }
+    out.push(b'}');
+}
+
+/// Appends `{"ip":"…","port":…}` (an endpoint): for IPv4, a fixed-size zeroed piece is appended,
+/// the text is written into it and the rest cut off (no formatting machinery, no variable-length
+/// copy). IPv6 takes the general path.
+#[inline]
+pub fn endpoint(out: &mut Vec<u8>, ip: &std::net::IpAddr, port: u16) {
+    let std::net::IpAddr::V4(a) = ip else {
+        out.extend_from_slice(b"{\"ip\":");
+        self::ip(out, ip);
+        out.extend_from_slice(b",\"port\":");
+        uint(out, port);
+        out.push(b'}');
+        return;
+    };
+    // `{"ip":"255.255.255.255","port":65535}` is 38 bytes.
+    let start = out.len();
+    out.extend_from_slice(&[0u8; 48]);
+    let Some(buf) = out.get_mut(start..).and_then(<[u8]>::first_chunk_mut::<48>) else {
+        return;
+    };
+    buf[..6].copy_from_slice(b"{\"ip\":");
+    let mut n = 6 + ipv4_quoted(&mut buf[6..], a.octets());
+    buf[n..n + 8].copy_from_slice(b",\"port\":");
+    n += 8;
+    n += put_u16(&mut buf[n..], port);
+    buf[n] = b'}';
+    out.truncate(start + n + 1);
+}
+
+/// Writes `v` in decimal at the start of `buf` (at least 5 bytes); returns the number of digits.
+#[inline]
+fn put_u16(buf: &mut [u8], v: u16) -> usize {
+    let n = 1
+        + usize::from(v >= 10)
+        + usize::from(v >= 100)
+        + usize::from(v >= 1000)
+        + usize::from(v >= 10000);
+    let mut v = v;
+    for c in buf.iter_mut().take(n).rev() {
+        *c = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    n
+}
+
 /// A JSON array of strings.
 pub fn str_array<S: AsRef<str>>(out: &mut Vec<u8>, items: &[S]) {
     array(out, items, |s, out| str(out, s.as_ref()));
@@ -156,25 +389,66 @@ pub fn array<T>(out: &mut Vec<u8>, items: &[T], each: impl Fn(&T, &mut Vec<u8>))
 }
 
 /// An address as serde writes it for a human-readable format: its `Display` text as a string
-/// (which never needs an escape).
+/// (which never needs an escape). IPv4, on every event, is formatted by hand into a stack buffer
+/// and appended with one fixed-size copy.
+#[inline]
 pub fn ip(out: &mut Vec<u8>, ip: &std::net::IpAddr) {
-    out.push(b'"');
     match ip {
         std::net::IpAddr::V4(a) => {
-            for (i, o) in a.octets().iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                uint(out, *o);
+            // `"255.255.255.255"` is 17 bytes.
+            let start = out.len();
+            out.extend_from_slice(&[0u8; 24]);
+            if let Some(buf) = out.get_mut(start..) {
+                let n = ipv4_quoted(buf, a.octets());
+                out.truncate(start + n);
             }
         }
         std::net::IpAddr::V6(a) => {
             use std::io::Write as _;
             // Writing to a Vec cannot fail.
-            let _ = write!(out, "{a}");
+            let _ = write!(out, "\"{a}\"");
         }
     }
-    out.push(b'"');
+}
+
+/// The decimal text of every byte value followed by a dot (`"7."`, `"42."`, `"255."`), padded to
+/// 4 bytes, and its length: an IPv4 octet is one fixed-size copy.
+const OCTETS: [([u8; 4], u8); 256] = {
+    let mut t = [([0u8; 4], 0u8); 256];
+    let mut v = 0;
+    while v < 256 {
+        let (h, te, u) = ((v / 100) as u8, (v / 10 % 10) as u8, (v % 10) as u8);
+        t[v] = if v >= 100 {
+            ([b'0' + h, b'0' + te, b'0' + u, b'.'], 4)
+        } else if v >= 10 {
+            ([b'0' + te, b'0' + u, b'.', 0], 3)
+        } else {
+            ([b'0' + u, b'.', 0, 0], 2)
+        };
+        v += 1;
+    }
+    t
+};
+
+/// Writes `"a.b.c.d"` (with the quotes) at the start of `buf` (at least 18 bytes); returns its
+/// length (at most 17).
+#[inline]
+fn ipv4_quoted(buf: &mut [u8], octets: [u8; 4]) -> usize {
+    let Some(buf) = buf.first_chunk_mut::<18>() else {
+        return 0;
+    };
+    buf[0] = b'"';
+    let mut n = 1;
+    for o in octets {
+        let (text, len) = OCTETS[usize::from(o)];
+        if let Some(at) = buf.get_mut(n..n + 4) {
+            at.copy_from_slice(&text);
+        }
+        n += usize::from(len);
+    }
+    // The last octet's dot becomes the closing quote.
+    buf[n - 1] = b'"';
+    n
 }
 
 #[cfg(test)]
@@ -240,6 +514,85 @@ mod tests {
         bool(&mut out, true);
         bool(&mut out, false);
         assert_eq!(out, b"truefalse");
+    }
+
+    #[test]
+    fn addresses_match_serde_json() {
+        let addrs: Vec<std::net::IpAddr> = [
+            "0.0.0.0",
+            "1.2.3.4",
+            "10.0.99.100",
+            "198.51.100.11",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "fe80::1:2",
+            "2001:db8:85a3::8a2e:370:7334",
+            "::ffff:192.0.2.1",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        for a in &addrs {
+            let mut out = b"x".to_vec();
+            ip(&mut out, a);
+            assert_eq!(out[1..], via_serde(a), "{a}");
+        }
+        for v in 0..=255u8 {
+            let a = std::net::IpAddr::from([v, 255 - v, v / 3, 7]);
+            let mut out = Vec::new();
+            ip(&mut out, &a);
+            assert_eq!(out, via_serde(&a), "{a}");
+        }
+    }
+
+    #[test]
+    fn endpoints_through_the_cache() {
+        // Repeats (cache hits), slot collisions (ports that differ by a multiple of 4), IPv6.
+        let mut cases = Vec::new();
+        for round in 0..3u16 {
+            for (ip, port) in [
+                ("198.51.100.11", 1688),
+                ("198.19.110.149", 62912 + round * 4),
+                ("10.0.0.1", 0),
+                ("255.255.255.255", 65535),
+                ("1.2.3.4", 1692),
+                ("fe80::1:2", 1688),
+            ] {
+                cases.push((ip.parse::<std::net::IpAddr>().unwrap(), port));
+            }
+        }
+        for (a, port) in cases {
+            let mut out = b"x".to_vec();
+            endpoint(&mut out, &a, port);
+            let want = format!(
+                "x{{\"ip\":{},\"port\":{port}}}",
+                String::from_utf8(via_serde(&a)).unwrap()
+            );
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn short_copies_and_strings_of_every_length() {
+        let text = "0123456789abcdefghijklmnopqrstuvwxyz\"0123456789";
+        for len in 0..=text.len() {
+            let s = &text[..len];
+            let mut out = b"pre".to_vec();
+            copy_short(&mut out, s.as_bytes());
+            assert_eq!(out, format!("pre{s}").into_bytes());
+            let mut out = b"pre".to_vec();
+            str(&mut out, s);
+            assert_eq!(out[3..], via_serde(s), "{s:?}");
+            // The same with an escape at every position.
+            for at in 0..len {
+                let mut t = s.to_string();
+                t.replace_range(at..=at, "\n");
+                let mut out = Vec::new();
+                str(&mut out, &t);
+                assert_eq!(out, via_serde(t.as_str()), "{t:?}");
+            }
+        }
     }
 
     #[test]
