@@ -1356,6 +1356,7 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
         ..KmsCall::default()
     };
     let mut anomaly = None;
+    let kms_reply = call.kms_reply();
     // UI only (keep_payloads): the bytes behind the event; filled as the halves are decoded.
     let mut raw = event::KmsRaw::default();
     if keep_payloads {
@@ -1364,13 +1365,13 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
             _ => h.stub.clone(),
         });
         if let Reply::Response(h) = &call.reply {
-            raw.response = Some(match call.kms_reply() {
+            raw.response = Some(match &kms_reply {
                 Some(Ok(KmsReply::Success { kms: a, .. })) => a.to_vec(),
                 _ => h.stub.clone(),
             });
         }
     }
-    let req = match call.kms_request() {
+    let mut req = match call.kms_request() {
         Some(Ok(q)) => {
             kc.request_size = Some(q.len());
             Some(kms::decode_request_opts(q, keep_payloads))
@@ -1382,28 +1383,27 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
         }
         None => None,
     };
-    if let Some(r) = &req {
+    if let Some(r) = &mut req {
         if keep_payloads {
-            raw.request_plain = r.plaintext.clone();
+            raw.request_plain = r.plaintext.take();
         }
         kc.version = r.outer_version.map(convert::version_text);
         kc.integrity.request = Some(r.verdict.as_str());
         kc.integrity.failures.extend(r.failures.iter().copied());
-        if let Some(q) = &r.request {
-            kc.request = Some(convert::request_info(q));
-        }
         if let Some(e) = &r.error {
             anomaly.get_or_insert(("undecodable_request", format!("KMS request: {e}")));
         }
     } else if call.request.is_none() {
         kc.reason = Some("request_not_captured");
     }
+    // The decoded response message; its event object is built with the request's at the end.
+    let mut response = None;
     let first_ts = call.request.as_ref().map(|h| h.ts);
     match &call.reply {
         Reply::Response(h) => {
             kc.response_frame = Some(h.frame);
             kc.rtt_ms = first_ts.map(|t| round3(h.ts.millis_since(t)));
-            match call.kms_reply() {
+            match kms_reply {
                 Some(Ok(KmsReply::Refused { hresult: code })) => {
                     kc.status = "refused";
                     kc.hresult = Some(hresult(code));
@@ -1420,18 +1420,15 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
                     }
                     match &req {
                         Some(r) => {
-                            let resp = kms::decode_response_opts(r, a, keep_payloads);
+                            let mut resp = kms::decode_response_opts(r, a, keep_payloads);
                             if keep_payloads {
-                                raw.response_plain = resp.plaintext.clone();
+                                raw.response_plain = resp.plaintext.take();
                             }
                             kc.integrity.response = Some(resp.verdict.as_str());
                             for f in &resp.failures {
                                 if !kc.integrity.failures.contains(f) {
                                     kc.integrity.failures.push(f);
                                 }
-                            }
-                            if let Some(rr) = &resp.response {
-                                kc.response = Some(convert::response_info(rr));
                             }
                             kc.outcome = kms::outcome(r, &resp).as_str();
                             if let Some(e) = &resp.error {
@@ -1440,6 +1437,7 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
                                     format!("KMS response: {e}"),
                                 ));
                             }
+                            response = resp.response;
                         }
                         None => {
                             kc.integrity.response = Some("undecodable");
@@ -1481,6 +1479,7 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
             });
         }
     }
+    (kc.request, kc.response) = convert::kms_infos(req.and_then(|r| r.request), response);
     if keep_payloads {
         kc.raw = Some(Arc::new(raw));
     }
