@@ -1371,17 +1371,23 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
             });
         }
     }
-    let mut req = match call.kms_request() {
+    // Both halves are decoded together (a v4 call's two MACs run side by side).
+    let kms_response = match &kms_reply {
+        Some(Ok(KmsReply::Success { kms: a, .. })) => Some(*a),
+        _ => None,
+    };
+    let (mut req, mut resp) = match call.kms_request() {
         Some(Ok(q)) => {
             kc.request_size = Some(q.len());
-            Some(kms::decode_request_opts(q, keep_payloads))
+            let (r, a) = kms::decode_call(q, kms_response, keep_payloads);
+            (Some(r), a)
         }
         Some(Err(e)) => {
             anomaly = Some(("stub_mismatch", format!("KMS request stub: {e}")));
             kc.integrity.request = Some("undecodable");
-            None
+            (None, None)
         }
-        None => None,
+        None => (None, None),
     };
     if let Some(r) = &mut req {
         if keep_payloads {
@@ -1418,9 +1424,8 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
                     if return_code != 0 {
                         kc.hresult = Some(hresult(return_code));
                     }
-                    match &req {
-                        Some(r) => {
-                            let mut resp = kms::decode_response_opts(r, a, keep_payloads);
+                    match (&req, resp.take()) {
+                        (Some(r), Some(mut resp)) => {
                             if keep_payloads {
                                 raw.response_plain = resp.plaintext.take();
                             }
@@ -1439,7 +1444,7 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
                             }
                             response = resp.response;
                         }
-                        None => {
+                        _ => {
                             kc.integrity.response = Some("undecodable");
                             kc.outcome = "invalid_response";
                         }
