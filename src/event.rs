@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
-use crate::guid::GuidText;
+use crate::guid::{GuidText, InlineText};
 use crate::output::json;
 use crate::time::Ts;
 
@@ -631,8 +631,9 @@ pub struct EpidInfo {
     pub lcid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub os_build: Option<u32>,
+    /// `YYYY-MM-DD`, inline.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_installed: Option<String>,
+    pub key_installed: Option<InlineText<10>>,
 }
 
 /// An HRESULT or RPC status with its name and meaning.

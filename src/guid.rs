@@ -93,25 +93,30 @@ impl Guid {
 }
 
 /// A GUID's canonical text held inline (no heap): the GUID fields of `kms` events, several per
-/// call, were a `String` each. Derefs to `str`, serialises as the string, and compares, orders and
-/// hashes as the string does. `Default` is the empty string, like `String`'s. Built from any text
-/// too (hand-made events in tests, hostile-text checks): up to 36 bytes inline, longer on the heap.
+/// call, were a `String` each. See [`InlineText`].
+pub type GuidText = InlineText<36>;
+
+/// Short text held inline (no heap) up to `N` bytes, on the heap beyond: the bounded text fields
+/// of `kms` events (GUIDs, dates), built per call, were a `String` each. Derefs to `str`,
+/// serialises as the string, and compares, orders and hashes as the string does. `Default` is the
+/// empty string, like `String`'s. Built from any text too (hand-made events in tests, hostile-text
+/// checks).
 #[derive(Clone, Default)]
-pub struct GuidText(TextRepr);
+pub struct InlineText<const N: usize>(TextRepr<N>);
 
 #[derive(Clone)]
-enum TextRepr {
-    Inline(ArrayString<36>),
+enum TextRepr<const N: usize> {
+    Inline(ArrayString<N>),
     Heap(Box<str>),
 }
 
-impl Default for TextRepr {
-    fn default() -> TextRepr {
+impl<const N: usize> Default for TextRepr<N> {
+    fn default() -> TextRepr<N> {
         TextRepr::Inline(ArrayString::new())
     }
 }
 
-impl GuidText {
+impl<const N: usize> InlineText<N> {
     /// The text (no UTF-8 check here: `ArrayString` holds a validated `str`).
     pub fn as_str(&self) -> &str {
         match &self.0 {
@@ -124,97 +129,97 @@ impl GuidText {
 impl From<Guid> for GuidText {
     fn from(g: Guid) -> GuidText {
         // Hex digits and dashes: always UTF-8 (checked once here, not at each use).
-        GuidText(TextRepr::Inline(
+        InlineText(TextRepr::Inline(
             ArrayString::from_byte_string(&g.text_bytes()).unwrap_or_default(),
         ))
     }
 }
 
-impl From<&str> for GuidText {
-    fn from(s: &str) -> GuidText {
-        GuidText(match ArrayString::from(s) {
+impl<const N: usize> From<&str> for InlineText<N> {
+    fn from(s: &str) -> InlineText<N> {
+        InlineText(match ArrayString::from(s) {
             Ok(a) => TextRepr::Inline(a),
             Err(_) => TextRepr::Heap(s.into()),
         })
     }
 }
 
-impl From<String> for GuidText {
-    fn from(s: String) -> GuidText {
-        GuidText::from(s.as_str())
+impl<const N: usize> From<String> for InlineText<N> {
+    fn from(s: String) -> InlineText<N> {
+        InlineText::from(s.as_str())
     }
 }
 
-impl std::ops::Deref for GuidText {
+impl<const N: usize> std::ops::Deref for InlineText<N> {
     type Target = str;
     fn deref(&self) -> &str {
         self.as_str()
     }
 }
 
-impl AsRef<str> for GuidText {
+impl<const N: usize> AsRef<str> for InlineText<N> {
     fn as_ref(&self) -> &str {
         self.as_str()
     }
 }
 
-impl PartialEq for GuidText {
-    fn eq(&self, other: &GuidText) -> bool {
+impl<const N: usize> PartialEq for InlineText<N> {
+    fn eq(&self, other: &InlineText<N>) -> bool {
         self.as_str() == other.as_str()
     }
 }
 
-impl Eq for GuidText {}
+impl<const N: usize> Eq for InlineText<N> {}
 
-impl PartialEq<str> for GuidText {
+impl<const N: usize> PartialEq<str> for InlineText<N> {
     fn eq(&self, other: &str) -> bool {
         self.as_str() == other
     }
 }
 
-impl PartialEq<&str> for GuidText {
+impl<const N: usize> PartialEq<&str> for InlineText<N> {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
     }
 }
 
-impl PartialEq<String> for GuidText {
+impl<const N: usize> PartialEq<String> for InlineText<N> {
     fn eq(&self, other: &String) -> bool {
         self.as_str() == other.as_str()
     }
 }
 
-impl PartialOrd for GuidText {
-    fn partial_cmp(&self, other: &GuidText) -> Option<std::cmp::Ordering> {
+impl<const N: usize> PartialOrd for InlineText<N> {
+    fn partial_cmp(&self, other: &InlineText<N>) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for GuidText {
-    fn cmp(&self, other: &GuidText) -> std::cmp::Ordering {
+impl<const N: usize> Ord for InlineText<N> {
+    fn cmp(&self, other: &InlineText<N>) -> std::cmp::Ordering {
         self.as_str().cmp(other.as_str())
     }
 }
 
-impl std::hash::Hash for GuidText {
+impl<const N: usize> std::hash::Hash for InlineText<N> {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.as_str().hash(state);
     }
 }
 
-impl fmt::Display for GuidText {
+impl<const N: usize> fmt::Display for InlineText<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl fmt::Debug for GuidText {
+impl<const N: usize> fmt::Debug for InlineText<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
-impl serde::Serialize for GuidText {
+impl<const N: usize> serde::Serialize for InlineText<N> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
     }

@@ -1,55 +1,132 @@
 //! Owned event payloads from the parsers' wire structs (the event boundary of the house style).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+
+use arrayvec::ArrayVec;
 
 use crate::dns::{self, Exchange, RecordData};
 use crate::event::{DnsExchange, DnsRecord, EpidInfo, KmsRequestInfo, KmsResponseInfo};
+use crate::guid::{Guid, GuidText, InlineText};
 use crate::kms::{self, KmsRequest, KmsResponse};
 use crate::time::{Ts, filetime_rfc3339};
 
-/// The `request` object of a `kms` event.
-pub fn request_info(q: &KmsRequest) -> KmsRequestInfo {
-    let kms_info = kms::products::kms(&q.kms_id);
+/// The `request` and `response` objects of a `kms` event, from the decoded messages (taken by
+/// value: the workstation name and the ePID move into the event). The response's echoes of the
+/// CMID and the client time reuse the request's text when they agree, as they nearly always do.
+pub fn kms_infos(
+    q: Option<KmsRequest>,
+    a: Option<KmsResponse>,
+) -> (Option<KmsRequestInfo>, Option<KmsResponseInfo>) {
+    let echo = q.as_ref().map(|q| (q.cmid, q.client_time));
+    let req = q.map(request_info);
+    let resp = a.map(|a| {
+        let cmid = match (&req, echo) {
+            (Some(r), Some((c, _))) if c == a.cmid => r.cmid.clone(),
+            _ => a.cmid.inline_text(),
+        };
+        let client_time = match (&req, echo) {
+            (Some(r), Some((_, t))) if t == a.client_time => r.client_time.clone(),
+            _ => filetime_rfc3339(a.client_time).text(),
+        };
+        response_info(a, cmid, client_time)
+    });
+    (req, resp)
+}
+
+/// The `request` object of a `kms` event. The product ids nearly always name catalog rows, whose
+/// text is prebuilt: only the CMIDs are formatted here.
+fn request_info(q: KmsRequest) -> KmsRequestInfo {
+    let text = |e: Option<&GuidText>, g: &Guid| e.cloned().unwrap_or_else(|| g.inline_text());
+    let app = kms::products::app_entry(&q.app_id);
+    let sku = kms::products::sku_entry(&q.sku_id);
+    let kms_info = kms::products::kms_entry(&q.kms_id);
     KmsRequestInfo {
-        app_id: q.app_id.inline_text(),
-        app_name: kms::products::app(&q.app_id).map(|a| a.name),
-        sku_id: q.sku_id.inline_text(),
-        sku_name: kms::products::sku(&q.sku_id).map(|s| s.name),
-        kms_id: q.kms_id.inline_text(),
-        kms_name: kms_info.map(|k| k.name),
+        app_id: text(app.map(|e| &e.text), &q.app_id),
+        app_name: app.map(|a| a.info.name),
+        sku_id: text(sku.map(|e| &e.text), &q.sku_id),
+        sku_name: sku.map(|s| s.info.name),
+        kms_id: text(kms_info.map(|e| &e.text), &q.kms_id),
+        kms_name: kms_info.map(|k| k.info.name),
         cmid: q.cmid.inline_text(),
         previous_cmid: (!q.previous_cmid.is_zero()).then(|| q.previous_cmid.inline_text()),
-        workstation: q.workstation.clone(),
         required_count: q.required_count,
         is_vm: q.is_vm(),
         license_status: q.license_status.name(),
         license_status_code: q.license_status.0,
         binding_expiration_min: q.binding_expiration,
         client_time: filetime_rfc3339(q.client_time).text(),
-        catalog_threshold: kms_info.map(|k| k.threshold),
+        catalog_threshold: kms_info.map(|k| k.info.threshold),
+        workstation: q.workstation,
     }
 }
 
-/// The `response` object of a `kms` event.
-pub fn response_info(r: &KmsResponse) -> KmsResponseInfo {
-    let e = kms::parse_epid(&r.epid);
+/// The `response` object of a `kms` event, with the text of its CMID and client time.
+fn response_info(r: KmsResponse, cmid: GuidText, client_time: String) -> KmsResponseInfo {
     KmsResponseInfo {
-        epid: r.epid.clone(),
-        host: EpidInfo {
-            platform_id: e.platform_id,
-            group_id: e.group_id,
-            key_id: e.key_id,
-            channel: e.channel,
-            lcid: e.lcid,
-            os_build: e.os_build,
-            key_installed: e.key_installed.map(date_text),
-        },
+        host: epid_info(&r.epid),
+        epid: r.epid,
         current_count: r.current_count,
         activation_interval_min: r.activation_interval,
         renewal_interval_min: r.renewal_interval,
         hwid: r.hwid.map(hwid_text),
-        cmid: r.cmid.inline_text(),
-        client_time: filetime_rfc3339(r.client_time).text(),
+        cmid,
+        client_time,
+    }
+}
+
+/// ePIDs remembered per thread by [`epid_info`].
+const EPID_MEMO: usize = 8;
+
+/// Recently decoded ePIDs and their `host` objects, and the slot the next new one replaces.
+#[derive(Default)]
+struct EpidMemo {
+    entries: ArrayVec<(String, EpidInfo), EPID_MEMO>,
+    next: usize,
+}
+
+thread_local! {
+    /// A host sends the same ePID in every response, and a capture holds few hosts: the last
+    /// few ePIDs decoded on this thread nearly always include the next one.
+    static EPIDS: RefCell<EpidMemo> = RefCell::default();
+}
+
+/// The `host` object of an ePID (kms-protocol.md §4), memoised per thread.
+fn epid_info(epid: &str) -> EpidInfo {
+    EPIDS.with(|memo| {
+        let Ok(mut memo) = memo.try_borrow_mut() else {
+            // Re-entered on this thread (cannot happen): decode without the memo.
+            return epid_info_uncached(epid);
+        };
+        if let Some((_, info)) = memo.entries.iter().find(|(e, _)| e == epid) {
+            return info.clone();
+        }
+        let info = epid_info_uncached(epid);
+        let entry = (epid.to_owned(), info.clone());
+        if memo.entries.is_full() {
+            // Round robin: a host whose ePID changes per response cannot flush the others at once.
+            let at = memo.next;
+            memo.next = (at + 1) % EPID_MEMO;
+            if let Some(slot) = memo.entries.get_mut(at) {
+                *slot = entry;
+            }
+        } else {
+            memo.entries.push(entry);
+        }
+        info
+    })
+}
+
+fn epid_info_uncached(epid: &str) -> EpidInfo {
+    let e = kms::parse_epid(epid);
+    EpidInfo {
+        platform_id: e.platform_id,
+        group_id: e.group_id,
+        key_id: e.key_id,
+        channel: e.channel,
+        lcid: e.lcid,
+        os_build: e.os_build,
+        key_installed: e.key_installed.map(date_text),
     }
 }
 
@@ -78,23 +155,25 @@ fn hwid_text(h: kms::HwId) -> String {
     std::str::from_utf8(&s).unwrap_or_default().to_owned()
 }
 
-/// `YYYY-MM-DD` (the `Display` of [`kms::Date`]).
-fn date_text(d: kms::Date) -> String {
+/// `YYYY-MM-DD` (the `Display` of [`kms::Date`]), inline.
+fn date_text(d: kms::Date) -> InlineText<10> {
     if d.year > 9999 {
-        return d.to_string();
+        return InlineText::from(d.to_string());
     }
-    let mut s = String::with_capacity(10);
-    for (v, width) in [(d.year, 4), (u16::from(d.month), 2), (u16::from(d.day), 2)] {
-        if !s.is_empty() {
-            s.push('-');
-        }
-        let mut div = 10u16.pow(width - 1);
-        while div > 0 {
-            s.push(char::from(b'0' + (v / div % 10) as u8));
-            div /= 10;
+    let mut b = *b"0000-00-00";
+    for (at, v, width) in [
+        (0, d.year, 4),
+        (5, u16::from(d.month), 2),
+        (8, u16::from(d.day), 2),
+    ] {
+        let mut v = v;
+        for c in b[at..at + width].iter_mut().rev() {
+            *c = b'0' + (v % 10) as u8;
+            v /= 10;
         }
     }
-    s
+    // Digits and dashes: always UTF-8.
+    InlineText::from(std::str::from_utf8(&b).unwrap_or_default())
 }
 
 fn record(r: &dns::Record) -> DnsRecord {
@@ -224,7 +303,7 @@ mod tests {
             (u16::MAX, 12, 31),
         ] {
             let d = kms::Date { year, month, day };
-            assert_eq!(date_text(d), d.to_string());
+            assert_eq!(*date_text(d), d.to_string());
         }
     }
 }

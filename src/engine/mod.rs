@@ -1460,6 +1460,7 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
         ..KmsCall::default()
     };
     let mut anomaly = None;
+    let kms_reply = call.kms_reply();
     // UI only (keep_payloads): the bytes behind the event; filled as the halves are decoded.
     let mut raw = event::KmsRaw::default();
     if keep_payloads {
@@ -1468,46 +1469,51 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
             _ => h.stub.clone(),
         });
         if let Reply::Response(h) = &call.reply {
-            raw.response = Some(match call.kms_reply() {
+            raw.response = Some(match &kms_reply {
                 Some(Ok(KmsReply::Success { kms: a, .. })) => a.to_vec(),
                 _ => h.stub.clone(),
             });
         }
     }
-    let req = match call.kms_request() {
+    // Both halves are decoded together (a v4 call's two MACs run side by side).
+    let kms_response = match &kms_reply {
+        Some(Ok(KmsReply::Success { kms: a, .. })) => Some(*a),
+        _ => None,
+    };
+    let (mut req, mut resp) = match call.kms_request() {
         Some(Ok(q)) => {
             kc.request_size = Some(q.len());
-            Some(kms::decode_request_opts(q, keep_payloads))
+            let (r, a) = kms::decode_call(q, kms_response, keep_payloads);
+            (Some(r), a)
         }
         Some(Err(e)) => {
             anomaly = Some(("stub_mismatch", format!("KMS request stub: {e}")));
             kc.integrity.request = Some("undecodable");
-            None
+            (None, None)
         }
-        None => None,
+        None => (None, None),
     };
-    if let Some(r) = &req {
+    if let Some(r) = &mut req {
         if keep_payloads {
-            raw.request_plain = r.plaintext.clone();
+            raw.request_plain = r.plaintext.take();
         }
         kc.version = r.outer_version.map(convert::version_text);
         kc.integrity.request = Some(r.verdict.as_str());
         kc.integrity.failures.extend(r.failures.iter().copied());
-        if let Some(q) = &r.request {
-            kc.request = Some(convert::request_info(q));
-        }
         if let Some(e) = &r.error {
             anomaly.get_or_insert(("undecodable_request", format!("KMS request: {e}")));
         }
     } else if call.request.is_none() {
         kc.reason = Some("request_not_captured");
     }
+    // The decoded response message; its event object is built with the request's at the end.
+    let mut response = None;
     let first_ts = call.request.as_ref().map(|h| h.ts);
     match &call.reply {
         Reply::Response(h) => {
             kc.response_frame = Some(h.frame);
             kc.rtt_ms = first_ts.map(|t| round3(h.ts.millis_since(t)));
-            match call.kms_reply() {
+            match kms_reply {
                 Some(Ok(KmsReply::Refused { hresult: code })) => {
                     kc.status = "refused";
                     kc.hresult = Some(hresult(code));
@@ -1522,20 +1528,16 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
                     if return_code != 0 {
                         kc.hresult = Some(hresult(return_code));
                     }
-                    match &req {
-                        Some(r) => {
-                            let resp = kms::decode_response_opts(r, a, keep_payloads);
+                    match (&req, resp.take()) {
+                        (Some(r), Some(mut resp)) => {
                             if keep_payloads {
-                                raw.response_plain = resp.plaintext.clone();
+                                raw.response_plain = resp.plaintext.take();
                             }
                             kc.integrity.response = Some(resp.verdict.as_str());
                             for f in &resp.failures {
                                 if !kc.integrity.failures.contains(f) {
                                     kc.integrity.failures.push(f);
                                 }
-                            }
-                            if let Some(rr) = &resp.response {
-                                kc.response = Some(convert::response_info(rr));
                             }
                             kc.outcome = kms::outcome(r, &resp).as_str();
                             if let Some(e) = &resp.error {
@@ -1544,8 +1546,9 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
                                     format!("KMS response: {e}"),
                                 ));
                             }
+                            response = resp.response;
                         }
-                        None => {
+                        _ => {
                             kc.integrity.response = Some("undecodable");
                             kc.outcome = "invalid_response";
                         }
@@ -1585,6 +1588,7 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
             });
         }
     }
+    (kc.request, kc.response) = convert::kms_infos(req.and_then(|r| r.request), response);
     if keep_payloads {
         kc.raw = Some(Arc::new(raw));
     }

@@ -16,8 +16,8 @@
 
 use aes::cipher::array::Array;
 use aes::hazmat::{
-    Block, Block8, cipher_round, equiv_inv_cipher_round, equiv_inv_cipher_round_par,
-    inv_mix_columns, mix_columns,
+    Block, Block8, cipher_round, cipher_round_par, equiv_inv_cipher_round,
+    equiv_inv_cipher_round_par, inv_mix_columns, mix_columns,
 };
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
@@ -208,6 +208,7 @@ const V5_DRK: [[u8; 16]; 11] = decryption_schedule(&V5_RK);
 const V6_DRK: [[u8; 16]; 11] = decryption_schedule(&V6_RK);
 
 static V4_ENC: [Block; 12] = to_blocks(&V4_RK);
+static V4_ENC8: [Block8; 12] = to_blocks8(&V4_RK);
 static V5_ENC: [Block; 11] = to_blocks(&V5_RK);
 static V6_ENC: [Block; 11] = to_blocks(&V6_RK);
 static V5_DEC: [Block; 11] = to_blocks(&V5_DRK);
@@ -418,26 +419,92 @@ pub fn v4_round_keys() -> &'static [[u8; 16]; 12] {
     &V4_RK
 }
 
+/// Block `i` of the v4 MAC input of `msg` (§2.5): its whole blocks, then the rest of it with
+/// `0x80` and zeros (a whole block of padding when `msg` is block aligned); `msg.len() / 16 + 1`
+/// blocks in all.
+fn v4_mac_block(msg: &[u8], i: usize) -> Block {
+    let start = i.saturating_mul(BLOCK);
+    let mut b = [0u8; BLOCK];
+    match msg.get(start..start.saturating_add(BLOCK)) {
+        Some(whole) => b.copy_from_slice(whole),
+        None => {
+            let rem = msg.get(start..).unwrap_or(&[]);
+            if let Some(head) = b.get_mut(..rem.len()) {
+                head.copy_from_slice(rem);
+            }
+            if let Some(pad) = b.get_mut(rem.len()) {
+                *pad = 0x80;
+            }
+        }
+    }
+    Array(b)
+}
+
+/// What is XORed into the v4 MAC chain after the rounds of block `j - 1` of `n`: the last round
+/// key, then (unless `j == n`, the end) message block `j` and the first round key.
+///
+/// The chain is one sequence of dependent rounds, each a call that stores the state and the next
+/// loads it back, so its length is the cost: these three XORs are folded into one, computed off
+/// the chain.
+fn v4_mac_fold(msg: &[u8], j: usize, n: usize) -> Block {
+    let mut x = V4_ENC[11];
+    if j < n {
+        xor_block(&mut x, &v4_mac_block(msg, j));
+        xor_block(&mut x, &V4_ENC[0]);
+    }
+    x
+}
+
+/// The v4 MAC chain of `msg` from `state` = chain value ⊕ block `i` ⊕ first round key.
+fn v4_mac_from(mut state: Block, msg: &[u8], i: usize) -> Block {
+    let n = msg.len() / BLOCK + 1;
+    for j in i + 1..=n {
+        for k in &V4_ENC[1..11] {
+            cipher_round(&mut state, k);
+        }
+        // Final round has no MixColumns: AESENC with a zero key, undo MixColumns.
+        cipher_round(&mut state, &ZERO_BLOCK);
+        inv_mix_columns(&mut state);
+        xor_block(&mut state, &v4_mac_fold(msg, j, n));
+    }
+    state
+}
+
 /// v4 MAC (§2.5): CBC-MAC under Rijndael-160 with a zero IV over `msg ‖ 0x80 ‖ 0x00…` padded to a
 /// multiple of 16. The 0x80 byte is always appended. Returns the final block.
 pub fn v4_mac(msg: &[u8]) -> [u8; 16] {
-    let mut state = [0u8; 16];
-    let mut chunks = msg.chunks_exact(BLOCK);
-    for c in &mut chunks {
-        for (s, m) in state.iter_mut().zip(c) {
-            *s ^= *m;
+    let mut state = v4_mac_block(msg, 0);
+    xor_block(&mut state, &V4_ENC[0]);
+    v4_mac_from(state, msg, 0).0
+}
+
+/// [`v4_mac`] of two messages at once: `(v4_mac(a), v4_mac(b))`. A CBC-MAC is one chain of
+/// dependent rounds, so the request and response MACs of a v4 call run side by side in two lanes
+/// of the parallel round function while both have blocks left (about a sixth less time than one
+/// after the other).
+pub fn v4_mac_pair(a: &[u8], b: &[u8]) -> ([u8; 16], [u8; 16]) {
+    let msgs = [a, b];
+    let n = msgs.map(|m| m.len() / BLOCK + 1);
+    let both = n[0].min(n[1]);
+    let mut lanes: Block8 = ZERO_BLOCK8;
+    for (lane, msg) in lanes.iter_mut().zip(msgs) {
+        *lane = v4_mac_block(msg, 0);
+        xor_block(lane, &V4_ENC[0]);
+    }
+    for j in 1..=both {
+        for k in &V4_ENC8[1..11] {
+            cipher_round_par(&mut lanes, k);
         }
-        v4_encrypt_block(&mut state);
+        cipher_round_par(&mut lanes, &ZERO_BLOCK8);
+        for ((lane, msg), n) in lanes.iter_mut().zip(msgs).zip(n) {
+            inv_mix_columns(lane);
+            xor_block(lane, &v4_mac_fold(msg, j, n));
+        }
     }
-    let rem = chunks.remainder();
-    let mut last = [0u8; 16];
-    last[..rem.len()].copy_from_slice(rem);
-    last[rem.len()] = 0x80;
-    for (s, m) in state.iter_mut().zip(last.iter()) {
-        *s ^= *m;
-    }
-    v4_encrypt_block(&mut state);
-    state
+    (
+        v4_mac_from(lanes[0], a, both).0,
+        v4_mac_from(lanes[1], b, both).0,
+    )
 }
 
 /// SHA-256 (used for the v5/v6 `Hash` field and the v6 HMAC key).
@@ -623,6 +690,17 @@ mod tests {
         assert_eq!(v4_mac(&[]), h16("d144963029e2bd12f9970c9f52b27f09"));
         let m: Vec<u8> = (0u8..32).collect();
         assert_eq!(v4_mac(&m), h16("63a8205f72a50cd39be8c47bf15b1d07"));
+    }
+
+    #[test]
+    fn v4_mac_pair_matches_two_macs() {
+        let m: Vec<u8> = (0..300u32).map(|i| (i * 37 + 11) as u8).collect();
+        for la in [0usize, 1, 15, 16, 17, 142, 144, 236, 300] {
+            for lb in [0usize, 12, 16, 31, 32, 144, 236] {
+                let (a, b) = (&m[..la], &m[m.len() - lb..]);
+                assert_eq!(v4_mac_pair(a, b), (v4_mac(a), v4_mac(b)), "{la} {lb}");
+            }
+        }
     }
 
     #[test]

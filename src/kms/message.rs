@@ -253,22 +253,28 @@ fn guid_at(b: &[u8], off: usize) -> Option<Guid> {
 
 /// Decodes UTF-16LE code units up to the first NUL (or the end), lossily.
 pub fn utf16le_until_nul(b: &[u8]) -> String {
-    // Fast path: workstation names and ePIDs are nearly always ASCII, which is a byte copy. An
-    // ASCII unit is a whole scalar value, so decoding can resume after the ASCII prefix with a
-    // fresh UTF-16 decoder and give the same string as decoding everything at once.
-    let ascii = b
-        .chunks_exact(2)
-        .take_while(|c| c[1] == 0 && c[0] != 0 && c[0] < 0x80)
-        .count();
-    let prefix: Vec<u8> = b.chunks_exact(2).take(ascii).map(|c| c[0]).collect();
+    // Fast path: workstation names and ePIDs are nearly always ASCII, which is a byte copy into
+    // one exactly sized allocation. An ASCII unit is a whole scalar value, so decoding can resume
+    // after the ASCII prefix with a fresh UTF-16 decoder and give the same string as decoding
+    // everything at once.
+    let units = b.chunks_exact(2);
+    let ascii = units
+        .clone()
+        .position(|c| c[1] != 0 || c[0] == 0 || c[0] >= 0x80)
+        .unwrap_or(b.len() / 2);
+    let rest = b.get(2 * ascii..).unwrap_or(&[]);
+    let done = rest.len() < 2 || rest.get(..2) == Some(&[0, 0][..]);
+    let mut prefix = Vec::with_capacity(if done { ascii } else { ascii + rest.len() });
+    prefix.extend(units.take(ascii).map(|c| c[0]));
+    // ASCII: always UTF-8.
     let mut s = String::from_utf8(prefix).unwrap_or_default();
-    let units = b
-        .get(2 * ascii..)
-        .unwrap_or(&[])
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .take_while(|&u| u != 0);
-    s.extend(char::decode_utf16(units).map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER)));
+    if !done {
+        let units = rest
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .take_while(|&u| u != 0);
+        s.extend(char::decode_utf16(units).map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER)));
+    }
     s
 }
 

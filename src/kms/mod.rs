@@ -29,6 +29,6 @@ pub use crypto::KmsCipher;
 pub use epid::{Date, Epid, parse_epid};
 pub use message::{HwId, KmsRequest, KmsResponse, KmsVersion, LicenseStatus};
 pub use validate::{
-    DecodeError, Integrity, Outcome, RequestDecode, ResponseDecode, Verdict, decode_request,
-    decode_request_opts, decode_response, decode_response_opts, outcome,
+    DecodeError, Integrity, Outcome, RequestDecode, ResponseDecode, Verdict, decode_call,
+    decode_request, decode_request_opts, decode_response, decode_response_opts, outcome,
 };

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use crate::guid::Guid;
+use crate::guid::{Guid, GuidText};
 
 /// The embedded catalog (299 rows: 3 app, 34 kms, 262 sku).
 pub const PRODUCTS_CSV: &str = include_str!("kms-products.csv");
@@ -38,44 +38,140 @@ pub struct SkuInfo {
     pub threshold: u32,
 }
 
+/// One catalog row: its data and the canonical text of its GUID, built once here so that a `kms`
+/// event copies it instead of formatting the GUID again (nearly every request names catalog ids).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry<T> {
+    /// The row's data.
+    pub info: T,
+    /// `Guid::inline_text` of the row's GUID.
+    pub text: GuidText,
+}
+
 /// The parsed catalog: three tables sorted by GUID.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    apps: Vec<(Guid, AppInfo)>,
-    kms: Vec<(Guid, KmsInfo)>,
-    skus: Vec<(Guid, SkuInfo)>,
+    apps: Table<AppInfo>,
+    kms: Table<KmsInfo>,
+    skus: Table<SkuInfo>,
     /// Rows skipped because they did not parse (0 for the shipped file).
     pub skipped_rows: usize,
 }
 
-fn find<'a, T>(v: &'a [(Guid, T)], g: &Guid) -> Option<&'a T> {
-    v.binary_search_by(|(k, _)| k.cmp(g))
-        .ok()
-        .and_then(|i| v.get(i))
-        .map(|(_, t)| t)
+/// Rows sorted by GUID. The search key is the GUID's 16 bytes as one big-endian `u128` (the same
+/// order as the bytes'): a lookup is a few integer compares instead of `memcmp` calls.
+#[derive(Debug)]
+struct Table<T> {
+    keys: Vec<u128>,
+    entries: Vec<Entry<T>>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Table<T> {
+        Table {
+            keys: Vec::new(),
+            entries: Vec::new(),
+        }
+    }
+}
+
+fn key(g: &Guid) -> u128 {
+    u128::from_be_bytes(g.0)
+}
+
+impl<T> Table<T> {
+    fn from_rows(mut rows: Vec<(Guid, T)>) -> Table<T> {
+        rows.sort_by_key(|e| e.0);
+        let keys = rows.iter().map(|(g, _)| key(g)).collect();
+        let entries = rows
+            .into_iter()
+            .map(|(g, info)| Entry {
+                info,
+                text: g.inline_text(),
+            })
+            .collect();
+        Table { keys, entries }
+    }
+
+    fn find(&self, g: &Guid) -> Option<&Entry<T>> {
+        let i = self.keys.binary_search(&key(g)).ok()?;
+        self.entries.get(i)
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// Rows as parsed, before sorting.
+#[derive(Default)]
+struct Rows {
+    apps: Vec<(Guid, AppInfo)>,
+    kms: Vec<(Guid, KmsInfo)>,
+    skus: Vec<(Guid, SkuInfo)>,
 }
 
 impl Catalog {
     /// Parses CSV text in the `kind,guid,name,app,threshold` format. The header line and rows
     /// that do not parse are skipped (counted in `skipped_rows`); names may contain commas.
     pub fn parse(csv: &'static str) -> Catalog {
-        let mut c = Catalog::default();
+        let mut rows = Rows::default();
+        let mut skipped_rows = 0;
         for (i, line) in csv.lines().enumerate() {
             let line = line.trim_end_matches('\r');
             if line.is_empty() || (i == 0 && line.starts_with("kind,")) {
                 continue;
             }
-            if !c.add_row(line) {
-                c.skipped_rows += 1;
+            if !rows.add(line) {
+                skipped_rows += 1;
             }
         }
-        c.apps.sort_by_key(|e| e.0);
-        c.kms.sort_by_key(|e| e.0);
-        c.skus.sort_by_key(|e| e.0);
-        c
+        Catalog {
+            apps: Table::from_rows(rows.apps),
+            kms: Table::from_rows(rows.kms),
+            skus: Table::from_rows(rows.skus),
+            skipped_rows,
+        }
     }
 
-    fn add_row(&mut self, line: &'static str) -> bool {
+    /// Looks up an ApplicationId.
+    pub fn app(&self, g: &Guid) -> Option<&AppInfo> {
+        self.app_entry(g).map(|e| &e.info)
+    }
+
+    /// Looks up a KmsCountedId.
+    pub fn kms(&self, g: &Guid) -> Option<&KmsInfo> {
+        self.kms_entry(g).map(|e| &e.info)
+    }
+
+    /// Looks up a SkuId.
+    pub fn sku(&self, g: &Guid) -> Option<&SkuInfo> {
+        self.sku_entry(g).map(|e| &e.info)
+    }
+
+    /// Looks up an ApplicationId, with its text.
+    pub fn app_entry(&self, g: &Guid) -> Option<&Entry<AppInfo>> {
+        self.apps.find(g)
+    }
+
+    /// Looks up a KmsCountedId, with its text.
+    pub fn kms_entry(&self, g: &Guid) -> Option<&Entry<KmsInfo>> {
+        self.kms.find(g)
+    }
+
+    /// Looks up a SkuId, with its text.
+    pub fn sku_entry(&self, g: &Guid) -> Option<&Entry<SkuInfo>> {
+        self.skus.find(g)
+    }
+
+    /// Number of (app, kms, sku) rows loaded.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.apps.len(), self.kms.len(), self.skus.len())
+    }
+}
+
+impl Rows {
+    fn add(&mut self, line: &'static str) -> bool {
         // kind,guid,<name may contain commas>,app,threshold
         let Some((kind, rest)) = line.split_once(',') else {
             return false;
@@ -129,26 +225,6 @@ impl Catalog {
         }
         true
     }
-
-    /// Looks up an ApplicationId.
-    pub fn app(&self, g: &Guid) -> Option<&AppInfo> {
-        find(&self.apps, g)
-    }
-
-    /// Looks up a KmsCountedId.
-    pub fn kms(&self, g: &Guid) -> Option<&KmsInfo> {
-        find(&self.kms, g)
-    }
-
-    /// Looks up a SkuId.
-    pub fn sku(&self, g: &Guid) -> Option<&SkuInfo> {
-        find(&self.skus, g)
-    }
-
-    /// Number of (app, kms, sku) rows loaded.
-    pub fn counts(&self) -> (usize, usize, usize) {
-        (self.apps.len(), self.kms.len(), self.skus.len())
-    }
 }
 
 /// The embedded catalog, parsed on first use.
@@ -170,6 +246,21 @@ pub fn kms(g: &Guid) -> Option<&'static KmsInfo> {
 /// Edition of a SkuId from the embedded catalog.
 pub fn sku(g: &Guid) -> Option<&'static SkuInfo> {
     catalog().sku(g)
+}
+
+/// [`app`] with the GUID's prebuilt text.
+pub fn app_entry(g: &Guid) -> Option<&'static Entry<AppInfo>> {
+    catalog().app_entry(g)
+}
+
+/// [`kms`] with the GUID's prebuilt text.
+pub fn kms_entry(g: &Guid) -> Option<&'static Entry<KmsInfo>> {
+    catalog().kms_entry(g)
+}
+
+/// [`sku`] with the GUID's prebuilt text.
+pub fn sku_entry(g: &Guid) -> Option<&'static Entry<SkuInfo>> {
+    catalog().sku_entry(g)
 }
 
 #[cfg(test)]

@@ -265,7 +265,48 @@ pub fn decode_request_opts(q: &[u8], keep_plaintext: bool) -> RequestDecode {
     if !version.is_known() {
         return decode_unknown_version(q, version, keep_plaintext);
     }
-    decode_known(q, version, keep_plaintext)
+    decode_known(q, version, keep_plaintext, None)
+}
+
+/// Decodes and validates both halves of a call: [`decode_request_opts`] of `q`, then
+/// [`decode_response_opts`] of the response `a`, if any. The same results; when both are v4 their
+/// two MACs are computed side by side ([`crypto::v4_mac_pair`]).
+pub fn decode_call(
+    q: &[u8],
+    a: Option<&[u8]>,
+    keep_plaintext: bool,
+) -> (RequestDecode, Option<ResponseDecode>) {
+    let macs = a
+        .and_then(|a| v4_mac_inputs(q, a))
+        .map(|(q, a)| crypto::v4_mac_pair(q, a));
+    let req = match (KmsVersion::from_wire(q), macs) {
+        (Some(v), Some((mac, _))) => decode_known(q, v, keep_plaintext, Some(mac)),
+        _ => decode_request_opts(q, keep_plaintext),
+    };
+    let resp = a.map(|a| match (KmsVersion::from_wire(a), macs) {
+        (Some(v), Some((_, mac))) => decode_response_v4(&req, v, a, Some(mac)),
+        _ => decode_response_opts(&req, a, keep_plaintext),
+    });
+    (req, resp)
+}
+
+/// The bytes the request and response MACs cover when both messages are v4 and complete (the
+/// request's base, the response's base up to its declared ePID size), as [`decode_known`] and
+/// [`decode_response_v4`] would take them; `None` otherwise.
+fn v4_mac_inputs<'q, 'a>(q: &'q [u8], a: &'a [u8]) -> Option<(&'q [u8], &'a [u8])> {
+    let v4 = Some(KmsVersion::V4);
+    if KmsVersion::from_wire(q) != v4 || KmsVersion::from_wire(a) != v4 {
+        return None;
+    }
+    if q.len() < V4_REQUEST_LEN {
+        return None;
+    }
+    let epid_size = usize::try_from(message::le32(a, 4)?).ok()?;
+    let base_len = epid_size.checked_add(message::BASE_RESPONSE_FIXED_LEN)?;
+    if a.len() < base_len.checked_add(16)? {
+        return None;
+    }
+    Some((q.get(..BASE_REQUEST_LEN)?, a.get(..base_len)?))
 }
 
 /// A request with a version no host supports (e.g. `vlmcs -K 7.0`): hosts refuse it, but a client
@@ -273,7 +314,7 @@ pub fn decode_request_opts(q: &[u8], keep_plaintext: bool) -> RequestDecode {
 /// version) and v4 (by MAC); when one fits, decode it and flag `unsupported_version`.
 fn decode_unknown_version(q: &[u8], version: KmsVersion, keep_plaintext: bool) -> RequestDecode {
     for major in [6u16, 5, 4] {
-        let mut d = decode_known(q, KmsVersion { major, minor: 0 }, keep_plaintext);
+        let mut d = decode_known(q, KmsVersion { major, minor: 0 }, keep_plaintext, None);
         let inner_ok = d.request.as_ref().is_some_and(|r| r.version == version);
         let framing_ok = match major {
             4 => d.mac.as_ref().is_some_and(MacCheck::ok),
@@ -290,8 +331,13 @@ fn decode_unknown_version(q: &[u8], version: KmsVersion, keep_plaintext: bool) -
     RequestDecode::undecodable(Some(version), DecodeError::UnsupportedVersion(version))
 }
 
-/// [`decode_request`] for 4.0, 5.0 and 6.0.
-fn decode_known(q: &[u8], version: KmsVersion, keep_plaintext: bool) -> RequestDecode {
+/// [`decode_request`] for 4.0, 5.0 and 6.0; `v4_mac`: the v4 MAC of the base when already computed.
+fn decode_known(
+    q: &[u8],
+    version: KmsVersion,
+    keep_plaintext: bool,
+    v4_mac: Option<[u8; 16]>,
+) -> RequestDecode {
     let mut failures = Vec::new();
     if version.major == 4 {
         let Ok(request) = message::parse_request(q) else {
@@ -305,7 +351,7 @@ fn decode_known(q: &[u8], version: KmsVersion, keep_plaintext: bool) -> RequestD
         };
         let mac = match arr::<16>(q, BASE_REQUEST_LEN) {
             Some(wire) => {
-                let computed = crypto::v4_mac(&q[..BASE_REQUEST_LEN]);
+                let computed = v4_mac.unwrap_or_else(|| crypto::v4_mac(&q[..BASE_REQUEST_LEN]));
                 let m = MacCheck { wire, computed };
                 if !m.ok() {
                     push(&mut failures, failure::REQUEST_MAC);
@@ -488,7 +534,7 @@ fn decode_response_into(req: &RequestDecode, a: &[u8], pt: &mut Vec<u8>) -> Resp
         return ResponseDecode::undecodable(Some(outer), DecodeError::UnsupportedVersion(outer));
     }
     if outer.major == 4 {
-        return decode_response_v4(req, outer, a);
+        return decode_response_v4(req, outer, a, None);
     }
     let Some(cipher) = KmsCipher::for_major(outer.major) else {
         return ResponseDecode::undecodable(Some(outer), DecodeError::UnsupportedVersion(outer));
@@ -619,7 +665,13 @@ fn decode_response_into(req: &RequestDecode, a: &[u8], pt: &mut Vec<u8>) -> Resp
     r.finish()
 }
 
-fn decode_response_v4(req: &RequestDecode, outer: KmsVersion, a: &[u8]) -> ResponseDecode {
+/// The v4 response; `v4_mac`: the MAC of its base when already computed.
+fn decode_response_v4(
+    req: &RequestDecode,
+    outer: KmsVersion,
+    a: &[u8],
+    v4_mac: Option<[u8; 16]>,
+) -> ResponseDecode {
     let mut r = ResponseDecode::empty(Some(outer));
     let (resp, base_len) = match message::parse_response(a) {
         Ok(x) => x,
@@ -641,7 +693,7 @@ fn decode_response_v4(req: &RequestDecode, outer: KmsVersion, a: &[u8]) -> Respo
         Some(wire) => {
             let m = MacCheck {
                 wire,
-                computed: crypto::v4_mac(&a[..base_len]),
+                computed: v4_mac.unwrap_or_else(|| crypto::v4_mac(&a[..base_len])),
             };
             if !m.ok() {
                 push(&mut r.failures, failure::RESPONSE_MAC);
