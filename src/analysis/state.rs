@@ -572,7 +572,7 @@ impl State {
                     .transfer_syntaxes
                     .iter()
                     .filter(|t| t.result != "negotiate_ack")
-                    .map(|t| t.result.as_str())
+                    .map(|t| t.result.as_ref())
                     .collect();
                 let accepted = real.contains(&"accepted");
                 let key = (client, server);
