@@ -721,16 +721,18 @@ pub struct RpcInfo {
     pub pdu: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_id: Option<u32>,
+    /// Held inline, like the GUIDs of `kms` events (no heap text per bind_ack).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub interface: Option<String>,
+    pub interface: Option<GuidText>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interface_name: Option<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub transfer_syntaxes: Vec<TransferSyntaxResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assoc_group: Option<u32>,
+    /// Inline when short (a port number in practice; any text fits, longer on the heap).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sec_addr: Option<String>,
+    pub sec_addr: Option<GuidText>,
     /// Fault status or bind_nak reason.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<Hresult>,
@@ -750,10 +752,11 @@ pub struct TransferSyntaxResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ctx_id: Option<u16>,
     /// Proposed transfer syntax (from the bind, matched by position) or the acked one.
-    pub syntax: String,
+    pub syntax: GuidText,
     pub syntax_name: &'static str,
-    /// `accepted`, `user_rejection`, `provider_rejection`, `negotiate_ack`, or `result_<n>`.
-    pub result: String,
+    /// `accepted`, `user_rejection`, `provider_rejection`, `negotiate_ack`, or `result_<n>` (the
+    /// known names borrowed, only an unknown code formatted).
+    pub result: Cow<'static, str>,
     pub reason: u16,
 }
 

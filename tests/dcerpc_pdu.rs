@@ -53,7 +53,7 @@ fn v71a_bind_three_contexts() {
         version: 1,
     };
     assert_eq!(
-        bind.contexts,
+        bind.contexts[..],
         vec![
             kms_ctx(0, SyntaxId::NDR32),
             kms_ctx(1, SyntaxId::NDR64),
@@ -90,7 +90,7 @@ fn v71b_bind_ack_ndr64_host() {
     assert_eq!(ack.sec_addr, b"1699\0");
     assert_eq!(ack.sec_addr_string(), "1699");
     assert_eq!(
-        ack.results,
+        ack.results[..],
         vec![
             AckResult {
                 result: 2,
@@ -135,7 +135,7 @@ fn v71c_alter_context_and_v71e_single_bind() {
                 max_xmit_frag: 5840,
                 max_recv_frag: 5840,
                 assoc_group: 0,
-                contexts: vec![kms_ctx(0, SyntaxId::NDR32)],
+                contexts: [kms_ctx(0, SyntaxId::NDR32)].into_iter().collect(),
             }
         );
     }
@@ -154,7 +154,7 @@ fn v71d_alter_context_resp_empty_sec_addr_garbage_pad() {
     assert_eq!(ack.sec_addr, b"");
     assert_eq!(ack.sec_addr_string(), "");
     assert_eq!(
-        ack.results,
+        ack.results[..],
         vec![AckResult {
             result: 0,
             reason: 0,
@@ -173,7 +173,7 @@ fn v71f_bind_ack_ndr32_host() {
     assert_eq!(ack.assoc_group, 0xbb2d_9bdc);
     assert_eq!(ack.sec_addr_string(), "1699");
     assert_eq!(
-        ack.results,
+        ack.results[..],
         vec![AckResult {
             result: 0,
             reason: 0,

@@ -614,7 +614,7 @@ impl State {
                 // is collected: one pass answers both questions).
                 let (mut accepted, mut any_real) = (false, false);
                 for t in r.transfer_syntaxes.iter() {
-                    let result = t.result.as_str();
+                    let result: &str = &t.result;
                     if result != "negotiate_ack" {
                         any_real = true;
                         accepted |= result == "accepted";

@@ -27,14 +27,14 @@ pub use ndr::{
     parse_kms_response_stub,
 };
 pub use pdu::{
-    AckResult, BTFN_KEEP_CONNECTION_ON_ORPHAN, BTFN_PREFIX, BTFN_SECURITY_CONTEXT_MULTIPLEXING,
-    Bind, BindAck, BindNak, ContextElem, DataRep, Fault, HEADER_LEN, Header, MAX_FRAG_LENGTH,
-    PacketType, PduError, PfcFlags, RawPdu, Request, Response, SEC_TRAILER_LEN, SyntaxId,
-    fault_status_name, parse_bind, parse_bind_ack, parse_bind_nak, parse_fault, parse_header,
-    parse_pdu_raw, parse_request, parse_response,
+    AckResult, AckResults, BTFN_KEEP_CONNECTION_ON_ORPHAN, BTFN_PREFIX,
+    BTFN_SECURITY_CONTEXT_MULTIPLEXING, Bind, BindAck, BindNak, ContextElem, ContextList, DataRep,
+    Fault, HEADER_LEN, Header, MAX_FRAG_LENGTH, PacketType, PduError, PfcFlags, RawPdu, Request,
+    Response, SEC_TRAILER_LEN, SecAddr, SyntaxId, fault_status_name, parse_bind, parse_bind_ack,
+    parse_bind_nak, parse_fault, parse_header, parse_pdu_raw, parse_request, parse_response,
 };
 pub use session::{
-    AckedContext, Call, CloseReason, Half, MAX_ANOMALIES, MAX_CONTEXTS, MAX_FRAGMENTS,
-    MAX_OPEN_CALLS, MAX_PROBE_SKIP, MAX_STUB_BYTES, Reply, RpcEvent, Session, SessionState,
-    anomaly_kind,
+    AckedContext, AckedContexts, Call, CloseReason, Half, MAX_ANOMALIES, MAX_CONTEXTS,
+    MAX_FRAGMENTS, MAX_OPEN_CALLS, MAX_PROBE_SKIP, MAX_STUB_BYTES, Reply, RpcEvent, Session,
+    SessionState, anomaly_kind,
 };

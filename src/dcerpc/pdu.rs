@@ -16,7 +16,7 @@ use nom::{Err, IResult, Needed, Parser};
 use smallvec::SmallVec;
 use thiserror::Error;
 
-use crate::guid::Guid;
+use crate::guid::{Guid, GuidText};
 
 /// Length of the common header of every connection-oriented PDU (C706 12.6.3.1; kms-protocol.md 1.1).
 pub const HEADER_LEN: usize = 16;
@@ -448,6 +448,17 @@ impl fmt::Debug for SyntaxId {
 /// The transfer syntaxes proposed for one presentation context; one fits without a heap allocation.
 pub type TransferSyntaxes = SmallVec<[SyntaxId; 1]>;
 
+/// The context list of a bind / alter_context. Windows KMS clients propose three elements (NDR32,
+/// NDR64 and bind-time feature negotiation): they fit inline, with no heap list per bind.
+pub type ContextList = SmallVec<[ContextElem; 3]>;
+
+/// The result list of a bind_ack / alter_context_resp (one per proposed element, so inline for the
+/// usual three, like [`ContextList`]).
+pub type AckResults = SmallVec<[AckResult; 3]>;
+
+/// sec_addr as text: a port number or a short pipe name, held inline (longer ones on the heap).
+pub type SecAddr = GuidText;
+
 /// One presentation context element of a bind / alter_context (p_cont_elem_t, C706 12.6.3.1;
 /// kms-protocol.md 1.2).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -471,7 +482,7 @@ pub struct Bind {
     /// assoc_group_id (0 = new association).
     pub assoc_group: u32,
     /// The context list, in wire order.
-    pub contexts: Vec<ContextElem>,
+    pub contexts: ContextList,
 }
 
 /// p_result_t of a bind_ack / alter_context_resp (C706 12.6.3.1, MS-RPCE 2.2.2.4; kms-protocol.md 1.3).
@@ -538,21 +549,27 @@ pub struct BindAck<'a> {
     /// sec_addr as on the wire: L bytes including the terminating NUL (empty when L = 0).
     pub sec_addr: &'a [u8],
     /// Results, one per context element of the bind / alter_context, in the same order.
-    pub results: Vec<AckResult>,
+    pub results: AckResults,
 }
 
 impl BindAck<'_> {
     /// sec_addr as text without its terminating NUL, each byte mapped to the code point of the same
     /// value (Latin-1), so nothing is lost; escape it before printing to a terminal.
     pub fn sec_addr_string(&self) -> String {
+        self.sec_addr_text().to_string()
+    }
+
+    /// [`BindAck::sec_addr_string`] held inline when short (a port number, as always in
+    /// practice): no heap allocation per bind_ack.
+    pub fn sec_addr_text(&self) -> SecAddr {
         let s = self.sec_addr.strip_suffix(&[0]).unwrap_or(self.sec_addr);
-        // ASCII (a port number, as always in practice) is the same text in UTF-8: one copy.
+        // ASCII is the same text in UTF-8: one copy.
         if s.is_ascii()
             && let Ok(t) = std::str::from_utf8(s)
         {
-            return t.to_owned();
+            return SecAddr::from(t);
         }
-        s.iter().map(|&b| char::from(b)).collect()
+        SecAddr::from(s.iter().map(|&b| char::from(b)).collect::<String>())
     }
 }
 
@@ -853,7 +870,7 @@ fn parse_bind_fast(pdu: &RawPdu<'_>) -> Option<Bind> {
     let (max_xmit_frag, max_recv_frag, assoc_group) = (f.u16()?, f.u16()?, f.u32()?);
     let n = f.u8()?;
     f.take(3)?;
-    let mut contexts = Vec::with_capacity(usize::from(n).min(f.b.len() / 24));
+    let mut contexts = ContextList::with_capacity(usize::from(n).min(f.b.len() / 24));
     for _ in 0..n {
         let ctx_id = f.u16()?;
         let n_transfer = f.u8()?;
@@ -891,7 +908,7 @@ fn parse_bind_ack_fast<'a>(pdu: &RawPdu<'a>) -> Option<BindAck<'a>> {
     f.take((4 - end % 4) % 4)?;
     let n = f.u8()?;
     f.take(3)?;
-    let mut results = Vec::with_capacity(usize::from(n).min(f.b.len() / 24));
+    let mut results = AckResults::with_capacity(usize::from(n).min(f.b.len() / 24));
     for _ in 0..n {
         let (result, reason) = (f.u16()?, f.u16()?);
         let transfer_syntax = f.syntax_id()?;
@@ -924,7 +941,7 @@ fn parse_bind_nom(pdu: &RawPdu<'_>) -> Result<Bind, PduError> {
             context("max_xmit_frag", (nu16(e), nu16(e), nu32(e))).parse(i)?;
         let (mut i, (n, _, _, _)) =
             context("n_context_elem", (nu8, nu8, nu8, nu8::<_, FieldError>)).parse(i)?;
-        let mut contexts = Vec::with_capacity(usize::from(n).min(i.len() / 24));
+        let mut contexts = ContextList::with_capacity(usize::from(n).min(i.len() / 24));
         for _ in 0..n {
             let (rest, c) = context_elem(e)(i)?;
             contexts.push(c);
@@ -963,7 +980,7 @@ fn parse_bind_ack_nom<'a>(pdu: &RawPdu<'a>) -> Result<BindAck<'a>, PduError> {
         let (i, _) = context("pad", take(pad)).parse(i)?;
         let (mut i, (n, _, _, _)) =
             context("n_results", (nu8, nu8, nu8, nu8::<_, FieldError>)).parse(i)?;
-        let mut results = Vec::with_capacity(usize::from(n).min(i.len() / 24));
+        let mut results = AckResults::with_capacity(usize::from(n).min(i.len() / 24));
         for _ in 0..n {
             let (rest, (result, reason, transfer_syntax)) =
                 context("p_result", (nu16(e), nu16(e), syntax_id(e))).parse(i)?;

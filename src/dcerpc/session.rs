@@ -16,13 +16,14 @@
 
 use super::ndr::{self, KmsReply, StubError, TransferSyntax};
 use super::pdu::{
-    AckResult, ContextElem, DataRep, HEADER_LEN, PacketType, PfcFlags, RawPdu, SyntaxId,
+    AckResult, ContextList, DataRep, HEADER_LEN, PacketType, PfcFlags, RawPdu, SecAddr, SyntaxId,
     TransferSyntaxes, parse_bind, parse_bind_ack, parse_bind_nak, parse_fault, parse_pdu_raw,
     parse_request, parse_response,
 };
 use crate::Direction;
 use crate::guid::Guid;
 use crate::time::Ts;
+use smallvec::SmallVec;
 
 /// Calls (request seen, reply not complete) tracked per connection. MS-RPCE lets a client run many
 /// concurrent calls on one connection; KMS clients run one. Opening one more closes the oldest as
@@ -275,6 +276,9 @@ pub struct AckedContext {
     pub ack: AckResult,
 }
 
+/// The results of one bind_ack, inline for the usual three contexts (see [`ContextList`]).
+pub type AckedContexts = SmallVec<[AckedContext; 3]>;
+
 /// What the session reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RpcEvent {
@@ -297,7 +301,7 @@ pub enum RpcEvent {
         /// assoc_group_id.
         assoc_group: u32,
         /// Proposed contexts.
-        contexts: Vec<ContextElem>,
+        contexts: ContextList,
     },
     /// A bind_ack or alter_context_resp (`ptype` says which).
     BindAck {
@@ -316,9 +320,9 @@ pub enum RpcEvent {
         /// assoc_group_id.
         assoc_group: u32,
         /// sec_addr without its NUL, bytes as Latin-1 code points (exact; escape before display).
-        sec_addr: String,
+        sec_addr: SecAddr,
         /// Results matched to the proposed elements.
-        results: Vec<AckedContext>,
+        results: AckedContexts,
     },
     /// A bind_nak: the association was rejected.
     BindNak {
@@ -477,7 +481,8 @@ struct Context {
 
 struct PendingBind {
     call_id: u32,
-    contexts: Vec<ContextElem>,
+    /// A copy of the bind's list (inline for up to three elements).
+    contexts: ContextList,
 }
 
 struct Partial {
@@ -601,8 +606,6 @@ pub struct Session {
     pending_bind: Option<PendingBind>,
     calls: Vec<OpenCall>,
     anomalies: u32,
-    /// An empty list kept for the next bind's [`PendingBind`] (its capacity reused).
-    spare_contexts: Vec<ContextElem>,
     /// Empty stub buffers lent by the consumer for the reassemblies that start during one call
     /// (see [`Session::with_stub_pool`]); empty otherwise.
     spare_stubs: Vec<Vec<u8>>,
@@ -636,7 +639,6 @@ impl Session {
             pending_bind: None,
             calls: Vec::new(),
             anomalies: 0,
-            spare_contexts: Vec::new(),
             spare_stubs: Vec::new(),
         }
     }
@@ -646,14 +648,9 @@ impl Session {
     pub fn reset(&mut self, server_port_is_kms: bool) {
         let contexts = emptied(std::mem::take(&mut self.contexts), 8);
         let calls = emptied(std::mem::take(&mut self.calls), 4);
-        let spare_contexts = match self.pending_bind.take() {
-            Some(p) => p.contexts,
-            None => std::mem::take(&mut self.spare_contexts),
-        };
         *self = Session {
             contexts,
             calls,
-            spare_contexts: emptied(spare_contexts, 8),
             ..Session::new(server_port_is_kms)
         };
     }
@@ -1161,16 +1158,9 @@ impl Session {
         if b.contexts.iter().any(|c| c.abstract_syntax.is_kms()) {
             self.kms = true;
         }
-        // The copy goes into the list of the previous bind (or the spare one), whose capacity
-        // is reused.
-        let mut contexts = match self.pending_bind.take() {
-            Some(p) => p.contexts,
-            None => std::mem::take(&mut self.spare_contexts),
-        };
-        contexts.clone_from(&b.contexts);
         self.pending_bind = Some(PendingBind {
             call_id: h.call_id,
-            contexts,
+            contexts: b.contexts.clone(),
         });
         out.push(RpcEvent::Bind {
             dir,
@@ -1241,7 +1231,7 @@ impl Session {
             }
         }
         let mut proposed = pending.map(|p| p.contexts).unwrap_or_default();
-        let mut results = Vec::with_capacity(a.results.len());
+        let mut results = AckedContexts::with_capacity(a.results.len());
         for (i, r) in a.results.iter().enumerate() {
             let elem = proposed.get_mut(i);
             if let Some(e) = elem.as_deref().filter(|_| r.accepted()) {
@@ -1273,10 +1263,6 @@ impl Session {
                 ack: *r,
             });
         }
-        // Keep the list for the next bind (see `on_bind`) now that its elements are handed out.
-        if self.spare_contexts.capacity() == 0 {
-            self.spare_contexts = emptied(proposed, 8);
-        }
         if a.max_recv_frag as usize >= HEADER_LEN {
             self.dirs[Direction::ToServer.index()].max_frag = Some(a.max_recv_frag);
         }
@@ -1291,7 +1277,7 @@ impl Session {
             max_xmit_frag: a.max_xmit_frag,
             max_recv_frag: a.max_recv_frag,
             assoc_group: a.assoc_group,
-            sec_addr: a.sec_addr_string(),
+            sec_addr: a.sec_addr_text(),
             results,
         });
     }

@@ -3,6 +3,7 @@
 //! validation → `kms` event; UDP/TCP DNS → pairing → `dns` event; all events → analysis state and
 //! the sinks. Offline the clock is packet time, so timeouts and `rtt_ms` are reproducible.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -179,6 +180,9 @@ struct Core {
     /// Empty stub buffers of calls already reported, lent to the session parsing a segment
     /// ([`Session::with_stub_pool`]) so that reassembling a call allocates nothing.
     spare_stubs: Vec<Vec<u8>>,
+    /// The empty `transfer_syntaxes` list of the last bind_ack event, taken back after the event
+    /// was observed and written, so that the next one does not allocate its list.
+    spare_syntaxes: Vec<event::TransferSyntaxResult>,
 }
 
 impl Engine {
@@ -206,6 +210,7 @@ impl Engine {
                 flow_state_bytes: 0,
                 spare_rpc: Vec::new(),
                 spare_stubs: Vec::new(),
+                spare_syntaxes: Vec::new(),
             },
         }
     }
@@ -1004,17 +1009,19 @@ impl Core {
         if self.rpc_buf.is_empty() {
             return;
         }
-        let events = std::mem::take(&mut self.rpc_buf);
-        let mut events = events;
-        for ev in events.drain(..) {
+        let mut events = std::mem::take(&mut self.rpc_buf);
+        // Handled in place, not moved out: a session event is a few hundred bytes (the bind_ack
+        // lists are inline), and a move per event was a memcpy each.
+        for ev in &mut events {
             self.rpc_event(ev, client, server, out);
         }
+        events.clear();
         self.rpc_buf = events;
     }
 
     fn rpc_event(
         &mut self,
-        ev: RpcEvent,
+        ev: &mut RpcEvent,
         client: Endpoint,
         server: Endpoint,
         out: &mut dyn FnMut(&Event),
@@ -1031,6 +1038,8 @@ impl Core {
                 results,
                 ..
             } => {
+                let (frame, ts, call_id, ptype, assoc_group) =
+                    (*frame, *ts, *call_id, *ptype, *assoc_group);
                 let kms = results
                     .iter()
                     .any(|r| r.abstract_syntax.is_some_and(|s| s.is_kms()));
@@ -1038,31 +1047,29 @@ impl Core {
                     return;
                 }
                 let interface = results.iter().find_map(|r| r.abstract_syntax);
-                let transfer_syntaxes = results
-                    .iter()
-                    .map(|r| {
-                        let syntax = if r.ack.transfer_syntax.uuid.is_zero() {
-                            r.proposed.first().copied().unwrap_or(r.ack.transfer_syntax)
-                        } else {
-                            r.ack.transfer_syntax
-                        };
-                        event::TransferSyntaxResult {
-                            ctx_id: r.ctx_id,
-                            syntax: syntax.uuid.text(),
-                            syntax_name: syntax_name(&syntax),
-                            result: ack_result_name(r.ack.result),
-                            reason: r.ack.reason,
-                        }
-                    })
-                    .collect();
+                let mut transfer_syntaxes = std::mem::take(&mut self.spare_syntaxes);
+                transfer_syntaxes.extend(results.iter().map(|r| {
+                    let syntax = if r.ack.transfer_syntax.uuid.is_zero() {
+                        r.proposed.first().copied().unwrap_or(r.ack.transfer_syntax)
+                    } else {
+                        r.ack.transfer_syntax
+                    };
+                    event::TransferSyntaxResult {
+                        ctx_id: r.ctx_id,
+                        syntax: syntax.uuid.inline_text(),
+                        syntax_name: syntax_name(&syntax),
+                        result: ack_result_name(r.ack.result),
+                        reason: r.ack.reason,
+                    }
+                }));
                 let info = RpcInfo {
                     pdu: ptype.known_name().unwrap_or("bind_ack"),
                     call_id: Some(call_id),
-                    interface: interface.map(|s| s.uuid.text()),
+                    interface: interface.map(|s| s.uuid.inline_text()),
                     interface_name: interface.and_then(|s| s.is_kms().then_some("KMS")),
                     transfer_syntaxes,
                     assoc_group: Some(assoc_group),
-                    sec_addr: Some(sec_addr),
+                    sec_addr: Some(std::mem::take(sec_addr)),
                     ..RpcInfo::default()
                 };
                 let ev = self.event(
@@ -1073,7 +1080,17 @@ impl Core {
                     Some(server),
                     Body::Rpc(info),
                 );
-                self.emit(ev, out);
+                // What `emit` does, keeping the event to take its list back.
+                self.state.observe(&ev);
+                out(&ev);
+                // Keep the list for the next bind_ack (bounded: a hostile ack may list 255).
+                if let Body::Rpc(info) = ev.body
+                    && info.transfer_syntaxes.capacity() <= 8
+                {
+                    let mut list = info.transfer_syntaxes;
+                    list.clear();
+                    self.spare_syntaxes = list;
+                }
             }
             RpcEvent::BindNak {
                 frame,
@@ -1082,6 +1099,8 @@ impl Core {
                 reason,
                 versions,
             } => {
+                let (frame, ts, call_id, reason) = (*frame, *ts, *call_id, *reason);
+                let versions = std::mem::take(versions);
                 let name = BindNak { reason, versions }.reason_name();
                 let info = RpcInfo {
                     pdu: "bind_nak",
@@ -1114,13 +1133,13 @@ impl Core {
                 ..
             } => {
                 self.anomaly(
-                    frame,
-                    ts,
+                    *frame,
+                    *ts,
                     Some(client),
                     Some(server),
                     "dcerpc",
                     kind,
-                    detail,
+                    std::mem::take(detail),
                     out,
                 );
             }
@@ -1129,18 +1148,18 @@ impl Core {
 
     fn call(
         &mut self,
-        mut call: Call,
+        call: &mut Call,
         client: Endpoint,
         server: Endpoint,
         out: &mut dyn FnMut(&Event),
     ) {
-        self.call_events(&call, client, server, out);
+        self.call_events(call, client, server, out);
         // The stub buffers go back to the next connections' sessions (see `spare_stubs`).
         let reply = match &mut call.reply {
             Reply::Response(h) => Some(std::mem::take(&mut h.stub)),
             _ => None,
         };
-        for stub in call.request.map(|h| h.stub).into_iter().chain(reply) {
+        for stub in call.request.take().map(|h| h.stub).into_iter().chain(reply) {
             if self.spare_stubs.len() < MAX_SPARE_STUBS
                 && stub.capacity() > 0
                 && stub.capacity() <= MAX_SPARE_STUB_CAPACITY
@@ -1421,13 +1440,13 @@ fn syntax_name(s: &SyntaxId) -> &'static str {
     }
 }
 
-fn ack_result_name(r: u16) -> String {
+fn ack_result_name(r: u16) -> Cow<'static, str> {
     match r {
-        0 => "accepted".into(),
-        1 => "user_rejection".into(),
-        2 => "provider_rejection".into(),
-        3 => "negotiate_ack".into(),
-        n => format!("result_{n}"),
+        0 => Cow::Borrowed("accepted"),
+        1 => Cow::Borrowed("user_rejection"),
+        2 => Cow::Borrowed("provider_rejection"),
+        3 => Cow::Borrowed("negotiate_ack"),
+        n => Cow::Owned(format!("result_{n}")),
     }
 }
 
