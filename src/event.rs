@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
-use crate::guid::{GuidText, InlineText};
+use crate::guid::{GuidText, InlineText, TimeText, WireText};
 use crate::output::json;
 use crate::time::Ts;
 
@@ -588,14 +588,14 @@ pub struct KmsRequestInfo {
     pub cmid: GuidText,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_cmid: Option<GuidText>,
-    pub workstation: String,
+    pub workstation: WireText,
     pub required_count: u32,
     pub is_vm: bool,
     /// A known status name (borrowed) or `unknown_<n>`.
     pub license_status: Cow<'static, str>,
     pub license_status_code: u32,
     pub binding_expiration_min: u32,
-    pub client_time: String,
+    pub client_time: TimeText,
     /// Threshold the product catalog gives for this KMS counted id (the client's own is `required_count`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub catalog_threshold: Option<u32>,
@@ -604,16 +604,16 @@ pub struct KmsRequestInfo {
 /// The decoded KMS response (kms-protocol.md §2.2).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct KmsResponseInfo {
-    pub epid: String,
+    pub epid: WireText,
     pub host: EpidInfo,
     pub current_count: u32,
     pub activation_interval_min: u32,
     pub renewal_interval_min: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hwid: Option<String>,
+    pub hwid: Option<InlineText<16>>,
     /// The echoed CMID and client time (they must equal the request's; see `integrity`).
     pub cmid: GuidText,
-    pub client_time: String,
+    pub client_time: TimeText,
 }
 
 /// The host ePID decoded (kms-protocol.md §4); fields that do not parse are omitted.
@@ -639,8 +639,8 @@ pub struct EpidInfo {
 /// An HRESULT or RPC status with its name and meaning.
 #[derive(Clone, Debug, Serialize)]
 pub struct Hresult {
-    /// `0xC004F042` form.
-    pub code: String,
+    /// `0xC004F042` form (a bind_nak's reason in decimal).
+    pub code: InlineText<10>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]

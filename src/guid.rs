@@ -135,6 +135,29 @@ impl From<Guid> for GuidText {
     }
 }
 
+impl<const N: usize> InlineText<N> {
+    /// The `Display` text of `v`, inline when it fits in `N` bytes (one `write_str` for the
+    /// types that format themselves into a stack buffer, such as `Rfc3339`).
+    pub fn display(v: &impl fmt::Display) -> InlineText<N> {
+        use fmt::Write as _;
+        let mut a = ArrayString::<N>::new();
+        match write!(a, "{v}") {
+            Ok(()) => InlineText(TextRepr::Inline(a)),
+            // Longer than `N` (not expected for the bounded fields this holds): on the heap.
+            Err(_) => InlineText(TextRepr::Heap(v.to_string().into())),
+        }
+    }
+}
+
+/// The UTF-16 text fields of KMS messages (workstation name, ePID), inline up to 64 bytes: every
+/// ASCII workstation name (at most 64 units on the wire) and every well-formed ASCII ePID (at
+/// most 63 units) fits; longer UTF-8 text (non-ASCII names, hostile ePID sizes) goes to the heap.
+pub type WireText = InlineText<64>;
+
+/// An RFC 3339 time to the second (`2026-11-23T15:10:00Z`, 20 bytes; 21 for the FILETIME years
+/// past 9999), inline.
+pub type TimeText = InlineText<24>;
+
 impl<const N: usize> From<&str> for InlineText<N> {
     fn from(s: &str) -> InlineText<N> {
         InlineText(match ArrayString::from(s) {

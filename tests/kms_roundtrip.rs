@@ -245,7 +245,7 @@ fn each_fault_has_its_name() {
         (
             failure::EPID_FORMAT,
             secrets(),
-            Box::new(|r| r.epid = "1".repeat(64)),
+            Box::new(|r| r.epid = "1".repeat(64).into()),
             Verdict::Invalid,
         ),
     ];
@@ -336,7 +336,7 @@ fn arb_request(majors: &'static [u16]) -> impl Strategy<Value = KmsRequest> {
                 required_count: n,
                 client_time: t,
                 previous_cmid: prev,
-                workstation: ws,
+                workstation: ws.into(),
             },
         )
 }

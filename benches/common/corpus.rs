@@ -759,7 +759,7 @@ fn kms_script(rng: &mut Rng, client: &Client, host: &Host, t_us: u64, calls: usi
             required_count: product.required,
             client_time: ft,
             previous_cmid: Guid::ZERO,
-            workstation: client.workstation.clone(),
+            workstation: client.workstation.as_str().into(),
         };
         let salt: [u8; 16] = rng.bytes();
         let q = kmsenc::encode_request(&req, salt);
@@ -833,7 +833,7 @@ pub fn kms_messages(seed: u64, version: KmsVersion, n: usize) -> Vec<(Vec<u8>, V
                 required_count: p.required,
                 client_time: FILETIME_UNIX_EPOCH + START_US * 10 + i as u64,
                 previous_cmid: Guid::ZERO,
-                workstation: client.workstation.clone(),
+                workstation: client.workstation.as_str().into(),
             };
             let salt: [u8; 16] = rng.bytes();
             let q = kmsenc::encode_request(&req, salt);

@@ -677,7 +677,7 @@ impl State {
                 let (code, name) = r
                     .status
                     .as_ref()
-                    .map(|h| (h.code.clone(), h.name))
+                    .map(|h| (h.code.to_string(), h.name))
                     .unwrap_or_default();
                 if let Some(s) = self.server_mut(server) {
                     s.established.get_or_insert(ev.frame);

@@ -7,7 +7,7 @@ use arrayvec::ArrayVec;
 
 use crate::dns::{self, Exchange, RecordData};
 use crate::event::{DnsExchange, DnsRecord, EpidInfo, KmsRequestInfo, KmsResponseInfo};
-use crate::guid::{Guid, GuidText, InlineText};
+use crate::guid::{Guid, GuidText, InlineText, TimeText, WireText};
 use crate::kms::{self, KmsRequest, KmsResponse};
 use crate::time::{Ts, filetime_rfc3339};
 
@@ -27,7 +27,7 @@ pub fn kms_infos(
         };
         let client_time = match (&req, echo) {
             (Some(r), Some((_, t))) if t == a.client_time => r.client_time.clone(),
-            _ => filetime_rfc3339(a.client_time).text(),
+            _ => TimeText::display(&filetime_rfc3339(a.client_time)),
         };
         response_info(a, cmid, client_time)
     });
@@ -55,14 +55,14 @@ fn request_info(q: KmsRequest) -> KmsRequestInfo {
         license_status: q.license_status.name(),
         license_status_code: q.license_status.0,
         binding_expiration_min: q.binding_expiration,
-        client_time: filetime_rfc3339(q.client_time).text(),
+        client_time: TimeText::display(&filetime_rfc3339(q.client_time)),
         catalog_threshold: kms_info.map(|k| k.info.threshold),
         workstation: q.workstation,
     }
 }
 
 /// The `response` object of a `kms` event, with the text of its CMID and client time.
-fn response_info(r: KmsResponse, cmid: GuidText, client_time: String) -> KmsResponseInfo {
+fn response_info(r: KmsResponse, cmid: GuidText, client_time: TimeText) -> KmsResponseInfo {
     KmsResponseInfo {
         host: epid_info(&r.epid),
         epid: r.epid,
@@ -81,7 +81,7 @@ const EPID_MEMO: usize = 8;
 /// Recently decoded ePIDs and their `host` objects, and the slot the next new one replaces.
 #[derive(Default)]
 struct EpidMemo {
-    entries: ArrayVec<(String, EpidInfo), EPID_MEMO>,
+    entries: ArrayVec<(WireText, EpidInfo), EPID_MEMO>,
     next: usize,
 }
 
@@ -102,7 +102,7 @@ fn epid_info(epid: &str) -> EpidInfo {
             return info.clone();
         }
         let info = epid_info_uncached(epid);
-        let entry = (epid.to_owned(), info.clone());
+        let entry = (WireText::from(epid), info.clone());
         if memo.entries.is_full() {
             // Round robin: a host whose ePID changes per response cannot flush the others at once.
             let at = memo.next;
@@ -144,7 +144,7 @@ pub fn version_text(v: kms::KmsVersion) -> Cow<'static, str> {
 // times more than these loops; every `kms` event carries them).
 
 /// `{:016X}` of the HwId (its `Display`).
-fn hwid_text(h: kms::HwId) -> String {
+fn hwid_text(h: kms::HwId) -> InlineText<16> {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut s = [0u8; 16];
     for (i, b) in h.0.iter().enumerate() {
@@ -152,7 +152,7 @@ fn hwid_text(h: kms::HwId) -> String {
         s[2 * i + 1] = HEX[usize::from(b & 15)];
     }
     // Hex digits: always UTF-8.
-    std::str::from_utf8(&s).unwrap_or_default().to_owned()
+    InlineText::from(std::str::from_utf8(&s).unwrap_or_default())
 }
 
 /// `YYYY-MM-DD` (the `Display` of [`kms::Date`]), inline.

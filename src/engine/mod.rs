@@ -1106,7 +1106,7 @@ impl Core {
                     pdu: "bind_nak",
                     call_id: Some(call_id),
                     status: Some(Hresult {
-                        code: format!("{reason}"),
+                        code: reason.to_string().into(),
                         name,
                         meaning: Some(
                             "the server rejected the association (bind_nak provider reject reason)",
@@ -1454,7 +1454,7 @@ fn ack_result_name(r: u16) -> Cow<'static, str> {
 pub fn hresult(code: u32) -> Hresult {
     let d = kms::hresult::describe(code);
     Hresult {
-        code: format!("0x{code:08X}"),
+        code: kms::hresult::format_code(code),
         name: d.map(|d| d.0),
         meaning: d.map(|d| d.1),
     }

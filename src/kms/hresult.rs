@@ -2,6 +2,8 @@
 //! the HRESULTs of activation (host return values and client-side errors) and the DCE/RPC fault
 //! statuses (C706 Appendix E `nca_s_*`, MS-RPCE / Win32 RPC errors).
 
+use crate::guid::InlineText;
+
 /// One table entry: code, symbolic name, short admin-readable meaning.
 type Entry = (u32, &'static str, &'static str);
 
@@ -385,8 +387,15 @@ pub fn describe_fault(code: u32) -> Option<(&'static str, &'static str)> {
 }
 
 /// Formats a code as events.md shows it: `0xC004F042` (upper-case hex, 8 digits).
-pub fn format_code(code: u32) -> String {
-    format!("0x{code:08X}")
+pub fn format_code(code: u32) -> InlineText<10> {
+    // Without `core::fmt` (one per `kms` event).
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut s = *b"0x00000000";
+    for (i, d) in s[2..].iter_mut().enumerate() {
+        *d = HEX[((code >> (28 - 4 * i)) & 15) as usize];
+    }
+    // Hex digits: always UTF-8.
+    InlineText::from(std::str::from_utf8(&s).unwrap_or_default())
 }
 
 #[cfg(test)]

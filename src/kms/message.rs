@@ -4,7 +4,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::guid::Guid;
+use arrayvec::ArrayVec;
+
+use crate::guid::{Guid, WireText};
 
 /// Size of the base request (§2.1).
 pub const BASE_REQUEST_LEN: usize = 236;
@@ -179,7 +181,7 @@ pub struct KmsRequest {
     /// PreviousClientMachineId (offset 92), zero if never changed.
     pub previous_cmid: Guid,
     /// WorkstationName (offset 108): UTF-16LE up to the first NUL, decoded lossily.
-    pub workstation: String,
+    pub workstation: WireText,
 }
 
 impl KmsRequest {
@@ -213,7 +215,7 @@ pub struct KmsResponse {
     /// EpidSize in bytes including the terminating NUL (offset 4).
     pub epid_size: u32,
     /// KmsEpid (offset 8): UTF-16LE up to the first NUL, decoded lossily.
-    pub epid: String,
+    pub epid: WireText,
     /// ClientMachineId echo (offset 8+E).
     pub cmid: Guid,
     /// ClientRequestTime echo (offset 24+E).
@@ -252,9 +254,9 @@ fn guid_at(b: &[u8], off: usize) -> Option<Guid> {
 }
 
 /// Decodes UTF-16LE code units up to the first NUL (or the end), lossily.
-pub fn utf16le_until_nul(b: &[u8]) -> String {
+pub fn utf16le_until_nul(b: &[u8]) -> WireText {
     // Fast path: workstation names and ePIDs are nearly always ASCII, which is a byte copy into
-    // one exactly sized allocation. An ASCII unit is a whole scalar value, so decoding can resume
+    // the inline text (no heap). An ASCII unit is a whole scalar value, so decoding can resume
     // after the ASCII prefix with a fresh UTF-16 decoder and give the same string as decoding
     // everything at once.
     let units = b.chunks_exact(2);
@@ -264,6 +266,12 @@ pub fn utf16le_until_nul(b: &[u8]) -> String {
         .unwrap_or(b.len() / 2);
     let rest = b.get(2 * ascii..).unwrap_or(&[]);
     let done = rest.len() < 2 || rest.get(..2) == Some(&[0, 0][..]);
+    let mut inline = ArrayVec::<u8, 64>::new();
+    if done && ascii <= inline.capacity() {
+        inline.extend(units.take(ascii).map(|c| c[0]));
+        // ASCII: always UTF-8.
+        return WireText::from(std::str::from_utf8(&inline).unwrap_or_default());
+    }
     let mut prefix = Vec::with_capacity(if done { ascii } else { ascii + rest.len() });
     prefix.extend(units.take(ascii).map(|c| c[0]));
     // ASCII: always UTF-8.
@@ -275,7 +283,7 @@ pub fn utf16le_until_nul(b: &[u8]) -> String {
             .take_while(|&u| u != 0);
         s.extend(char::decode_utf16(units).map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER)));
     }
-    s
+    WireText::from(s)
 }
 
 /// Parses the 236-byte base request (§2.1) from the start of `b`; extra bytes are ignored.

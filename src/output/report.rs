@@ -262,8 +262,8 @@ impl SourceReport {
             };
             if let Some(i) = idx {
                 let row = &mut self.epids[i];
-                if !row.epids.iter().any(|(e, _)| *e == a.epid) && row.epids.len() < 4 {
-                    row.epids.push((a.epid.clone(), a.host.clone()));
+                if !row.epids.iter().any(|(e, _)| *e == *a.epid) && row.epids.len() < 4 {
+                    row.epids.push((a.epid.to_string(), a.host.clone()));
                 }
             }
         }
@@ -273,7 +273,7 @@ impl SourceReport {
             None if self.clients.len() < MAX_CLIENT_ROWS => {
                 self.clients.push(ClientRow {
                     cmid: q.cmid.as_str().to_owned(),
-                    workstation: q.workstation.clone(),
+                    workstation: q.workstation.to_string(),
                     ..ClientRow::default()
                 });
                 self.client_index
@@ -283,9 +283,9 @@ impl SourceReport {
             None => return,
         };
         let row = &mut self.clients[idx];
-        if row.workstation != q.workstation {
+        if row.workstation != *q.workstation {
             row.other_names = row.other_names.saturating_add(1);
-            row.workstation = q.workstation.clone();
+            row.workstation = q.workstation.to_string();
         }
         row.client = ev.client;
         row.host = ev.server;

@@ -307,7 +307,7 @@ impl Facts {
                 // Faults are counted from their own `rpc` event.
                 if call.status != "fault" {
                     let (code, name) = match &call.hresult {
-                        Some(h) => (h.code.clone(), h.name),
+                        Some(h) => (h.code.to_string(), h.name),
                         None => ("an error".to_string(), None),
                     };
                     if let Some(n) = bump(
@@ -358,7 +358,7 @@ impl Facts {
             }
             "fault" => {
                 let (code, name) = match &r.status {
-                    Some(s) => (s.code.clone(), s.name),
+                    Some(s) => (s.code.to_string(), s.name),
                     None => ("?".to_string(), None),
                 };
                 if let Some(n) = bump(

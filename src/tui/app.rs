@@ -439,7 +439,7 @@ impl App {
             row.last_count = Some(resp.current_count);
             row.max_count = Some(row.max_count.unwrap_or(0).max(resp.current_count));
             if row.epid.is_none() {
-                row.epid = Some(resp.epid.clone());
+                row.epid = Some(resp.epid.to_string());
             }
             if row.history.len() >= MAX_HISTORY {
                 row.history.remove(0);

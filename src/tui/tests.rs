@@ -423,12 +423,12 @@ fn hostile_events() -> Vec<Event> {
                 kms_id: format!("id{HOSTILE}").into(),
                 sku_id: format!("sku{HOSTILE}").into(),
                 license_status: format!("ls{HOSTILE}").into(),
-                client_time: format!("t{HOSTILE}"),
+                client_time: format!("t{HOSTILE}").into(),
                 required_count: 25,
                 ..Default::default()
             }),
             response: Some(KmsResponseInfo {
-                epid: format!("epid{HOSTILE}"),
+                epid: format!("epid{HOSTILE}").into(),
                 current_count: 3,
                 hwid: Some(HOSTILE.into()),
                 cmid: HOSTILE.into(),
@@ -530,7 +530,7 @@ fn hundred_thousand_calls_render_a_window() {
             if let Body::Kms(c) = &mut ev.body {
                 c.response_frame = Some(2 * i + 2);
                 if let Some(r) = &mut c.request {
-                    r.workstation = format!("PC-{i:06}.corp.example");
+                    r.workstation = format!("PC-{i:06}.corp.example").into();
                 }
             }
             Arc::new(ev)

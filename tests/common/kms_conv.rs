@@ -91,7 +91,7 @@ pub fn request_for(spec: &CallSpec) -> KmsRequest {
         required_count: spec.required,
         client_time: CLIENT_TIME,
         previous_cmid: enc::guid("00000000-0000-0000-0000-000000000000"),
-        workstation: spec.workstation.clone(),
+        workstation: spec.workstation.as_str().into(),
     }
 }
 

@@ -159,7 +159,7 @@ pub fn echo_response(
     KmsResponse {
         version: req.version,
         epid_size: 2 * (epid.encode_utf16().count() as u32 + 1),
-        epid: epid.to_owned(),
+        epid: epid.into(),
         cmid: req.cmid,
         client_time: req.client_time,
         current_count,

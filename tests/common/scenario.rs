@@ -323,7 +323,7 @@ impl Scenario {
             required_count: product.n,
             client_time: self.filetime(0),
             previous_cmid: Guid::ZERO,
-            workstation: workstation.to_string(),
+            workstation: workstation.into(),
         }
     }
 
