@@ -81,7 +81,7 @@ fn host_subject(host: &Endpoint) -> Subject {
 fn client_subject(cmid: &CmidKey, c: &ClientState) -> Subject {
     Subject {
         cmid: Some(cmid.to_string()),
-        workstation: Some(c.last_workstation.clone()),
+        workstation: Some(c.last_workstation.to_string()),
         client: c.last_client.map(|e| e.ip.to_string()),
         ..subject()
     }
