@@ -325,7 +325,7 @@ fn guid_bits_text(v: u128) -> String {
 /// Per client machine (CMID) state.
 #[derive(Debug, Default)]
 pub struct ClientState {
-    pub workstations: SortedSet<String>,
+    pub workstations: SortedSet<ShortText>,
     pub addresses: SortedSet<IpAddr>,
     /// SKU names (static) or, for SKUs the catalog does not know, their ids.
     pub products: SortedSet<Cow<'static, str>>,
@@ -439,11 +439,11 @@ pub struct State {
     client_time_cache: Rfc3339Cache,
 }
 
-/// Text kept inline up to 24 bytes (workstation names, RFC 3339 client times), on the heap
+/// Text kept inline up to 32 bytes (workstation names, RFC 3339 client times), on the heap
 /// beyond: every new client remembers a few, and most fit.
 #[derive(Clone, Debug)]
 pub enum ShortText {
-    Inline(ArrayString<24>),
+    Inline(ArrayString<32>),
     Heap(String),
 }
 
@@ -494,6 +494,33 @@ impl std::ops::Deref for ShortText {
 impl std::fmt::Display for ShortText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+// Equality and order are those of the text, so a set of these can be searched with a `&str`.
+impl PartialEq for ShortText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for ShortText {}
+
+impl PartialOrd for ShortText {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ShortText {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::borrow::Borrow<str> for ShortText {
+    fn borrow(&self) -> &str {
+        self.as_str()
     }
 }
 
@@ -1159,7 +1186,7 @@ impl State {
             && client.workstations.len() < MAX_CLIENT_FACTS
             && !client.workstations.contains(workstation)
         {
-            client.workstations.insert(workstation.to_owned());
+            client.workstations.insert(ShortText::new(workstation));
         }
         // The previous workstation's name is among the labels unless some did not fit.
         let name_known = same_ws && !client.names.more_labels;
@@ -1376,7 +1403,7 @@ impl State {
                 };
                 ClientEntry {
                     cmid: cmid.to_string(),
-                    workstations: c.workstations.iter().cloned().collect(),
+                    workstations: c.workstations.iter().map(|w| w.to_string()).collect(),
                     addresses: c.addresses.iter().copied().collect(),
                     products: c.products.iter().map(|p| p.to_string()).collect(),
                     requests: c.requests,
