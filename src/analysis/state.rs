@@ -1642,6 +1642,59 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rfc3339_cache_agrees_with_the_parser() {
+        let mut cache = Rfc3339Cache::default();
+        // Sequences sharing prefixes, with hostile seconds, suffixes and forms in between.
+        let times = [
+            "2026-11-23T15:18:34Z",
+            "2026-11-23T15:18:35Z",
+            "2026-11-23T15:18:60Z",
+            "2026-11-23T15:18:61Z",
+            "2026-11-23T15:18:9aZ",
+            "2026-11-23T15:18:3 Z",
+            "2026-11-23T15:18:34z",
+            "2026-11-23T15:18:34.5Z",
+            "2026-11-23T15:18:34",
+            "2026-11-23T15:18:",
+            "2026-11-23T15:19:00Z",
+            "2026-11-23T15:18:00Z",
+            "2026-02-31T15:18:00Z",
+            "2026-02-31T15:18:01Z",
+            "2026-13-01T00:00:00Z",
+            "2026-13-01T00:00:01Z",
+            "1970-01-01T00:00:00Z",
+            "",
+            "\u{e9}026-11-23T15:18:34Z",
+            "60056-05-28T05:36:10Z",
+        ];
+        for round in 0..2 {
+            for t in times {
+                assert_eq!(cache.parse(t), parse_rfc3339_secs(t), "{t} (round {round})");
+            }
+        }
+    }
+
+    #[test]
+    fn short_text_inline_and_heap() {
+        let mut t = ShortText::new("PC-1");
+        assert!(matches!(t, ShortText::Inline(_)));
+        assert_eq!(t, "PC-1");
+        let long = "a-workstation-name-longer-than-32.example.com";
+        t.set(long);
+        assert!(matches!(t, ShortText::Heap(_)));
+        assert_eq!(t.to_string(), long);
+        t.set("x");
+        assert_eq!(t.as_str(), "x");
+        let mut set = SortedSet::default();
+        for w in ["b", long, "a", "b"] {
+            set.insert(ShortText::new(w));
+        }
+        assert!(set.contains("a") && set.contains(long) && !set.contains("c"));
+        let order: Vec<&str> = set.iter().map(ShortText::as_str).collect();
+        assert_eq!(order, ["a", long, "b"]);
+    }
+
+    #[test]
     fn rfc3339_parse() {
         assert_eq!(parse_rfc3339_secs("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(
