@@ -367,7 +367,7 @@ impl Findings {
             message,
             fix,
             predicts,
-            frames: ev.frames.clone(),
+            frames: ev.frames.to_vec(),
             count: ev.count.max(1),
             subject,
             first_ts: ev.first_ts,

@@ -2,6 +2,8 @@
 //! of who was involved. The analysis keeps one of these per (check, subject) candidate, so memory
 //! stays bounded however long the capture.
 
+use smallvec::SmallVec;
+
 use crate::time::Ts;
 
 /// Frames remembered per evidence list (the lowest frame numbers, in order).
@@ -14,10 +16,12 @@ pub const MAX_EVIDENCE_LABELS: usize = 8;
 pub struct Evidence {
     /// Occurrences.
     pub count: u64,
-    /// The lowest [`MAX_EVIDENCE_FRAMES`] frame numbers, ascending, without duplicates.
-    pub frames: Vec<u64>,
-    /// The first [`MAX_EVIDENCE_LABELS`] distinct labels, in order of first appearance.
-    pub labels: Vec<String>,
+    /// The lowest [`MAX_EVIDENCE_FRAMES`] frame numbers, ascending, without duplicates. Most
+    /// lists (e.g. those of each client) hold one or two: kept inline, without an allocation.
+    pub frames: SmallVec<[u64; 2]>,
+    /// The first [`MAX_EVIDENCE_LABELS`] distinct labels, in order of first appearance (mostly
+    /// one per list: the first is kept inline).
+    pub labels: SmallVec<[String; 1]>,
     /// True when more distinct labels were seen than are kept.
     pub more_labels: bool,
     /// Packet time of the earliest and latest occurrence.
@@ -182,7 +186,7 @@ mod tests {
             e.add(f, Ts(i64::try_from(f).unwrap()));
         }
         assert_eq!(e.count, 11);
-        assert_eq!(e.frames, vec![5, 10, 20, 30, 40, 50, 60, 70]);
+        assert_eq!(e.frames[..], [5, 10, 20, 30, 40, 50, 60, 70]);
         assert_eq!(e.first_ts, Some(Ts(5)));
         assert_eq!(e.last_ts, Some(Ts(90)));
     }
@@ -200,6 +204,6 @@ mod tests {
         f.add_labeled(3, Ts(1), "x");
         f.merge(&e);
         assert_eq!(f.count, 13);
-        assert_eq!(f.frames, vec![1, 3]);
+        assert_eq!(f.frames[..], [1, 3]);
     }
 }

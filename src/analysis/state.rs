@@ -14,6 +14,7 @@ use std::collections::hash_map::Entry as HashEntry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use arrayvec::ArrayString;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
@@ -324,11 +325,12 @@ fn guid_bits_text(v: u128) -> String {
 /// Per client machine (CMID) state.
 #[derive(Debug, Default)]
 pub struct ClientState {
-    pub workstations: SortedSet<String>,
+    pub workstations: SortedSet<ShortText>,
     pub addresses: SortedSet<IpAddr>,
     /// SKU names (static) or, for SKUs the catalog does not know, their ids.
     pub products: SortedSet<Cow<'static, str>>,
-    pub frames: Vec<u64>,
+    /// Most clients make a request or two: their frames are kept inline.
+    pub frames: SmallVec<[u64; 2]>,
     pub requests: u64,
     pub first_frame: u64,
     pub last_frame: u64,
@@ -345,7 +347,7 @@ pub struct ClientState {
     /// Non-zero previous CMID (KMS-05): value and frame.
     pub previous_cmid: Option<(String, u64)>,
     /// Largest clock difference (KMS-06): seconds (client − capture), frame, client time, capture time.
-    pub skew: Option<(i64, u64, String, Ts)>,
+    pub skew: Option<(i64, u64, ShortText, Ts)>,
     pub skew_evidence: Evidence,
     /// Lapsed license status (KMS-15): (status, code, minutes left, frame).
     pub lapsed: Option<(String, u32, u32, u64)>,
@@ -359,7 +361,7 @@ pub struct ClientState {
     /// Last activation (KMS-19): (ts, frame, renewal interval in minutes).
     pub last_success: Option<(Ts, u64, u32)>,
     /// Workstation of the last request.
-    pub last_workstation: String,
+    pub last_workstation: ShortText,
     /// DNS part of the discovery chain of the last call, when its connection was not among the
     /// tracked attempts of its address (a busy address): taken when the call was seen.
     pub discovery_snapshot: Option<DnsPart>,
@@ -433,6 +435,141 @@ pub struct State {
     limits: Limits,
     /// Reused buffer for `workstation (product)` labels (no allocation per call).
     label_buf: String,
+    /// The last client time parsed (consecutive calls share its date, hour and minute).
+    client_time_cache: Rfc3339Cache,
+}
+
+/// Text kept inline up to 32 bytes (workstation names, RFC 3339 client times), on the heap
+/// beyond: every new client remembers a few, and most fit.
+#[derive(Clone, Debug)]
+pub enum ShortText {
+    Inline(ArrayString<32>),
+    Heap(String),
+}
+
+impl Default for ShortText {
+    fn default() -> Self {
+        ShortText::Inline(ArrayString::new())
+    }
+}
+
+impl ShortText {
+    pub fn new(s: &str) -> Self {
+        let mut t = ShortText::default();
+        t.set(s);
+        t
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            ShortText::Inline(a) => a.as_str(),
+            ShortText::Heap(h) => h.as_str(),
+        }
+    }
+
+    /// Replaces the text, reusing a heap buffer it already has.
+    pub fn set(&mut self, s: &str) {
+        match self {
+            ShortText::Heap(h) => {
+                h.clear();
+                h.push_str(s);
+            }
+            ShortText::Inline(a) => {
+                a.clear();
+                if a.try_push_str(s).is_err() {
+                    *self = ShortText::Heap(s.to_owned());
+                }
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for ShortText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for ShortText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// Equality and order are those of the text, so a set of these can be searched with a `&str`.
+impl PartialEq for ShortText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for ShortText {}
+
+impl PartialOrd for ShortText {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ShortText {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::borrow::Borrow<str> for ShortText {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<str> for ShortText {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for ShortText {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// [`parse_rfc3339_secs`] remembering the last fixed-form time's `YYYY-MM-DDTHH:MM:` prefix and
+/// its seconds: a call with the same prefix only reads its seconds (no date arithmetic).
+#[derive(Clone, Debug, Default)]
+struct Rfc3339Cache {
+    /// The prefix and the seconds since the epoch of its minute; `None` until a time parsed.
+    last: Option<([u8; 17], i64)>,
+}
+
+impl Rfc3339Cache {
+    fn parse(&mut self, s: &str) -> Option<i64> {
+        let b = s.as_bytes();
+        if let (Some((prefix, base)), Ok(full)) = (&self.last, <&[u8; 20]>::try_from(b))
+            && full[..17] == prefix[..]
+        {
+            // The prefix passed the full checks when it was cached: only the seconds and the
+            // `Z` remain (the same checks as [`parse_rfc3339_fixed`]).
+            let (t, u) = (full[17], full[18]);
+            if full[19] == b'Z' && t.is_ascii_digit() && u.is_ascii_digit() {
+                let sec = i64::from(t - b'0') * 10 + i64::from(u - b'0');
+                if sec <= 60 {
+                    return Some(base + sec);
+                }
+            }
+        }
+        let fixed = parse_rfc3339_fixed(b);
+        if let (Some(v), Ok(full)) = (fixed, <&[u8; 20]>::try_from(b)) {
+            let sec = i64::from(full[17] - b'0') * 10 + i64::from(full[18] - b'0');
+            let mut prefix = [0u8; 17];
+            prefix.copy_from_slice(&full[..17]);
+            self.last = Some((prefix, v - sec));
+            return Some(v);
+        }
+        fixed.or_else(|| parse_rfc3339_secs(s))
+    }
 }
 
 /// The policy values [`State::observe`] needs (the rest is applied by the checks).
@@ -1049,7 +1186,7 @@ impl State {
             && client.workstations.len() < MAX_CLIENT_FACTS
             && !client.workstations.contains(workstation)
         {
-            client.workstations.insert(workstation.to_owned());
+            client.workstations.insert(ShortText::new(workstation));
         }
         // The previous workstation's name is among the labels unless some did not fit.
         let name_known = same_ws && !client.names.more_labels;
@@ -1105,8 +1242,7 @@ impl State {
         client.last_client = client_ep;
         client.last_license_status = Some(req.license_status.clone());
         if !same_ws {
-            client.last_workstation.clear();
-            client.last_workstation.push_str(workstation);
+            client.last_workstation.set(workstation);
         }
         client.discovery_snapshot = match client_ep {
             Some(cl) if !conn_tracked => Some(self.net.dns_snapshot(cl, server, ev.frame)),
@@ -1118,7 +1254,7 @@ impl State {
             client.previous_cmid = Some((p.as_str().to_owned(), ev.frame));
         }
         // Parsed once: the skew (KMS-06) and the failure list (KMS-18) both use it.
-        let client_secs = parse_rfc3339_secs(&req.client_time);
+        let client_secs = self.client_time_cache.parse(&req.client_time);
         if let Some(ct) = client_secs {
             let skew = ct - ev.ts.secs();
             client.skew_evidence.add(ev.frame, ev.ts);
@@ -1127,7 +1263,7 @@ impl State {
                 .as_ref()
                 .is_none_or(|(s, ..)| skew.abs() > s.abs())
             {
-                client.skew = Some((skew, ev.frame, req.client_time.as_str().to_owned(), ev.ts));
+                client.skew = Some((skew, ev.frame, ShortText::new(&req.client_time), ev.ts));
             }
         }
         let code = req.license_status_code;
@@ -1267,7 +1403,7 @@ impl State {
                 };
                 ClientEntry {
                     cmid: cmid.to_string(),
-                    workstations: c.workstations.iter().cloned().collect(),
+                    workstations: c.workstations.iter().map(|w| w.to_string()).collect(),
                     addresses: c.addresses.iter().copied().collect(),
                     products: c.products.iter().map(|p| p.to_string()).collect(),
                     requests: c.requests,
@@ -1504,6 +1640,59 @@ pub fn kms_servers(state: &State) -> BTreeSet<Endpoint> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_cache_agrees_with_the_parser() {
+        let mut cache = Rfc3339Cache::default();
+        // Sequences sharing prefixes, with hostile seconds, suffixes and forms in between.
+        let times = [
+            "2026-11-23T15:18:34Z",
+            "2026-11-23T15:18:35Z",
+            "2026-11-23T15:18:60Z",
+            "2026-11-23T15:18:61Z",
+            "2026-11-23T15:18:9aZ",
+            "2026-11-23T15:18:3 Z",
+            "2026-11-23T15:18:34z",
+            "2026-11-23T15:18:34.5Z",
+            "2026-11-23T15:18:34",
+            "2026-11-23T15:18:",
+            "2026-11-23T15:19:00Z",
+            "2026-11-23T15:18:00Z",
+            "2026-02-31T15:18:00Z",
+            "2026-02-31T15:18:01Z",
+            "2026-13-01T00:00:00Z",
+            "2026-13-01T00:00:01Z",
+            "1970-01-01T00:00:00Z",
+            "",
+            "\u{e9}026-11-23T15:18:34Z",
+            "60056-05-28T05:36:10Z",
+        ];
+        for round in 0..2 {
+            for t in times {
+                assert_eq!(cache.parse(t), parse_rfc3339_secs(t), "{t} (round {round})");
+            }
+        }
+    }
+
+    #[test]
+    fn short_text_inline_and_heap() {
+        let mut t = ShortText::new("PC-1");
+        assert!(matches!(t, ShortText::Inline(_)));
+        assert_eq!(t, "PC-1");
+        let long = "a-workstation-name-longer-than-32.example.com";
+        t.set(long);
+        assert!(matches!(t, ShortText::Heap(_)));
+        assert_eq!(t.to_string(), long);
+        t.set("x");
+        assert_eq!(t.as_str(), "x");
+        let mut set = SortedSet::default();
+        for w in ["b", long, "a", "b"] {
+            set.insert(ShortText::new(w));
+        }
+        assert!(set.contains("a") && set.contains(long) && !set.contains("c"));
+        let order: Vec<&str> = set.iter().map(ShortText::as_str).collect();
+        assert_eq!(order, ["a", long, "b"]);
+    }
 
     #[test]
     fn rfc3339_parse() {

@@ -81,7 +81,7 @@ fn host_subject(host: &Endpoint) -> Subject {
 fn client_subject(cmid: &CmidKey, c: &ClientState) -> Subject {
     Subject {
         cmid: Some(cmid.to_string()),
-        workstation: Some(c.last_workstation.clone()),
+        workstation: Some(c.last_workstation.to_string()),
         client: c.last_client.map(|e| e.ip.to_string()),
         ..subject()
     }
@@ -216,7 +216,7 @@ pub fn kms_04_duplicate_cmid(state: &State, out: &mut Findings) {
         if names < 2 && !overlap {
             continue;
         }
-        let ws: Vec<String> = c.workstations.iter().cloned().collect();
+        let ws: Vec<String> = c.workstations.iter().map(|w| w.to_string()).collect();
         let addrs: Vec<String> = c.addresses.iter().map(IpAddr::to_string).collect();
         let mut ev = c.names.clone();
         ev.merge(&c.addr_overlap);
