@@ -227,10 +227,10 @@ impl Integrity {
 
 impl RpcInfo {
     fn write_fields(&self, out: &mut Vec<u8>) {
-        json::kv_str!(out, "pdu", self.pdu);
+        json::kv_name!(out, "pdu", self.pdu);
         json::opt_uint!(out, "call_id", self.call_id);
         json::opt_str!(out, "interface", self.interface.as_deref());
-        json::opt_str!(out, "interface_name", self.interface_name);
+        json::opt_name!(out, "interface_name", self.interface_name);
         if !self.transfer_syntaxes.is_empty() {
             json::key_lit!(out, "transfer_syntaxes");
             json::array(
@@ -245,7 +245,7 @@ impl RpcInfo {
             json::key_lit!(out, "status");
             h.write_json(out);
         }
-        json::opt_str!(out, "result", self.result);
+        json::opt_name!(out, "result", self.result);
         json::opt_uint!(out, "syn_count", self.syn_count);
         json::opt_str!(out, "detail", self.detail.as_deref());
     }
@@ -256,7 +256,7 @@ impl TransferSyntaxResult {
         let start = json::open_fields(out);
         json::opt_uint!(out, "ctx_id", self.ctx_id);
         json::kv_str!(out, "syntax", &self.syntax);
-        json::kv_str!(out, "syntax_name", self.syntax_name);
+        json::kv_name!(out, "syntax_name", self.syntax_name);
         json::kv_str!(out, "result", &self.result);
         json::kv_uint!(out, "reason", self.reason);
         json::close_fields(out, start);
@@ -1366,9 +1366,13 @@ mod tests {
             }
         }
         let (apps, kms, skus) = products::catalog().counts();
-        assert!(names >= apps + kms + skus, "every catalog row was looked up");
+        assert!(
+            names >= apps + kms + skus,
+            "every catalog row was looked up"
+        );
         // Table names: event kinds, NDR flavours, integrity verdicts, outcomes, and the `status`
-        // and `outcome` words the engine sets directly.
+        // and `outcome` words the engine sets directly (the debug assertion in `name_close`
+        // catches any word not listed here in debug builds).
         use crate::dcerpc::TransferSyntax;
         use crate::kms::{Outcome, Verdict};
         let bodies = minimal_bodies();
@@ -1394,7 +1398,19 @@ mod tests {
                 ]
                 .map(Outcome::as_str),
             )
-            .chain(["answered", "refused", "unanswered", "fault"]);
+            .chain(["answered", "refused", "unanswered", "fault"])
+            // `rpc` events: PDU names (the PTYPE table and the engine's own), the interface
+            // name, transfer syntax names, connect results.
+            .chain((0..=u8::MAX).filter_map(|t| crate::dcerpc::PacketType(t).known_name()))
+            .chain(["connect", "bind_ack", "bind_nak", "fault", "KMS"])
+            .chain([
+                "bind_time_feature_negotiation",
+                "none",
+                "ndr32",
+                "ndr64",
+                "other",
+            ])
+            .chain(["refused", "no_answer", "reset"]);
         for n in tables {
             assert!(json::is_plain(n), "{n:?}");
         }
