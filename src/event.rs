@@ -45,7 +45,7 @@ impl Event {
         out.extend_from_slice(b"{\"ts\":\"");
         self.ts.rfc3339_micros().write_to(out);
         out.extend_from_slice(b"\",\"event\":\"");
-        json::str_close(out, self.event);
+        json::name_close(out, self.event);
         write_source(out, &self.source);
         if self.frame != 0 {
             json::kv_uint!(out, "frame", self.frame);
@@ -119,13 +119,13 @@ impl KmsCall {
         json::opt_str!(out, "version", self.version.as_deref());
         json::kv_uint!(out, "call_id", self.call_id);
         json::kv_uint!(out, "ctx_id", self.ctx_id);
-        json::kv_str!(out, "ndr", self.ndr);
+        json::kv_name!(out, "ndr", self.ndr);
         json::opt_uint!(out, "response_frame", self.response_frame);
         if let Some(v) = self.rtt_ms {
             json::key_lit!(out, "rtt_ms");
             json::float(out, v);
         }
-        json::kv_str!(out, "status", self.status);
+        json::kv_name!(out, "status", self.status);
         json::opt_str!(out, "reason", self.reason);
         if let Some(r) = &self.request {
             json::key_lit!(out, "request");
@@ -141,7 +141,7 @@ impl KmsCall {
         }
         json::key_lit!(out, "integrity");
         self.integrity.write_json(out);
-        json::kv_str!(out, "outcome", self.outcome);
+        json::kv_name!(out, "outcome", self.outcome);
         json::opt_uint!(out, "request_size", self.request_size);
         json::opt_uint!(out, "response_size", self.response_size);
     }
@@ -151,11 +151,11 @@ impl KmsRequestInfo {
     fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"app_id\":\"");
         json::str_close(out, &self.app_id);
-        json::opt_str!(out, "app_name", self.app_name);
+        json::opt_name!(out, "app_name", self.app_name);
         json::kv_str!(out, "sku_id", &self.sku_id);
-        json::opt_str!(out, "sku_name", self.sku_name);
+        json::opt_name!(out, "sku_name", self.sku_name);
         json::kv_str!(out, "kms_id", &self.kms_id);
-        json::opt_str!(out, "kms_name", self.kms_name);
+        json::opt_name!(out, "kms_name", self.kms_name);
         json::kv_str!(out, "cmid", &self.cmid);
         json::opt_str!(out, "previous_cmid", self.previous_cmid.as_deref());
         json::kv_str!(out, "workstation", &self.workstation);
@@ -215,8 +215,8 @@ impl Hresult {
 impl Integrity {
     fn write_json(&self, out: &mut Vec<u8>) {
         let start = json::open_fields(out);
-        json::opt_str!(out, "request", self.request);
-        json::opt_str!(out, "response", self.response);
+        json::opt_name!(out, "request", self.request);
+        json::opt_name!(out, "response", self.response);
         if !self.failures.is_empty() {
             json::key_lit!(out, "failures");
             json::str_array(out, &self.failures);
@@ -227,10 +227,10 @@ impl Integrity {
 
 impl RpcInfo {
     fn write_fields(&self, out: &mut Vec<u8>) {
-        json::kv_str!(out, "pdu", self.pdu);
+        json::kv_name!(out, "pdu", self.pdu);
         json::opt_uint!(out, "call_id", self.call_id);
         json::opt_str!(out, "interface", self.interface.as_deref());
-        json::opt_str!(out, "interface_name", self.interface_name);
+        json::opt_name!(out, "interface_name", self.interface_name);
         if !self.transfer_syntaxes.is_empty() {
             json::key_lit!(out, "transfer_syntaxes");
             json::array(
@@ -245,7 +245,7 @@ impl RpcInfo {
             json::key_lit!(out, "status");
             h.write_json(out);
         }
-        json::opt_str!(out, "result", self.result);
+        json::opt_name!(out, "result", self.result);
         json::opt_uint!(out, "syn_count", self.syn_count);
         json::opt_str!(out, "detail", self.detail.as_deref());
     }
@@ -256,7 +256,7 @@ impl TransferSyntaxResult {
         let start = json::open_fields(out);
         json::opt_uint!(out, "ctx_id", self.ctx_id);
         json::kv_str!(out, "syntax", &self.syntax);
-        json::kv_str!(out, "syntax_name", self.syntax_name);
+        json::kv_name!(out, "syntax_name", self.syntax_name);
         json::kv_str!(out, "result", &self.result);
         json::kv_uint!(out, "reason", self.reason);
         json::close_fields(out, start);
@@ -357,9 +357,9 @@ impl HostApp {
     fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"app_id\":\"");
         json::str_close(out, &self.app_id);
-        json::opt_str!(out, "app_name", self.app_name);
+        json::opt_name!(out, "app_name", self.app_name);
         json::kv_str!(out, "kms_id", &self.kms_id);
-        json::opt_str!(out, "kms_name", self.kms_name);
+        json::opt_name!(out, "kms_name", self.kms_name);
         json::opt_uint!(out, "last_count", self.last_count);
         json::opt_uint!(out, "max_count", self.max_count);
         json::kv_uint!(out, "required_count", self.required_count);
@@ -1341,6 +1341,85 @@ mod tests {
                 assert_same(&ev);
             }
         }
+    }
+
+    /// `json::name_close` copies `&'static str` names without the escape scan. This walks every
+    /// name the program can put in the fields written that way and asserts none needs an escape.
+    #[test]
+    fn static_names_need_no_json_escape() {
+        use crate::kms::products;
+        // Catalog names (app_name, sku_name, kms_name) are trimmed slices of single lines of the
+        // embedded CSV: when no line holds a byte that needs an escape, no name can.
+        for line in products::PRODUCTS_CSV.lines() {
+            assert!(json::is_plain(line), "{line:?}");
+        }
+        // And the names the lookups actually return, row by row.
+        let mut names = 0;
+        for line in products::PRODUCTS_CSV.lines().skip(1) {
+            let Some(g) = line.split(',').nth(1).and_then(crate::guid::Guid::parse) else {
+                continue;
+            };
+            let found = [
+                products::app(&g).map(|a| a.name),
+                products::kms(&g).map(|k| k.name),
+                products::sku(&g).map(|s| s.name),
+            ];
+            for n in found.into_iter().flatten() {
+                assert!(json::is_plain(n), "{n:?}");
+                names += 1;
+            }
+        }
+        let (apps, kms, skus) = products::catalog().counts();
+        assert!(
+            names >= apps + kms + skus,
+            "every catalog row was looked up"
+        );
+        // Table names: event kinds, NDR flavours, integrity verdicts, outcomes, and the `status`
+        // and `outcome` words the engine sets directly (the debug assertion in `name_close`
+        // catches any word not listed here in debug builds).
+        use crate::dcerpc::TransferSyntax;
+        use crate::kms::{Outcome, Verdict};
+        let bodies: Vec<Body> = minimal_bodies().into_iter().chain(full_bodies()).collect();
+        let tables = bodies
+            .iter()
+            .map(Body::kind)
+            .chain(
+                [
+                    TransferSyntax::Ndr32,
+                    TransferSyntax::Ndr64,
+                    TransferSyntax::Unknown,
+                ]
+                .map(TransferSyntax::as_str),
+            )
+            .chain([Verdict::Valid, Verdict::Invalid, Verdict::Undecodable].map(Verdict::as_str))
+            .chain(
+                [
+                    Outcome::Activated,
+                    Outcome::CountInsufficient,
+                    Outcome::Refused,
+                    Outcome::InvalidResponse,
+                    Outcome::NoResponse,
+                ]
+                .map(Outcome::as_str),
+            )
+            .chain(["answered", "refused", "unanswered", "fault"])
+            // `rpc` events: PDU names (the PTYPE table and the engine's own), the interface
+            // name, transfer syntax names, connect results.
+            .chain((0..=u8::MAX).filter_map(|t| crate::dcerpc::PacketType(t).known_name()))
+            .chain(["connect", "bind_ack", "bind_nak", "fault", "KMS"])
+            .chain([
+                "bind_time_feature_negotiation",
+                "none",
+                "ndr32",
+                "ndr64",
+                "other",
+            ])
+            .chain(["refused", "no_answer", "reset"]);
+        for n in tables {
+            assert!(json::is_plain(n), "{n:?}");
+        }
+        let kinds: std::collections::BTreeSet<_> = bodies.iter().map(Body::kind).collect();
+        assert_eq!(kinds.len(), 6, "a body of each kind");
     }
 
     #[test]

@@ -2,96 +2,77 @@
 //! [`DnsExchange`] (docs/events.md), without serde's per-field machinery. The tests compare both.
 
 use crate::event::{DnsExchange, DnsRecord};
-use crate::output::json::{array, bool, float, ip, key, str, uint};
+use crate::output::json::{self, array, bool, float, ip, key_lit, kv_str, kv_uint, opt_str, uint};
 
 /// Appends the fields of `ev` as serde writes them inside the body object, without the braces:
 /// `"id":…,"opcode":…` (fields serde skips are skipped here too). [`crate::event::Event`] splices
-/// them after the envelope's fields.
+/// them after the envelope's fields. Keys are single-copy literals (see [`json::key_lit!`]).
 pub fn write_fields(ev: &DnsExchange, out: &mut Vec<u8>) {
-    key(out, true, "id");
+    out.extend_from_slice(b"\"id\":");
     uint(out, ev.id);
-    key(out, false, "opcode");
-    str(out, &ev.opcode);
-    key(out, false, "transport");
-    str(out, ev.transport);
-    if let Some(q) = &ev.query {
-        key(out, false, "query");
-        str(out, q);
-    }
-    if let Some(t) = &ev.qtype {
-        key(out, false, "qtype");
-        str(out, t);
-    }
-    if let Some(r) = &ev.rcode {
-        key(out, false, "rcode");
-        str(out, r);
-    }
-    key(out, false, "status");
-    str(out, ev.status);
+    kv_str!(out, "opcode", &ev.opcode);
+    kv_str!(out, "transport", ev.transport);
+    opt_str!(out, "query", ev.query.as_deref());
+    opt_str!(out, "qtype", ev.qtype.as_deref());
+    opt_str!(out, "rcode", ev.rcode.as_deref());
+    kv_str!(out, "status", ev.status);
     if let Some(f) = ev.response_frame {
-        key(out, false, "response_frame");
-        uint(out, f);
+        kv_uint!(out, "response_frame", f);
     }
-    records(out, "answers", &ev.answers);
-    records(out, "authority", &ev.authority);
-    records(out, "additional", &ev.additional);
+    if !ev.answers.is_empty() {
+        key_lit!(out, "answers");
+        records(out, &ev.answers);
+    }
+    if !ev.authority.is_empty() {
+        key_lit!(out, "authority");
+        records(out, &ev.authority);
+    }
+    if !ev.additional.is_empty() {
+        key_lit!(out, "additional");
+        records(out, &ev.additional);
+    }
     if let Some(v) = ev.rtt_ms {
-        key(out, false, "rtt_ms");
+        key_lit!(out, "rtt_ms");
         float(out, v);
     }
     if ev.authoritative {
-        key(out, false, "authoritative");
+        key_lit!(out, "authoritative");
         bool(out, true);
     }
     if ev.truncated {
-        key(out, false, "truncated");
+        key_lit!(out, "truncated");
         bool(out, true);
     }
     if ev.retransmissions != 0 {
-        key(out, false, "retransmissions");
-        uint(out, ev.retransmissions);
+        kv_uint!(out, "retransmissions", ev.retransmissions);
     }
 }
 
-/// `,"name":[{…},…]`, omitted when empty.
-fn records(out: &mut Vec<u8>, name: &str, rs: &[DnsRecord]) {
-    if rs.is_empty() {
-        return;
-    }
-    key(out, false, name);
+/// `[{…},…]` (the caller omits the field when empty).
+fn records(out: &mut Vec<u8>, rs: &[DnsRecord]) {
     array(out, rs, |r, out| record(out, r));
 }
 
 fn record(out: &mut Vec<u8>, r: &DnsRecord) {
-    out.push(b'{');
-    key(out, true, "type");
-    str(out, &r.rtype);
-    key(out, false, "name");
-    str(out, &r.name);
-    key(out, false, "ttl");
-    uint(out, r.ttl);
-    for (name, v) in [
-        ("priority", r.priority),
-        ("weight", r.weight),
-        ("port", r.port),
-    ] {
-        if let Some(v) = v {
-            key(out, false, name);
-            uint(out, v);
-        }
+    out.extend_from_slice(b"{\"type\":\"");
+    json::str_close(out, &r.rtype);
+    kv_str!(out, "name", &r.name);
+    kv_uint!(out, "ttl", r.ttl);
+    if let Some(v) = r.priority {
+        kv_uint!(out, "priority", v);
     }
-    if let Some(t) = &r.target {
-        key(out, false, "target");
-        str(out, t);
+    if let Some(v) = r.weight {
+        kv_uint!(out, "weight", v);
     }
+    if let Some(v) = r.port {
+        kv_uint!(out, "port", v);
+    }
+    opt_str!(out, "target", r.target.as_deref());
     if let Some(a) = r.address {
-        key(out, false, "address");
+        key_lit!(out, "address");
         ip(out, &a);
     }
-    if let Some(d) = &r.data {
-        key(out, false, "data");
-        str(out, d);
-    }
+    opt_str!(out, "data", r.data.as_deref());
     out.push(b'}');
 }
 

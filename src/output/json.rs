@@ -42,6 +42,22 @@ pub fn str_close(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// True when `s` holds no byte that needs a JSON escape.
+pub fn is_plain(s: &str) -> bool {
+    !s.bytes().any(needs_escape)
+}
+
+/// Appends a name the program itself supplies (a `&'static str`: catalog and table names, status
+/// and outcome words) and the closing quote, copied without the escape scan: none of these needs
+/// an escape (`tests` in `crate::event` walk the embedded product catalog and the name tables to
+/// prove it; checked here in debug builds). Text from a capture must go through [`str_close`].
+#[inline]
+pub fn name_close(out: &mut Vec<u8>, s: &'static str) {
+    debug_assert!(is_plain(s), "static name needs a JSON escape: {s:?}");
+    copy_short(out, s.as_bytes());
+    out.push(b'"');
+}
+
 /// Appends the escaped contents of `s` without quotes. Almost every string needs no escape: its
 /// 8-byte words are tested and copied as they are read (fixed-size copies the compiler inlines,
 /// where a copy of the whole string is a libc `memcpy` call per string), and the short tail is
@@ -280,6 +296,23 @@ macro_rules! kv_str {
     }};
 }
 
+/// Appends `,"name":"…"` for a name the program supplies (see [`name_close`]): no escape scan.
+macro_rules! kv_name {
+    ($out:expr, $name:literal, $v:expr) => {{
+        $out.extend_from_slice(concat!(",\"", $name, "\":\"").as_bytes());
+        $crate::output::json::name_close($out, $v);
+    }};
+}
+
+/// [`kv_name!`] when the value is present (`Option<&'static str>`); nothing when absent.
+macro_rules! opt_name {
+    ($out:expr, $name:literal, $v:expr) => {
+        if let Some(v) = $v {
+            $crate::output::json::kv_name!($out, $name, v);
+        }
+    };
+}
+
 /// Appends `,"name":` and an unsigned integer.
 macro_rules! kv_uint {
     ($out:expr, $name:literal, $v:expr) => {{
@@ -306,7 +339,7 @@ macro_rules! opt_uint {
     };
 }
 
-pub(crate) use {key_lit, kv_str, kv_uint, opt_str, opt_uint};
+pub(crate) use {key_lit, kv_name, kv_str, kv_uint, opt_name, opt_str, opt_uint};
 
 /// Starts an object whose fields are all optional: its fields are written as elsewhere, each after
 /// a comma, and [`close_fields`] turns the first comma into the opening brace (no "is this the
@@ -356,6 +389,7 @@ pub fn endpoint(out: &mut Vec<u8>, ip: &std::net::IpAddr, port: u16) {
 }
 
 /// Writes `v` in decimal at the start of `buf` (at least 5 bytes); returns the number of digits.
+/// Two digits at a time from a table (one division by 100 per pair instead of one by 10 per digit).
 #[inline]
 fn put_u16(buf: &mut [u8], v: u16) -> usize {
     let n = 1
@@ -363,13 +397,31 @@ fn put_u16(buf: &mut [u8], v: u16) -> usize {
         + usize::from(v >= 100)
         + usize::from(v >= 1000)
         + usize::from(v >= 10000);
-    let mut v = v;
-    for c in buf.iter_mut().take(n).rev() {
-        *c = b'0' + (v % 10) as u8;
-        v /= 10;
+    let Some(buf) = buf.first_chunk_mut::<5>() else {
+        return 0;
+    };
+    // All five digits (with leading zeros) into a word, then the last `n` moved to the front.
+    let v = usize::from(v);
+    let hi = v / 100;
+    let lo = DIGITS2[v % 100];
+    let mid = DIGITS2[hi % 100];
+    let d = [b'0' + (hi / 100) as u8, mid[0], mid[1], lo[0], lo[1]];
+    if let (Some(tail), Some(at)) = (d.get(5 - n..), buf.get_mut(..n)) {
+        at.copy_from_slice(tail);
     }
     n
 }
+
+/// The two decimal digits of every value below 100.
+const DIGITS2: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut v = 0;
+    while v < 100 {
+        t[v] = [b'0' + (v / 10) as u8, b'0' + (v % 10) as u8];
+        v += 1;
+    }
+    t
+};
 
 /// A JSON array of strings.
 pub fn str_array<S: AsRef<str>>(out: &mut Vec<u8>, items: &[S]) {
