@@ -419,8 +419,13 @@ impl Core {
     }
 
     fn emit(&mut self, ev: Event, out: &mut dyn FnMut(&Event)) {
-        self.state.observe(&ev);
-        out(&ev);
+        self.emit_ref(&ev, out);
+    }
+
+    /// [`Self::emit`] for a caller that keeps the event afterwards (to reuse its buffers).
+    fn emit_ref(&mut self, ev: &Event, out: &mut dyn FnMut(&Event)) {
+        self.state.observe(ev);
+        out(ev);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1080,9 +1085,8 @@ impl Core {
                     Some(server),
                     Body::Rpc(info),
                 );
-                // What `emit` does, keeping the event to take its list back.
-                self.state.observe(&ev);
-                out(&ev);
+                // Emitted by reference, to take its list back.
+                self.emit_ref(&ev, out);
                 // Keep the list for the next bind_ack (bounded: a hostile ack may list 255).
                 if let Body::Rpc(info) = ev.body
                     && info.transfer_syntaxes.capacity() <= 8
