@@ -457,7 +457,7 @@ fn bulk_capture(n: usize) -> (Vec<u8>, Vec<Made>) {
             required_count: 25,
             client_time: 134_399_202_000_000_000 + i as u64 * 10_000_000,
             previous_cmid: Guid::ZERO,
-            workstation: format!("PC-{i:05}.corp.example"),
+            workstation: format!("PC-{i:05}.corp.example").into(),
         };
         let salt: [u8; 16] = std::array::from_fn(|k| (i * 7 + k * 31) as u8);
         let q = encode_request(&req, salt);
