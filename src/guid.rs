@@ -124,6 +124,29 @@ impl<const N: usize> InlineText<N> {
             TextRepr::Heap(s) => s,
         }
     }
+
+    /// Replaces the text (no allocation when the new text fits inline).
+    pub fn set(&mut self, s: &str) {
+        if let TextRepr::Inline(a) = &mut self.0 {
+            a.clear();
+            if a.try_push_str(s).is_ok() {
+                return;
+            }
+        }
+        *self = InlineText::from(s);
+    }
+
+    /// Whether the text is held inline (not on the heap).
+    pub fn is_inline(&self) -> bool {
+        matches!(self.0, TextRepr::Inline(_))
+    }
+}
+
+// Sets and maps of these are searched with a `&str` (equality and order are the text's).
+impl<const N: usize> std::borrow::Borrow<str> for InlineText<N> {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
 }
 
 impl From<Guid> for GuidText {

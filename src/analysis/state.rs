@@ -14,7 +14,6 @@ use std::collections::hash_map::Entry as HashEntry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use arrayvec::ArrayString;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
@@ -23,6 +22,7 @@ use super::evidence::Evidence;
 use crate::event::{
     Body, ClientEntry, CountSample, Endpoint, Event, HostApp, HostSummary, KmsCall, RpcInfo,
 };
+use crate::guid::{InlineText, TimeText};
 use crate::kms;
 use crate::time::{Ts, days_from_civil};
 
@@ -347,7 +347,7 @@ pub struct ClientState {
     /// Non-zero previous CMID (KMS-05): value and frame.
     pub previous_cmid: Option<(String, u64)>,
     /// Largest clock difference (KMS-06): seconds (client − capture), frame, client time, capture time.
-    pub skew: Option<(i64, u64, ShortText, Ts)>,
+    pub skew: Option<(i64, u64, TimeText, Ts)>,
     pub skew_evidence: Evidence,
     /// Lapsed license status (KMS-15): (status, code, minutes left, frame).
     pub lapsed: Option<(String, u32, u32, u64)>,
@@ -439,102 +439,8 @@ pub struct State {
     client_time_cache: Rfc3339Cache,
 }
 
-/// Text kept inline up to 32 bytes (workstation names, RFC 3339 client times), on the heap
-/// beyond: every new client remembers a few, and most fit.
-#[derive(Clone, Debug)]
-pub enum ShortText {
-    Inline(ArrayString<32>),
-    Heap(String),
-}
-
-impl Default for ShortText {
-    fn default() -> Self {
-        ShortText::Inline(ArrayString::new())
-    }
-}
-
-impl ShortText {
-    pub fn new(s: &str) -> Self {
-        let mut t = ShortText::default();
-        t.set(s);
-        t
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            ShortText::Inline(a) => a.as_str(),
-            ShortText::Heap(h) => h.as_str(),
-        }
-    }
-
-    /// Replaces the text, reusing a heap buffer it already has.
-    pub fn set(&mut self, s: &str) {
-        match self {
-            ShortText::Heap(h) => {
-                h.clear();
-                h.push_str(s);
-            }
-            ShortText::Inline(a) => {
-                a.clear();
-                if a.try_push_str(s).is_err() {
-                    *self = ShortText::Heap(s.to_owned());
-                }
-            }
-        }
-    }
-}
-
-impl std::ops::Deref for ShortText {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl std::fmt::Display for ShortText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-// Equality and order are those of the text, so a set of these can be searched with a `&str`.
-impl PartialEq for ShortText {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for ShortText {}
-
-impl PartialOrd for ShortText {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for ShortText {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
-    }
-}
-
-impl std::borrow::Borrow<str> for ShortText {
-    fn borrow(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl PartialEq<str> for ShortText {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for ShortText {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
+/// A client's workstation names: inline up to 32 bytes (most names), on the heap beyond.
+pub type ShortText = InlineText<32>;
 
 /// [`parse_rfc3339_secs`] remembering the last fixed-form time's `YYYY-MM-DDTHH:MM:` prefix and
 /// its seconds: a call with the same prefix only reads its seconds (no date arithmetic).
@@ -1186,7 +1092,7 @@ impl State {
             && client.workstations.len() < MAX_CLIENT_FACTS
             && !client.workstations.contains(workstation)
         {
-            client.workstations.insert(ShortText::new(workstation));
+            client.workstations.insert(ShortText::from(workstation));
         }
         // The previous workstation's name is among the labels unless some did not fit.
         let name_known = same_ws && !client.names.more_labels;
@@ -1263,7 +1169,7 @@ impl State {
                 .as_ref()
                 .is_none_or(|(s, ..)| skew.abs() > s.abs())
             {
-                client.skew = Some((skew, ev.frame, ShortText::new(&req.client_time), ev.ts));
+                client.skew = Some((skew, ev.frame, req.client_time.clone(), ev.ts));
             }
         }
         let code = req.license_status_code;
@@ -1676,18 +1582,19 @@ mod tests {
 
     #[test]
     fn short_text_inline_and_heap() {
-        let mut t = ShortText::new("PC-1");
-        assert!(matches!(t, ShortText::Inline(_)));
+        let mut t = ShortText::from("PC-1");
+        assert!(t.is_inline());
         assert_eq!(t, "PC-1");
         let long = "a-workstation-name-longer-than-32.example.com";
         t.set(long);
-        assert!(matches!(t, ShortText::Heap(_)));
+        assert!(!t.is_inline());
         assert_eq!(t.to_string(), long);
         t.set("x");
         assert_eq!(t.as_str(), "x");
+        assert!(t.is_inline());
         let mut set = SortedSet::default();
         for w in ["b", long, "a", "b"] {
-            set.insert(ShortText::new(w));
+            set.insert(ShortText::from(w));
         }
         assert!(set.contains("a") && set.contains(long) && !set.contains("c"));
         let order: Vec<&str> = set.iter().map(ShortText::as_str).collect();
