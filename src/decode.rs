@@ -236,6 +236,15 @@ impl Decoder {
         if let Some(d) = self.decode_fast(pkt) {
             return Ok(Some(d));
         }
+        self.decode_slow(pkt)
+    }
+
+    /// [`Decoder::decode`] of a packet [`Decoder::decode_fast`] has already declined (so that the
+    /// caller that tried it does not try it again).
+    pub fn decode_slow<'a>(
+        &'a mut self,
+        pkt: &RawPacket<'a>,
+    ) -> Result<Option<Decoded<'a>>, DecodeAnomaly> {
         if !self.frags.is_empty() {
             self.expire(pkt.ts);
         }

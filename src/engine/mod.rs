@@ -242,7 +242,7 @@ impl Engine {
             // The common packet, decoded in place.
             core.transport(&d, pkt, out);
         } else {
-            match self.decoder.decode(pkt) {
+            match self.decoder.decode_slow(pkt) {
                 Err(a) => {
                     let detail = a.detail;
                     core.anomaly(pkt.frame, pkt.ts, None, None, a.layer, a.kind, detail, out);
