@@ -15,6 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
+
+/// A hash map for keys a capture chooses (CMIDs, up to 100,000 per table): seeded per run, so a
+/// crafted capture cannot make its keys collide (Fx, unseeded, would let it).
+pub type SeededMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use smallvec::SmallVec;
 
 use super::discovery::{Attempt, AttemptUpdate, ConnectResult, DnsPart, NetState};
@@ -81,7 +85,7 @@ pub struct AppState {
     pub refused: u64,
     pub failed: u64,
     /// Distinct CMIDs that asked; value: true when the host answered one of its calls validly.
-    pub cmids: FxHashMap<CmidKey, bool>,
+    pub cmids: SeededMap<CmidKey, bool>,
     pub cmids_untracked: u64,
     /// Distinct CMIDs the host answered validly (so it counted them).
     pub answered_cmids: usize,
@@ -419,7 +423,7 @@ pub struct ServerRpc {
 #[derive(Debug, Default)]
 pub struct State {
     pub hosts: BTreeMap<Endpoint, HostState>,
-    pub clients: FxHashMap<CmidKey, Box<ClientState>>,
+    pub clients: SeededMap<CmidKey, Box<ClientState>>,
     /// KMS requests whose CMID was not tracked because [`MAX_CLIENTS`] were.
     pub clients_untracked: u64,
     pub hosts_untracked: u64,
@@ -913,11 +917,16 @@ impl State {
         app.requests += 1;
         app.first_ts.get_or_insert(ev.ts);
         app.last_ts = Some(ev.ts);
-        match app.by_license_status.get_mut(&*req.license_status) {
-            Some(n) => *n += 1,
-            None => {
-                app.by_license_status.insert(req.license_status.clone(), 1);
-            }
+        if let Some(n) = app.by_license_status.get_mut(&*req.license_status) {
+            *n += 1;
+        } else if app.by_license_status.len() >= MAX_SMALL_MAP {
+            // Unknown status codes are named by number: bounded like the other small maps, the
+            // statuses beyond the bound counted together.
+            *app.by_license_status
+                .entry(Cow::Borrowed("other"))
+                .or_insert(0) += 1;
+        } else {
+            app.by_license_status.insert(req.license_status.clone(), 1);
         }
         let valid_answer = answered && integrity.response == Some("valid");
         if refused {
@@ -1069,7 +1078,7 @@ impl State {
         // Per client machine: one lookup (the key is moved in; it was made above).
         let clients_full = self.clients.len() >= MAX_CLIENTS;
         // The table fills up to its bound on busy captures: size it once instead of rehashing it
-        // at every doubling (16 Ki buckets of 32 bytes at most).
+        // at every doubling (16 Ki buckets of 48 bytes: about 800 KB per source with KMS calls).
         if self.clients.is_empty() && !clients_full {
             self.clients.reserve(MAX_CLIENTS);
         }
@@ -1577,6 +1586,28 @@ mod tests {
             for t in times {
                 assert_eq!(cache.parse(t), parse_rfc3339_secs(t), "{t} (round {round})");
             }
+        }
+        // Against values worked out independently (Python's calendar.timegm) ...
+        assert_eq!(cache.parse("2026-11-23T15:18:34Z"), Some(1_795_447_114));
+        assert_eq!(cache.parse("2026-11-23T15:19:00Z"), Some(1_795_447_140));
+        // A leap second reads as the next minute's first.
+        assert_eq!(cache.parse("2026-11-23T15:18:60Z"), Some(1_795_447_140));
+        // ... and against the formatter: text of FILETIMEs across minutes, days, years and
+        // leap days reads back as their seconds.
+        for secs in [
+            0i64,
+            59,
+            60,
+            86_399,
+            951_782_400, // 2000-02-29
+            1_795_447_114,
+            1_795_447_140,
+            4_102_444_799, // 2099-12-31T23:59:59
+        ] {
+            let ft = u64::try_from(secs * 10_000_000 + 116_444_736_000_000_000).unwrap();
+            let text = crate::time::filetime_rfc3339(ft).to_string();
+            assert_eq!(cache.parse(&text), Some(secs), "{text}");
+            assert_eq!(cache.parse(&text), Some(secs), "{text} (cached)");
         }
     }
 

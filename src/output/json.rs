@@ -599,8 +599,8 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_through_the_cache() {
-        // Repeats (cache hits), slot collisions (ports that differ by a multiple of 4), IPv6.
+    fn endpoints_match_serde() {
+        // The same endpoints repeated and with neighbouring ports, and IPv6.
         let mut cases = Vec::new();
         for round in 0..3u16 {
             for (ip, port) in [
