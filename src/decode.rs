@@ -992,8 +992,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Ethernet + IPv4 + TCP (payload "abcd"), Ethernet + IPv6 + UDP (payload "xyz").
-    fn templates() -> [Vec<u8>; 2] {
+    /// Ethernet + IPv4 + TCP (payload "abcd"), Ethernet + IPv6 + UDP (payload "xyz"), Ethernet +
+    /// IPv4 + UDP (payload "dns!"), Ethernet + IPv6 + TCP (payload "kms"), Ethernet + IPv4 + TCP
+    /// with 12 bytes of options (payload "opt").
+    fn templates() -> [Vec<u8>; 5] {
         let mut v4 = vec![0u8; 12];
         v4.extend([0x08, 0x00]);
         v4.extend([
@@ -1010,15 +1012,41 @@ mod tests {
         v6.extend([0x20, 1, 0x0d, 0xb8].iter().chain(&[0; 11]).chain(&[2]));
         v6.extend([0, 53, 0xc0, 0, 0, 11, 0, 0]);
         v6.extend(b"xyz");
-        [v4, v6]
+        let mut v4u = vec![0u8; 12];
+        v4u.extend([0x08, 0x00]);
+        v4u.extend([
+            0x45, 0, 0, 32, 0, 2, 0, 0, 64, 17, 0, 0, 192, 0, 2, 7, 192, 0, 2, 53,
+        ]);
+        v4u.extend([0xd4, 0x31, 0, 53, 0, 12, 0, 0]);
+        v4u.extend(b"dns!");
+        let mut v6t = vec![0u8; 12];
+        v6t.extend([0x86, 0xdd]);
+        v6t.extend([0x60, 0, 0, 0, 0, 23, 6, 64]);
+        v6t.extend([0x20, 1, 0x0d, 0xb8].iter().chain(&[0; 11]).chain(&[3]));
+        v6t.extend([0x20, 1, 0x0d, 0xb8].iter().chain(&[0; 11]).chain(&[4]));
+        v6t.extend([
+            0xc3, 0x51, 0x06, 0x98, 0, 0, 1, 0, 0, 0, 2, 0, 0x50, 0x10, 2, 0, 0, 0, 0, 0,
+        ]);
+        v6t.extend(b"kms");
+        let mut v4o = vec![0u8; 12];
+        v4o.extend([0x08, 0x00]);
+        v4o.extend([
+            0x45, 0, 0, 55, 0, 3, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 3, 10, 0, 0, 4,
+        ]);
+        v4o.extend([
+            0x06, 0x98, 0xc3, 0x52, 0, 0, 0, 5, 0, 0, 0, 6, 0x80, 0x11, 0, 64, 0, 0, 0, 0,
+        ]);
+        v4o.extend([2, 4, 5, 0xb4, 1, 1, 8, 10, 0, 0, 0, 1]);
+        v4o.extend(b"opt");
+        [v4, v6, v4u, v6t, v4o]
     }
 
     proptest! {
         /// The fast path decodes exactly like the general decoders whenever it accepts a packet.
         #[test]
         fn fast_path_agrees_with_the_general_decoders(
-            which in 0usize..2,
-            edits in proptest::collection::vec((0usize..80, any::<u8>()), 0..4),
+            which in 0usize..5,
+            edits in proptest::collection::vec((0usize..90, any::<u8>()), 0..4),
             cut in 0usize..90,
         ) {
             let mut d = templates()[which].clone();
@@ -1044,8 +1072,41 @@ mod tests {
 
     #[test]
     fn templates_take_the_fast_path() {
-        for t in templates() {
-            assert!(fast_ethernet(&t).is_some());
+        /// Source, destination, TCP (or UDP), ports and payload of a template.
+        type Want = (&'static str, &'static str, bool, u16, u16, &'static [u8]);
+        let want: [Want; 5] = [
+            ("10.0.0.1", "10.0.0.2", true, 50000, 1688, b"abcd"),
+            ("2001:db8::1", "2001:db8::2", false, 53, 49152, b"xyz"),
+            ("192.0.2.7", "192.0.2.53", false, 54321, 53, b"dns!"),
+            ("2001:db8::3", "2001:db8::4", true, 50001, 1688, b"kms"),
+            ("10.0.0.3", "10.0.0.4", true, 1688, 50002, b"opt"),
+        ];
+        for (t, (src, dst, tcp, sport, dport, payload)) in templates().iter().zip(want) {
+            let d = fast_ethernet(t).expect("fast path");
+            assert_eq!(d.src, src.parse::<IpAddr>().unwrap());
+            assert_eq!(d.dst, dst.parse::<IpAddr>().unwrap());
+            assert!(!d.truncated);
+            match d.transport {
+                Transport::Tcp(seg) if tcp => {
+                    assert_eq!(
+                        (seg.src_port, seg.dst_port, seg.payload),
+                        (sport, dport, payload)
+                    );
+                }
+                Transport::Udp(u) if !tcp => {
+                    assert_eq!((u.src_port, u.dst_port, u.payload), (sport, dport, payload));
+                }
+                other => panic!("{src}: {other:?}"),
+            }
+            // And the general decoders read it the same.
+            let pkt = RawPacket {
+                frame: 1,
+                ts: Ts(0),
+                link: LinkType::ETHERNET,
+                data: t,
+                orig_len: t.len() as u32,
+            };
+            assert_eq!(Decoder::new().decode_general(&pkt), Ok(Some(d)));
         }
     }
 }
