@@ -190,7 +190,50 @@ struct Sinks<J: Write, R: Write, T: Write> {
 }
 
 /// The sinks writing to standard output and files.
-type OutputSinks = Sinks<Box<dyn Write>, io::BufWriter<Box<dyn Write>>, io::StdoutLock<'static>>;
+type OutputSinks = Sinks<Box<dyn Write>, io::BufWriter<Box<dyn Write>>, TableOut>;
+
+/// Where the table goes: standard output, which Rust line-buffers. That is right for a terminal and
+/// for a live capture (a row per call as it completes, also through `| grep`), but reading a file
+/// into a pipe or file would pay one `write` per row (100k calls, 100k system calls), so there the
+/// rows are block-buffered like any filter's output, and flushed at the end.
+enum TableOut {
+    Line(io::StdoutLock<'static>),
+    Block(io::BufWriter<io::StdoutLock<'static>>),
+}
+
+impl TableOut {
+    fn stdout(live: bool) -> Self {
+        let out = io::stdout().lock();
+        if live || out.is_terminal() {
+            TableOut::Line(out)
+        } else {
+            TableOut::Block(io::BufWriter::with_capacity(64 * 1024, out))
+        }
+    }
+}
+
+impl Write for TableOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            TableOut::Line(w) => w.write(buf),
+            TableOut::Block(w) => w.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            TableOut::Line(w) => w.write_all(buf),
+            TableOut::Block(w) => w.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            TableOut::Line(w) => w.flush(),
+            TableOut::Block(w) => w.flush(),
+        }
+    }
+}
 
 /// The sinks of a file analysed ahead of its turn (`read -j`), appended to the real ones later.
 type PartSinks = Sinks<Spool, Spool, Spool>;
@@ -249,8 +292,8 @@ impl<J: Write, R: Write, T: Write> Sinks<J, R, T> {
     }
 }
 
-/// The JSON Lines, Markdown report and table sinks. The table goes to standard output, which Rust
-/// line-buffers, so in live mode each row is written out as the call completes.
+/// The JSON Lines, Markdown report and table sinks. The table goes to standard output (see
+/// [`TableOut`] for its buffering).
 fn make_sinks(o: &Outputs<'_>) -> anyhow::Result<OutputSinks> {
     let is_stdout = |p: Option<&std::path::Path>| p.is_some_and(|p| p.as_os_str() == "-");
     let (jsonl_stdout, report_stdout) = (is_stdout(o.jsonl), is_stdout(o.report));
@@ -275,7 +318,7 @@ fn make_sinks(o: &Outputs<'_>) -> anyhow::Result<OutputSinks> {
     };
     let table = (!o.quiet && !jsonl_stdout && !report_stdout).then(|| {
         let width = o.width.unwrap_or_else(terminal_width);
-        TableSink::new(io::stdout().lock(), width)
+        TableSink::new(TableOut::stdout(o.live), width)
     });
     Ok(Sinks {
         jsonl,
