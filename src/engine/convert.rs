@@ -11,67 +11,139 @@ use crate::guid::{Guid, GuidText, InlineText, TimeText, WireText};
 use crate::kms::{self, KmsRequest, KmsResponse};
 use crate::time::{Ts, filetime_rfc3339};
 
-/// The `request` and `response` objects of a `kms` event, from the decoded messages (taken by
-/// value: the workstation name and the ePID move into the event). The response's echoes of the
+/// Fills the `request` and `response` objects of a `kms` event in place (`req` and `resp`, kept
+/// from the previous event: no struct is built and moved) from the decoded messages, or clears
+/// them. The workstation name and the ePID move into the event. The response's echoes of the
 /// CMID and the client time reuse the request's text when they agree, as they nearly always do.
 pub fn kms_infos(
-    q: Option<KmsRequest>,
-    a: Option<KmsResponse>,
-) -> (Option<KmsRequestInfo>, Option<KmsResponseInfo>) {
+    q: Option<&mut KmsRequest>,
+    a: Option<&mut KmsResponse>,
+    req: &mut Option<KmsRequestInfo>,
+    resp: &mut Option<KmsResponseInfo>,
+) {
     let echo = q.as_ref().map(|q| (q.cmid, q.client_time));
-    let req = q.map(request_info);
-    let resp = a.map(|a| {
-        let cmid = match (&req, echo) {
-            (Some(r), Some((c, _))) if c == a.cmid => r.cmid.clone(),
-            _ => a.cmid.inline_text(),
-        };
-        let client_time = match (&req, echo) {
-            (Some(r), Some((_, t))) if t == a.client_time => r.client_time.clone(),
-            _ => TimeText::display(&filetime_rfc3339(a.client_time)),
-        };
-        response_info(a, cmid, client_time)
-    });
-    (req, resp)
-}
-
-/// The `request` object of a `kms` event. The product ids nearly always name catalog rows, whose
-/// text is prebuilt: only the CMIDs are formatted here.
-fn request_info(q: KmsRequest) -> KmsRequestInfo {
-    let text = |e: Option<&GuidText>, g: &Guid| e.cloned().unwrap_or_else(|| g.inline_text());
-    let app = kms::products::app_entry(&q.app_id);
-    let sku = kms::products::sku_entry(&q.sku_id);
-    let kms_info = kms::products::kms_entry(&q.kms_id);
-    KmsRequestInfo {
-        app_id: text(app.map(|e| &e.text), &q.app_id),
-        app_name: app.map(|a| a.info.name),
-        sku_id: text(sku.map(|e| &e.text), &q.sku_id),
-        sku_name: sku.map(|s| s.info.name),
-        kms_id: text(kms_info.map(|e| &e.text), &q.kms_id),
-        kms_name: kms_info.map(|k| k.info.name),
-        cmid: q.cmid.inline_text(),
-        previous_cmid: (!q.previous_cmid.is_zero()).then(|| q.previous_cmid.inline_text()),
-        required_count: q.required_count,
-        is_vm: q.is_vm(),
-        license_status: q.license_status.name(),
-        license_status_code: q.license_status.0,
-        binding_expiration_min: q.binding_expiration,
-        client_time: TimeText::display(&filetime_rfc3339(q.client_time)),
-        catalog_threshold: kms_info.map(|k| k.info.threshold),
-        workstation: q.workstation,
+    match q {
+        Some(q) => request_info(q, req.get_or_insert_with(KmsRequestInfo::default)),
+        None => *req = None,
+    }
+    let Some(a) = a else {
+        *resp = None;
+        return;
+    };
+    let r = resp.get_or_insert_with(KmsResponseInfo::default);
+    response_info(a, r);
+    match (&*req, echo) {
+        (Some(q), Some((c, _))) if c == a.cmid => r.cmid.clone_from(&q.cmid),
+        _ => r.cmid = a.cmid.inline_text(),
+    }
+    match (&*req, echo) {
+        (Some(q), Some((_, t))) if t == a.client_time => r.client_time.clone_from(&q.client_time),
+        _ => r.client_time = TimeText::display(&filetime_rfc3339(a.client_time)),
     }
 }
 
-/// The `response` object of a `kms` event, with the text of its CMID and client time.
-fn response_info(r: KmsResponse, cmid: GuidText, client_time: TimeText) -> KmsResponseInfo {
-    KmsResponseInfo {
-        host: epid_info(&r.epid),
-        epid: r.epid,
-        current_count: r.current_count,
-        activation_interval_min: r.activation_interval,
-        renewal_interval_min: r.renewal_interval,
-        hwid: r.hwid.map(hwid_text),
+/// Sets `to` to the text of `g`: the catalog's prebuilt text when there is one.
+fn set_guid_text(to: &mut GuidText, catalog: Option<&GuidText>, g: &Guid) {
+    match catalog {
+        Some(t) => to.clone_from(t),
+        None => *to = g.inline_text(),
+    }
+}
+
+/// Fills the `request` object of a `kms` event. The product ids nearly always name catalog rows,
+/// whose text is prebuilt: only the CMIDs are formatted here.
+fn request_info(q: &mut KmsRequest, r: &mut KmsRequestInfo) {
+    let app = kms::products::app_entry(&q.app_id);
+    let sku = kms::products::sku_entry(&q.sku_id);
+    let kms_info = kms::products::kms_entry(&q.kms_id);
+    // Destructured so that a field added to `KmsRequestInfo` cannot be left over from the last
+    // event.
+    let KmsRequestInfo {
+        app_id,
+        app_name,
+        sku_id,
+        sku_name,
+        kms_id,
+        kms_name,
         cmid,
+        previous_cmid,
+        workstation,
+        required_count,
+        is_vm,
+        license_status,
+        license_status_code,
+        binding_expiration_min,
         client_time,
+        catalog_threshold,
+    } = r;
+    set_guid_text(app_id, app.map(|e| &e.text), &q.app_id);
+    *app_name = app.map(|a| a.info.name);
+    set_guid_text(sku_id, sku.map(|e| &e.text), &q.sku_id);
+    *sku_name = sku.map(|s| s.info.name);
+    set_guid_text(kms_id, kms_info.map(|e| &e.text), &q.kms_id);
+    *kms_name = kms_info.map(|k| k.info.name);
+    *cmid = q.cmid.inline_text();
+    *previous_cmid = (!q.previous_cmid.is_zero()).then(|| q.previous_cmid.inline_text());
+    *required_count = q.required_count;
+    *is_vm = q.is_vm();
+    *license_status = q.license_status.name();
+    *license_status_code = q.license_status.0;
+    *binding_expiration_min = q.binding_expiration;
+    *client_time = TimeText::display(&filetime_rfc3339(q.client_time));
+    *catalog_threshold = kms_info.map(|k| k.info.threshold);
+    *workstation = std::mem::take(&mut q.workstation);
+}
+
+/// Fills the `response` object of a `kms` event but for its CMID and client time (see
+/// [`kms_infos`]).
+fn response_info(a: &mut KmsResponse, r: &mut KmsResponseInfo) {
+    let KmsResponseInfo {
+        epid,
+        host,
+        current_count,
+        activation_interval_min,
+        renewal_interval_min,
+        hwid,
+        cmid: _,
+        client_time: _,
+    } = r;
+    *host = epid_info(&a.epid);
+    *epid = std::mem::take(&mut a.epid);
+    *current_count = a.current_count;
+    *activation_interval_min = a.activation_interval;
+    *renewal_interval_min = a.renewal_interval;
+    *hwid = a.hwid.map(hwid_text);
+}
+
+/// GUID texts remembered by [`GuidTexts`].
+const GUID_TEXTS: usize = 8;
+
+/// The texts of recently formatted GUIDs: the interface and transfer syntaxes of bind_acks are
+/// the same few in every connection (KMS, NDR32, NDR64, bind-time feature negotiation).
+#[derive(Default)]
+pub struct GuidTexts {
+    entries: ArrayVec<(Guid, GuidText), GUID_TEXTS>,
+    next: usize,
+}
+
+impl GuidTexts {
+    /// The canonical text of `g`.
+    pub fn text(&mut self, g: &Guid) -> GuidText {
+        if let Some((_, t)) = self.entries.iter().find(|(k, _)| k == g) {
+            return t.clone();
+        }
+        let t = g.inline_text();
+        if self.entries.is_full() {
+            // Round robin, as for the ePIDs below.
+            let at = self.next;
+            self.next = (at + 1) % GUID_TEXTS;
+            if let Some(slot) = self.entries.get_mut(at) {
+                *slot = (*g, t.clone());
+            }
+        } else {
+            self.entries.push((*g, t.clone()));
+        }
+        t
     }
 }
 

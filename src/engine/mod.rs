@@ -183,6 +183,11 @@ struct Core {
     /// The empty `transfer_syntaxes` list of the last bind_ack event, taken back after the event
     /// was observed and written, so that the next one does not allocate its list.
     spare_syntaxes: Vec<event::TransferSyntaxResult>,
+    /// The `kms` payload of the last call, taken back after the event was observed and written:
+    /// the next call's event is built in it (see [`Core::call_events`]).
+    spare_kms: Option<Box<KmsCall>>,
+    /// Texts of the interface and transfer-syntax GUIDs of bind_acks (the same few every time).
+    syntax_texts: convert::GuidTexts,
 }
 
 impl Engine {
@@ -211,6 +216,8 @@ impl Engine {
                 spare_rpc: Vec::new(),
                 spare_stubs: Vec::new(),
                 spare_syntaxes: Vec::new(),
+                spare_kms: None,
+                syntax_texts: convert::GuidTexts::default(),
             },
         }
     }
@@ -1053,6 +1060,7 @@ impl Core {
                 }
                 let interface = results.iter().find_map(|r| r.abstract_syntax);
                 let mut transfer_syntaxes = std::mem::take(&mut self.spare_syntaxes);
+                let texts = &mut self.syntax_texts;
                 transfer_syntaxes.extend(results.iter().map(|r| {
                     let syntax = if r.ack.transfer_syntax.uuid.is_zero() {
                         r.proposed.first().copied().unwrap_or(r.ack.transfer_syntax)
@@ -1061,7 +1069,7 @@ impl Core {
                     };
                     event::TransferSyntaxResult {
                         ctx_id: r.ctx_id,
-                        syntax: syntax.uuid.inline_text(),
+                        syntax: texts.text(&syntax.uuid),
                         syntax_name: syntax_name(&syntax),
                         result: ack_result_name(r.ack.result),
                         reason: r.ack.reason,
@@ -1070,7 +1078,7 @@ impl Core {
                 let info = RpcInfo {
                     pdu: ptype.known_name().unwrap_or("bind_ack"),
                     call_id: Some(call_id),
-                    interface: interface.map(|s| s.uuid.inline_text()),
+                    interface: interface.map(|s| self.syntax_texts.text(&s.uuid)),
                     interface_name: interface.and_then(|s| s.is_kms().then_some("KMS")),
                     transfer_syntaxes,
                     assoc_group: Some(assoc_group),
@@ -1215,11 +1223,14 @@ impl Core {
             (None, Reply::Fault { ts, frame, .. }) => (*ts, *frame),
             (None, Reply::Missing(_)) => return,
         };
-        let kc = kms_call(call, self.cfg.keep_payloads);
+        // The event is built in the box of the previous call's event (no allocation, and the
+        // ~1 KB struct is written in place rather than built on the stack and moved).
+        let mut kc = self.spare_kms.take().unwrap_or_default();
+        let anomaly = kms_call(call, self.cfg.keep_payloads, &mut kc);
         self.stats.kms_calls += 1;
-        *self.stats.kms_by_status.entry(kc.call.status).or_insert(0) += 1;
-        if let Some(e) = kc.anomaly.clone() {
-            self.anomaly(frame, ts, Some(client), Some(server), "kms", e.0, e.1, out);
+        *self.stats.kms_by_status.entry(kc.status).or_insert(0) += 1;
+        if let Some((kind, detail)) = anomaly {
+            self.anomaly(frame, ts, Some(client), Some(server), "kms", kind, detail, out);
         }
         let ev = self.event(
             "kms",
@@ -1227,9 +1238,13 @@ impl Core {
             frame,
             Some(client),
             Some(server),
-            Body::Kms(Box::new(kc.call)),
+            Body::Kms(kc),
         );
-        self.emit(ev, out);
+        // Emitted by reference, to take the box back for the next call.
+        self.emit_ref(&ev, out);
+        if let Body::Kms(kc) = ev.body {
+            self.spare_kms = Some(kc);
+        }
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1464,24 +1479,55 @@ pub fn hresult(code: u32) -> Hresult {
     }
 }
 
-struct KmsCallOut {
-    call: KmsCall,
-    anomaly: Option<(&'static str, String)>,
-}
-
-/// Decodes and validates the KMS request and reply of one RPC call (kms-protocol.md §2.8). With
-/// `keep_payloads`, the KMS bytes and plaintexts are kept in `raw` for the UI's hex view.
-fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
-    let mut kc = KmsCall {
-        call_id: call.call_id,
-        ctx_id: call.ctx_id,
-        ndr: match call.ndr {
-            TransferSyntax::Ndr32 => "ndr32",
-            TransferSyntax::Ndr64 => "ndr64",
-            TransferSyntax::Unknown => "unknown",
-        },
-        ..KmsCall::default()
+/// Decodes and validates the KMS request and reply of one RPC call (kms-protocol.md §2.8) into
+/// `kc`, the payload of the call's `kms` event; returns the anomaly to report, if any. `kc` is
+/// reused from the previous call: every field is set here. With `keep_payloads`, the KMS bytes
+/// and plaintexts are kept in `raw` for the UI's hex view.
+fn kms_call(
+    call: &Call,
+    keep_payloads: bool,
+    kc: &mut KmsCall,
+) -> Option<(&'static str, String)> {
+    // Destructured so that a field added to `KmsCall` cannot be left over from the last call.
+    let KmsCall {
+        version,
+        call_id,
+        ctx_id,
+        ndr,
+        response_frame,
+        rtt_ms,
+        status,
+        reason,
+        // Filled in place by `convert::kms_infos` at the end.
+        request: _,
+        response: _,
+        hresult: hres,
+        integrity,
+        outcome,
+        request_size,
+        response_size,
+        raw: kept,
+    } = &mut *kc;
+    *version = None;
+    *call_id = call.call_id;
+    *ctx_id = call.ctx_id;
+    *ndr = match call.ndr {
+        TransferSyntax::Ndr32 => "ndr32",
+        TransferSyntax::Ndr64 => "ndr64",
+        TransferSyntax::Unknown => "unknown",
     };
+    *response_frame = None;
+    *rtt_ms = None;
+    *status = "";
+    *reason = None;
+    *hres = None;
+    integrity.request = None;
+    integrity.response = None;
+    integrity.failures.clear();
+    *outcome = "";
+    *request_size = None;
+    *response_size = None;
+    *kept = None;
     let mut anomaly = None;
     let kms_reply = call.kms_reply();
     // UI only (keep_payloads): the bytes behind the event; filled as the halves are decoded.
@@ -1503,17 +1549,21 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
         Some(Ok(KmsReply::Success { kms: a, .. })) => Some(*a),
         _ => None,
     };
-    let (mut req, mut resp) = match call.kms_request() {
+    // The decoded halves stay here; the event takes what it needs by reference.
+    let mut decoded = match call.kms_request() {
         Some(Ok(q)) => {
             kc.request_size = Some(q.len());
-            let (r, a) = kms::decode_call(q, kms_response, keep_payloads);
-            (Some(r), a)
+            Some(kms::decode_call(q, kms_response, keep_payloads))
         }
         Some(Err(e)) => {
             anomaly = Some(("stub_mismatch", format!("KMS request stub: {e}")));
             kc.integrity.request = Some("undecodable");
-            (None, None)
+            None
         }
+        None => None,
+    };
+    let (mut req, mut resp) = match &mut decoded {
+        Some((r, a)) => (Some(r), a.as_mut()),
         None => (None, None),
     };
     if let Some(r) = &mut req {
@@ -1552,7 +1602,7 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
                         kc.hresult = Some(hresult(return_code));
                     }
                     match (&req, resp.take()) {
-                        (Some(r), Some(mut resp)) => {
+                        (Some(r), Some(resp)) => {
                             if keep_payloads {
                                 raw.response_plain = resp.plaintext.take();
                             }
@@ -1562,14 +1612,14 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
                                     kc.integrity.failures.push(f);
                                 }
                             }
-                            kc.outcome = kms::outcome(r, &resp).as_str();
+                            kc.outcome = kms::outcome(r, resp).as_str();
                             if let Some(e) = &resp.error {
                                 anomaly.get_or_insert((
                                     "undecodable_response",
                                     format!("KMS response: {e}"),
                                 ));
                             }
-                            response = resp.response;
+                            response = resp.response.as_mut();
                         }
                         _ => {
                             kc.integrity.response = Some("undecodable");
@@ -1611,11 +1661,16 @@ fn kms_call(call: &Call, keep_payloads: bool) -> KmsCallOut {
             });
         }
     }
-    (kc.request, kc.response) = convert::kms_infos(req.and_then(|r| r.request), response);
+    convert::kms_infos(
+        req.and_then(|r| r.request.as_mut()),
+        response,
+        &mut kc.request,
+        &mut kc.response,
+    );
     if keep_payloads {
         kc.raw = Some(Arc::new(raw));
     }
-    KmsCallOut { call: kc, anomaly }
+    anomaly
 }
 
 fn round3(v: f64) -> f64 {
