@@ -1230,16 +1230,18 @@ impl Core {
         self.stats.kms_calls += 1;
         *self.stats.kms_by_status.entry(kc.status).or_insert(0) += 1;
         if let Some((kind, detail)) = anomaly {
-            self.anomaly(frame, ts, Some(client), Some(server), "kms", kind, detail, out);
+            self.anomaly(
+                frame,
+                ts,
+                Some(client),
+                Some(server),
+                "kms",
+                kind,
+                detail,
+                out,
+            );
         }
-        let ev = self.event(
-            "kms",
-            ts,
-            frame,
-            Some(client),
-            Some(server),
-            Body::Kms(kc),
-        );
+        let ev = self.event("kms", ts, frame, Some(client), Some(server), Body::Kms(kc));
         // Emitted by reference, to take the box back for the next call.
         self.emit_ref(&ev, out);
         if let Body::Kms(kc) = ev.body {
@@ -1483,11 +1485,7 @@ pub fn hresult(code: u32) -> Hresult {
 /// `kc`, the payload of the call's `kms` event; returns the anomaly to report, if any. `kc` is
 /// reused from the previous call: every field is set here. With `keep_payloads`, the KMS bytes
 /// and plaintexts are kept in `raw` for the UI's hex view.
-fn kms_call(
-    call: &Call,
-    keep_payloads: bool,
-    kc: &mut KmsCall,
-) -> Option<(&'static str, String)> {
+fn kms_call(call: &Call, keep_payloads: bool, kc: &mut KmsCall) -> Option<(&'static str, String)> {
     // Destructured so that a field added to `KmsCall` cannot be left over from the last call.
     let KmsCall {
         version,

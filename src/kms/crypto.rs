@@ -223,11 +223,10 @@ static ZERO_BLOCK8: Block8 = Array([Array([0u8; 16]); 8]);
 // Generic Rijndael-128-block rounds on the hazmat primitives
 // ------------------------------------------------------------------------------------------------
 
+/// `a ^= b`, as one 128-bit operation (a byte loop here was several percent of a run).
 #[inline]
 fn xor_block(a: &mut Block, b: &Block) {
-    for (x, y) in a.iter_mut().zip(b.iter()) {
-        *x ^= *y;
-    }
+    a.0 = (u128::from_ne_bytes(a.0) ^ u128::from_ne_bytes(b.0)).to_ne_bytes();
 }
 
 /// Encrypts one block with the given round keys (R = Nr + 1).
@@ -389,7 +388,9 @@ pub fn cbc_decrypt_zero_iv(
     }
     let dec8 = cipher.dec8();
     let mut batch: Block8 = Array([Array([0u8; 16]); 8]);
-    let mut prev = [0u8; 16];
+    // The previous ciphertext block (the zero IV first), as one integer: the chaining XOR is one
+    // operation per block rather than sixteen byte operations.
+    let mut prev = 0u128;
     for (ct, pt) in data.chunks(8 * BLOCK).zip(out.chunks_mut(8 * BLOCK)) {
         for (lane, c) in batch.iter_mut().zip(ct.chunks_exact(BLOCK)) {
             lane.copy_from_slice(c);
@@ -400,10 +401,11 @@ pub fn cbc_decrypt_zero_iv(
             .zip(ct.chunks_exact(BLOCK))
             .zip(pt.chunks_exact_mut(BLOCK))
         {
-            for i in 0..BLOCK {
-                p[i] = lane[i] ^ prev[i];
-            }
-            prev.copy_from_slice(c);
+            let Ok(c) = <[u8; BLOCK]>::try_from(c) else {
+                break;
+            };
+            p.copy_from_slice(&(u128::from_ne_bytes(lane.0) ^ prev).to_ne_bytes());
+            prev = u128::from_ne_bytes(c);
         }
     }
     Ok(())

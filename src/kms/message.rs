@@ -4,8 +4,6 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use arrayvec::ArrayVec;
-
 use crate::guid::{Guid, WireText};
 
 /// Size of the base request (§2.1).
@@ -256,9 +254,53 @@ fn guid_at(b: &[u8], off: usize) -> Option<Guid> {
 /// Decodes UTF-16LE code units up to the first NUL (or the end), lossily.
 pub fn utf16le_until_nul(b: &[u8]) -> WireText {
     // Fast path: workstation names and ePIDs are nearly always ASCII, which is a byte copy into
-    // the inline text (no heap). An ASCII unit is a whole scalar value, so decoding can resume
-    // after the ASCII prefix with a fresh UTF-16 decoder and give the same string as decoding
-    // everything at once.
+    // the inline text (no heap).
+    let mut text = [0u8; 64];
+    match ascii_until_nul(b, &mut text) {
+        // ASCII: always UTF-8.
+        Some(n) => WireText::from(
+            std::str::from_utf8(text.get(..n).unwrap_or_default()).unwrap_or_default(),
+        ),
+        None => utf16le_until_nul_general(b),
+    }
+}
+
+/// The low bytes of the units of `b` before the first NUL unit (or the end) into `out`, and
+/// their count, when all of them are ASCII (below 0x80) and they fit; `None` otherwise.
+fn ascii_until_nul(b: &[u8], out: &mut [u8; 64]) -> Option<usize> {
+    // Four units at a time: a u64 of four ASCII units other than NUL has every high byte zero,
+    // every low byte below 0x80, and every 16-bit lane non-zero (adding 0x7FFF to a lane below
+    // 0x80 sets its top bit exactly when the lane is not zero, and never carries out of it).
+    const HIGH: u64 = 0xFF80_FF80_FF80_FF80;
+    const TOP: u64 = 0x8000_8000_8000_8000;
+    let mut n = 0;
+    let mut quads = b.chunks_exact(8);
+    for (q, to) in (&mut quads).zip(out.chunks_exact_mut(4)) {
+        let x = u64::from_le_bytes(q.try_into().ok()?);
+        if x & HIGH != 0 || x.wrapping_add(0x7FFF_7FFF_7FFF_7FFF) & TOP != TOP {
+            break;
+        }
+        to.copy_from_slice(&[x as u8, (x >> 16) as u8, (x >> 32) as u8, (x >> 48) as u8]);
+        n += 4;
+    }
+    // The rest one unit at a time, from the first unit not copied above.
+    for u in b.get(2 * n..)?.chunks_exact(2) {
+        match *u {
+            [0, 0] => return Some(n),
+            [lo, 0] if lo < 0x80 => {
+                *out.get_mut(n)? = lo;
+                n += 1;
+            }
+            _ => return None,
+        }
+    }
+    Some(n)
+}
+
+/// [`utf16le_until_nul`] for any text. An ASCII unit is a whole scalar value, so decoding can
+/// resume after the ASCII prefix with a fresh UTF-16 decoder and give the same string as decoding
+/// everything at once.
+fn utf16le_until_nul_general(b: &[u8]) -> WireText {
     let units = b.chunks_exact(2);
     let ascii = units
         .clone()
@@ -266,12 +308,6 @@ pub fn utf16le_until_nul(b: &[u8]) -> WireText {
         .unwrap_or(b.len() / 2);
     let rest = b.get(2 * ascii..).unwrap_or(&[]);
     let done = rest.len() < 2 || rest.get(..2) == Some(&[0, 0][..]);
-    let mut inline = ArrayVec::<u8, 64>::new();
-    if done && ascii <= inline.capacity() {
-        inline.extend(units.take(ascii).map(|c| c[0]));
-        // ASCII: always UTF-8.
-        return WireText::from(std::str::from_utf8(&inline).unwrap_or_default());
-    }
     let mut prefix = Vec::with_capacity(if done { ascii } else { ascii + rest.len() });
     prefix.extend(units.take(ascii).map(|c| c[0]));
     // ASCII: always UTF-8.
@@ -473,6 +509,26 @@ mod tests {
                 })
                 .collect();
             assert_eq!(utf16le_until_nul(&b), reference(&b), "{b:02x?}");
+        }
+        // Longer texts, through the four-units-at-a-time path and past the 64 inline bytes: ASCII
+        // of every length up to 70 units, then with a NUL, a non-ASCII unit, a unit with a high
+        // byte, or a byte 0x80 at every position, and with an odd trailing byte.
+        for len in 0..=70usize {
+            let ascii: Vec<u16> = (0..len).map(|i| 0x21 + (i as u16 * 7) % 94).collect();
+            let b = enc(&ascii);
+            assert_eq!(utf16le_until_nul(&b), reference(&b), "{b:02x?}");
+            assert!(len > 64 || utf16le_until_nul(&b).is_inline());
+            let mut odd = b.clone();
+            odd.push(0x41);
+            assert_eq!(utf16le_until_nul(&odd), reference(&odd), "{odd:02x?}");
+            for at in 0..len {
+                for unit in [0u16, 0x7F, 0x80, 0xE9, 0x141, 0x4100, 0xD83D] {
+                    let mut u = ascii.clone();
+                    u[at] = unit;
+                    let b = enc(&u);
+                    assert_eq!(utf16le_until_nul(&b), reference(&b), "{b:02x?}");
+                }
+            }
         }
     }
 
