@@ -611,10 +611,21 @@ pub struct Session {
     spare_stubs: Vec<Vec<u8>>,
 }
 
-/// `v` emptied, or a new list when its capacity is above `max` (what a reused session keeps).
-fn emptied<T>(mut v: Vec<T>, max: usize) -> Vec<T> {
-    v.clear();
-    if v.capacity() > max { Vec::new() } else { v }
+/// Empties `v`, and frees it when its capacity is above `max` (what a reused session keeps).
+fn emptied<T>(v: &mut Vec<T>, max: usize) {
+    if v.capacity() > max {
+        *v = Vec::new();
+    } else {
+        v.clear();
+    }
+}
+
+/// The accepted context `ctx_id` in `contexts`.
+fn find_ctx(contexts: &[(u16, Context)], ctx_id: u16) -> Option<Context> {
+    contexts
+        .iter()
+        .find(|(id, _)| *id == ctx_id)
+        .map(|(_, c)| *c)
 }
 
 fn dir_name(d: Direction) -> &'static str {
@@ -646,13 +657,33 @@ impl Session {
     /// Makes this session what [`Session::new`] returns, keeping the capacity of its small
     /// lists, so that a session reused for the next connection does not allocate them again.
     pub fn reset(&mut self, server_port_is_kms: bool) {
-        let contexts = emptied(std::mem::take(&mut self.contexts), 8);
-        let calls = emptied(std::mem::take(&mut self.calls), 4);
-        *self = Session {
+        // Field by field (building a new session and moving it in was a copy of the whole
+        // struct per connection); destructured so that a new field cannot be forgotten.
+        let Session {
+            port_kms,
+            state,
+            kms,
+            bind_seen,
+            closed,
+            dirs,
             contexts,
+            pending_bind,
             calls,
-            ..Session::new(server_port_is_kms)
-        };
+            anomalies,
+            spare_stubs,
+        } = self;
+        *port_kms = server_port_is_kms;
+        *state = SessionState::Probing;
+        *kms = false;
+        *bind_seen = false;
+        *closed = false;
+        *dirs = [DirState::default(), DirState::default()];
+        emptied(contexts, 8);
+        *pending_bind = None;
+        emptied(calls, 4);
+        *anomalies = 0;
+        // Empty outside `with_stub_pool`; a leftover list is not the session's to keep.
+        *spare_stubs = Vec::new();
     }
 
     /// Runs `f` (e.g. a call of [`Session::on_data`]) with `pool` as the supply of stub
@@ -699,10 +730,7 @@ impl Session {
     }
 
     fn ctx(&self, ctx_id: u16) -> Option<Context> {
-        self.contexts
-            .iter()
-            .find(|(id, _)| *id == ctx_id)
-            .map(|(_, c)| *c)
+        find_ctx(&self.contexts, ctx_id)
     }
 
     fn anomaly(
@@ -1005,12 +1033,12 @@ impl Session {
     /// Removes call `idx` and reports it as unanswered (or, for a reply-only entry, as an
     /// incomplete reply).
     fn close_call(&mut self, idx: usize, reason: CloseReason, here: Here, out: &mut Vec<RpcEvent>) {
-        if idx >= self.calls.len() {
+        let Some(c) = self.calls.get(idx) else {
             return;
-        }
-        let c = self.calls.remove(idx);
+        };
+        let (id, has_request, reply_gap) = (c.call_id, c.request.is_some(), c.reply_gap);
         if let Some(r) = &c.reply {
-            let (frags, len, id) = (r.frags, r.stub.len(), c.call_id);
+            let (frags, len) = (r.frags, r.stub.len());
             self.anomaly(
                 here,
                 ak::INCOMPLETE_REPLY,
@@ -1018,19 +1046,25 @@ impl Session {
                 out,
             );
         }
-        if c.request.is_none() {
+        if !has_request {
+            self.forget_call(idx);
             return;
         }
-        let reason = if c.reply_gap && reason.is_connection_end() {
+        let reason = if reply_gap && reason.is_connection_end() {
             CloseReason::Gap
         } else {
             reason
         };
-        self.emit_call(c, Reply::Missing(reason), out);
+        self.emit_call(idx, Reply::Missing(reason), out);
     }
 
-    fn emit_call(&self, c: OpenCall, reply: Reply, out: &mut Vec<RpcEvent>) {
-        let ctx = c.ctx.or_else(|| self.ctx(c.ctx_id));
+    /// Reports open call `i` with `reply` and forgets it. The call is taken apart where it stands
+    /// in the list (moving it out first was a copy of the whole entry per call).
+    fn emit_call(&mut self, i: usize, reply: Reply, out: &mut Vec<RpcEvent>) {
+        let Some(c) = self.calls.get_mut(i) else {
+            return;
+        };
+        let ctx = c.ctx.or_else(|| find_ctx(&self.contexts, c.ctx_id));
         out.push(RpcEvent::Call(Call {
             call_id: c.call_id,
             ctx_id: c.ctx_id,
@@ -1040,9 +1074,19 @@ impl Session {
             transfer_syntax: ctx.map(|x| x.transfer_syntax),
             ndr: ctx.map_or(TransferSyntax::Unknown, |x| x.ndr),
             drep: c.drep,
-            request: c.request.map(Partial::into_half),
+            request: c.request.take().map(Partial::into_half),
             reply,
         }));
+        self.forget_call(i);
+    }
+
+    /// Removes open call `i` (the last one, as nearly always, without moving anything).
+    fn forget_call(&mut self, i: usize) {
+        if i + 1 == self.calls.len() {
+            self.calls.truncate(i);
+        } else if i < self.calls.len() {
+            self.calls.remove(i);
+        }
     }
 
     /// Makes room for one more open call.
@@ -1539,7 +1583,7 @@ impl Session {
             self.request_completed(i, here, out);
         }
         if is_fault {
-            let Some(c) = (i < self.calls.len()).then(|| self.calls.remove(i)) else {
+            let Some(c) = self.calls.get(i) else {
                 return;
             };
             if c.reply.is_some() {
@@ -1556,7 +1600,7 @@ impl Session {
                 status,
                 flags: h.flags,
             };
-            return self.emit_call(c, reply, out);
+            return self.emit_call(i, reply, out);
         }
         let Some(c) = self.calls.get_mut(i) else {
             return;
@@ -1589,12 +1633,11 @@ impl Session {
             );
         }
         if last {
-            let mut c = self.calls.remove(i);
-            let Some(mut rep) = c.reply.take() else {
+            let Some(mut rep) = self.calls.get_mut(i).and_then(|c| c.reply.take()) else {
                 return;
             };
             rep.complete = true;
-            self.emit_call(c, Reply::Response(rep.into_half()), out);
+            self.emit_call(i, Reply::Response(rep.into_half()), out);
         }
     }
 }
