@@ -822,12 +822,20 @@ impl<'a> Fields<'a> {
         Some(head)
     }
 
+    /// The next `N` bytes as an array (fixed-size fields are read from it without further
+    /// length checks).
+    fn array<const N: usize>(&mut self) -> Option<&'a [u8; N]> {
+        let (head, tail) = self.b.split_first_chunk::<N>()?;
+        self.b = tail;
+        Some(head)
+    }
+
     fn u8(&mut self) -> Option<u8> {
-        Some(*self.take(1)?.first()?)
+        Some(self.array::<1>()?[0])
     }
 
     fn u16(&mut self) -> Option<u16> {
-        let a: [u8; 2] = self.take(2)?.try_into().ok()?;
+        let a = *self.array::<2>()?;
         Some(if self.le {
             u16::from_le_bytes(a)
         } else {
@@ -836,7 +844,7 @@ impl<'a> Fields<'a> {
     }
 
     fn u32(&mut self) -> Option<u32> {
-        let a: [u8; 4] = self.take(4)?.try_into().ok()?;
+        let a = *self.array::<4>()?;
         Some(if self.le {
             u32::from_le_bytes(a)
         } else {
@@ -844,16 +852,21 @@ impl<'a> Fields<'a> {
         })
     }
 
-    /// As [`syntax_id`]: the UUID's integer fields in PDU order, stored in Microsoft wire layout.
+    /// As [`syntax_id`]: the UUID's integer fields in PDU order, stored in Microsoft wire layout
+    /// (the wire bytes as they are for a little-endian PDU; Data1..Data3 swapped otherwise).
     fn syntax_id(&mut self) -> Option<SyntaxId> {
-        let (d1, d2, d3) = (self.u32()?, self.u16()?, self.u16()?);
-        let d4 = self.take(8)?;
-        let mut g = [0u8; 16];
-        g[0..4].copy_from_slice(&d1.to_le_bytes());
-        g[4..6].copy_from_slice(&d2.to_le_bytes());
-        g[6..8].copy_from_slice(&d3.to_le_bytes());
-        g[8..16].copy_from_slice(d4);
-        let version = self.u32()?;
+        let a = self.array::<20>()?;
+        let (uuid, version) = a.split_at(16);
+        let mut g: [u8; 16] = uuid.try_into().ok()?;
+        let version: [u8; 4] = version.try_into().ok()?;
+        let version = if self.le {
+            u32::from_le_bytes(version)
+        } else {
+            g[0..4].reverse();
+            g[4..6].reverse();
+            g[6..8].reverse();
+            u32::from_be_bytes(version)
+        };
         Some(SyntaxId {
             uuid: Guid(g),
             version,
