@@ -1,7 +1,6 @@
 //! Owned event payloads from the parsers' wire structs (the event boundary of the house style).
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 
 use arrayvec::ArrayVec;
 
@@ -9,7 +8,7 @@ use crate::dns::{self, Exchange, RecordData};
 use crate::event::{DnsExchange, DnsRecord, EpidInfo, KmsRequestInfo, KmsResponseInfo};
 use crate::guid::{Guid, GuidText, InlineText, TimeText, WireText};
 use crate::kms::{self, KmsRequest, KmsResponse};
-use crate::time::{Ts, filetime_rfc3339};
+use crate::time::{Ts, civil_from_days, filetime_rfc3339, filetime_unix_secs};
 
 /// Fills the `request` and `response` objects of a `kms` event in place (`req` and `resp`, kept
 /// from the previous event: no struct is built and moved) from the decoded messages, or clears
@@ -20,6 +19,7 @@ pub fn kms_infos(
     a: Option<&mut KmsResponse>,
     req: &mut Option<KmsRequestInfo>,
     resp: &mut Option<KmsResponseInfo>,
+    texts: &mut Texts,
 ) {
     let echo = q.as_ref().map(|q| (q.cmid, q.client_time));
     match q {
@@ -31,14 +31,14 @@ pub fn kms_infos(
         return;
     };
     let r = resp.get_or_insert_with(KmsResponseInfo::default);
-    response_info(a, r);
+    response_info(a, r, texts);
     match (&*req, echo) {
         (Some(q), Some((c, _))) if c == a.cmid => r.cmid.clone_from(&q.cmid),
         _ => r.cmid = a.cmid.inline_text(),
     }
     match (&*req, echo) {
         (Some(q), Some((_, t))) if t == a.client_time => r.client_time.clone_from(&q.client_time),
-        _ => r.client_time = TimeText::display(&filetime_rfc3339(a.client_time)),
+        _ => r.client_time = filetime_text(a.client_time),
     }
 }
 
@@ -89,14 +89,14 @@ fn request_info(q: &mut KmsRequest, r: &mut KmsRequestInfo) {
     *license_status = q.license_status.name();
     *license_status_code = q.license_status.0;
     *binding_expiration_min = q.binding_expiration;
-    *client_time = TimeText::display(&filetime_rfc3339(q.client_time));
+    *client_time = filetime_text(q.client_time);
     *catalog_threshold = kms_info.map(|k| k.info.threshold);
     *workstation = std::mem::take(&mut q.workstation);
 }
 
 /// Fills the `response` object of a `kms` event but for its CMID and client time (see
 /// [`kms_infos`]).
-fn response_info(a: &mut KmsResponse, r: &mut KmsResponseInfo) {
+fn response_info(a: &mut KmsResponse, r: &mut KmsResponseInfo, texts: &mut Texts) {
     let KmsResponseInfo {
         epid,
         host,
@@ -107,7 +107,7 @@ fn response_info(a: &mut KmsResponse, r: &mut KmsResponseInfo) {
         cmid: _,
         client_time: _,
     } = r;
-    *host = epid_info(&a.epid);
+    *host = texts.epid_info(&a.epid);
     *epid = std::mem::take(&mut a.epid);
     *current_count = a.current_count;
     *activation_interval_min = a.activation_interval;
@@ -115,78 +115,75 @@ fn response_info(a: &mut KmsResponse, r: &mut KmsResponseInfo) {
     *hwid = a.hwid.map(hwid_text);
 }
 
-/// GUID texts remembered by [`GuidTexts`].
-const GUID_TEXTS: usize = 8;
+/// Entries of each memo of [`Texts`].
+const MEMO: usize = 8;
 
-/// The texts of recently formatted GUIDs: the interface and transfer syntaxes of bind_acks are
-/// the same few in every connection (KMS, NDR32, NDR64, bind-time feature negotiation).
-#[derive(Default)]
-pub struct GuidTexts {
-    entries: ArrayVec<(Guid, GuidText), GUID_TEXTS>,
+/// A few values and the text (or object) made from each, and the slot the next new one
+/// replaces (round robin: a value that changes every time cannot flush the others at once).
+struct Memo<K, V> {
+    entries: ArrayVec<(K, V), MEMO>,
     next: usize,
 }
 
-impl GuidTexts {
-    /// The canonical text of `g`.
-    pub fn text(&mut self, g: &Guid) -> GuidText {
-        if let Some((_, t)) = self.entries.iter().find(|(k, _)| k == g) {
-            return t.clone();
+impl<K, V> Default for Memo<K, V> {
+    fn default() -> Self {
+        Memo {
+            entries: ArrayVec::new(),
+            next: 0,
         }
-        let t = g.inline_text();
-        if self.entries.is_full() {
-            // Round robin, as for the ePIDs below.
-            let at = self.next;
-            self.next = (at + 1) % GUID_TEXTS;
-            if let Some(slot) = self.entries.get_mut(at) {
-                *slot = (*g, t.clone());
-            }
-        } else {
-            self.entries.push((*g, t.clone()));
-        }
-        t
     }
 }
 
-/// ePIDs remembered per thread by [`epid_info`].
-const EPID_MEMO: usize = 8;
-
-/// Recently decoded ePIDs and their `host` objects, and the slot the next new one replaces.
-#[derive(Default)]
-struct EpidMemo {
-    entries: ArrayVec<(WireText, EpidInfo), EPID_MEMO>,
-    next: usize,
-}
-
-thread_local! {
-    /// A host sends the same ePID in every response, and a capture holds few hosts: the last
-    /// few ePIDs decoded on this thread nearly always include the next one.
-    static EPIDS: RefCell<EpidMemo> = RefCell::default();
-}
-
-/// The `host` object of an ePID (kms-protocol.md §4), memoised per thread.
-fn epid_info(epid: &str) -> EpidInfo {
-    EPIDS.with(|memo| {
-        let Ok(mut memo) = memo.try_borrow_mut() else {
-            // Re-entered on this thread (cannot happen): decode without the memo.
-            return epid_info_uncached(epid);
-        };
-        if let Some((_, info)) = memo.entries.iter().find(|(e, _)| e == epid) {
-            return info.clone();
+impl<K, V: Clone> Memo<K, V> {
+    /// The value remembered for a key `is` accepts, or `make`'s (then remembered under `key()`).
+    fn get(
+        &mut self,
+        is: impl Fn(&K) -> bool,
+        key: impl FnOnce() -> K,
+        make: impl FnOnce() -> V,
+    ) -> V {
+        if let Some((_, v)) = self.entries.iter().find(|(k, _)| is(k)) {
+            return v.clone();
         }
-        let info = epid_info_uncached(epid);
-        let entry = (WireText::from(epid), info.clone());
-        if memo.entries.is_full() {
-            // Round robin: a host whose ePID changes per response cannot flush the others at once.
-            let at = memo.next;
-            memo.next = (at + 1) % EPID_MEMO;
-            if let Some(slot) = memo.entries.get_mut(at) {
+        let v = make();
+        let entry = (key(), v.clone());
+        if self.entries.is_full() {
+            let at = self.next;
+            self.next = (at + 1) % MEMO;
+            if let Some(slot) = self.entries.get_mut(at) {
                 *slot = entry;
             }
         } else {
-            memo.entries.push(entry);
+            self.entries.push(entry);
         }
-        info
-    })
+        v
+    }
+}
+
+/// What the event texts of one source remember between events: the interface and transfer
+/// syntaxes of bind_acks are the same few GUIDs in every connection (KMS, NDR32, NDR64, bind-time
+/// feature negotiation), and a host sends the same ePID in every response while a capture holds
+/// few hosts.
+#[derive(Default)]
+pub struct Texts {
+    guids: Memo<Guid, GuidText>,
+    epids: Memo<WireText, EpidInfo>,
+}
+
+impl Texts {
+    /// The canonical text of `g`.
+    pub fn guid(&mut self, g: &Guid) -> GuidText {
+        self.guids.get(|k| k == g, || *g, || g.inline_text())
+    }
+
+    /// The `host` object of an ePID (kms-protocol.md §4).
+    fn epid_info(&mut self, epid: &str) -> EpidInfo {
+        self.epids.get(
+            |k| k == epid,
+            || WireText::from(epid),
+            || epid_info_uncached(epid),
+        )
+    }
 }
 
 fn epid_info_uncached(epid: &str) -> EpidInfo {
@@ -246,6 +243,36 @@ fn date_text(d: kms::Date) -> InlineText<10> {
     }
     // Digits and dashes: always UTF-8.
     InlineText::from(std::str::from_utf8(&b).unwrap_or_default())
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of a FILETIME (the `Display` of [`filetime_rfc3339`]), inline.
+fn filetime_text(ft: u64) -> TimeText {
+    let secs = filetime_unix_secs(ft);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    let Ok(year) = u16::try_from(y) else {
+        return TimeText::display(&filetime_rfc3339(ft));
+    };
+    if year > 9999 {
+        return TimeText::display(&filetime_rfc3339(ft));
+    }
+    let mut b = *b"0000-00-00T00:00:00Z";
+    for (at, v, width) in [
+        (0, u64::from(year), 4),
+        (5, u64::from(m), 2),
+        (8, u64::from(d), 2),
+        (11, (sod / 3600) as u64, 2),
+        (14, (sod / 60 % 60) as u64, 2),
+        (17, (sod % 60) as u64, 2),
+    ] {
+        let mut v = v;
+        for c in b[at..at + width].iter_mut().rev() {
+            *c = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    // Digits and separators: always UTF-8.
+    TimeText::from(std::str::from_utf8(&b).unwrap_or_default())
 }
 
 fn record(r: &dns::Record) -> DnsRecord {
@@ -376,6 +403,20 @@ mod tests {
         ] {
             let d = kms::Date { year, month, day };
             assert_eq!(*date_text(d), d.to_string());
+        }
+        // FILETIMEs: 1601, the Unix epoch, recent times, the last second of 9999, the first of
+        // 10000 (the general formatter), u64::MAX, and a spread in between.
+        let mut fts = vec![
+            0u64,
+            116_444_736_000_000_000,
+            134_080_000_000_000_000,
+            2_650_467_743_990_000_000,
+            2_650_467_744_000_000_000,
+            u64::MAX,
+        ];
+        fts.extend((0..2000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 2));
+        for ft in fts {
+            assert_eq!(*filetime_text(ft), filetime_rfc3339(ft).to_string(), "{ft}");
         }
     }
 }

@@ -186,8 +186,8 @@ struct Core {
     /// The `kms` payload of the last call, taken back after the event was observed and written:
     /// the next call's event is built in it (see [`Core::call_events`]).
     spare_kms: Option<Box<KmsCall>>,
-    /// Texts of the interface and transfer-syntax GUIDs of bind_acks (the same few every time).
-    syntax_texts: convert::GuidTexts,
+    /// Texts remembered between events (see [`convert::Texts`]).
+    texts: convert::Texts,
 }
 
 impl Engine {
@@ -217,7 +217,7 @@ impl Engine {
                 spare_stubs: Vec::new(),
                 spare_syntaxes: Vec::new(),
                 spare_kms: None,
-                syntax_texts: convert::GuidTexts::default(),
+                texts: convert::Texts::default(),
             },
         }
     }
@@ -1060,7 +1060,7 @@ impl Core {
                 }
                 let interface = results.iter().find_map(|r| r.abstract_syntax);
                 let mut transfer_syntaxes = std::mem::take(&mut self.spare_syntaxes);
-                let texts = &mut self.syntax_texts;
+                let texts = &mut self.texts;
                 transfer_syntaxes.extend(results.iter().map(|r| {
                     let syntax = if r.ack.transfer_syntax.uuid.is_zero() {
                         r.proposed.first().copied().unwrap_or(r.ack.transfer_syntax)
@@ -1069,7 +1069,7 @@ impl Core {
                     };
                     event::TransferSyntaxResult {
                         ctx_id: r.ctx_id,
-                        syntax: texts.text(&syntax.uuid),
+                        syntax: texts.guid(&syntax.uuid),
                         syntax_name: syntax_name(&syntax),
                         result: ack_result_name(r.ack.result),
                         reason: r.ack.reason,
@@ -1078,7 +1078,7 @@ impl Core {
                 let info = RpcInfo {
                     pdu: ptype.known_name().unwrap_or("bind_ack"),
                     call_id: Some(call_id),
-                    interface: interface.map(|s| self.syntax_texts.text(&s.uuid)),
+                    interface: interface.map(|s| self.texts.guid(&s.uuid)),
                     interface_name: interface.and_then(|s| s.is_kms().then_some("KMS")),
                     transfer_syntaxes,
                     assoc_group: Some(assoc_group),
@@ -1226,7 +1226,7 @@ impl Core {
         // The event is built in the box of the previous call's event (no allocation, and the
         // ~1 KB struct is written in place rather than built on the stack and moved).
         let mut kc = self.spare_kms.take().unwrap_or_default();
-        let anomaly = kms_call(call, self.cfg.keep_payloads, &mut kc);
+        let anomaly = kms_call(call, self.cfg.keep_payloads, &mut kc, &mut self.texts);
         self.stats.kms_calls += 1;
         *self.stats.kms_by_status.entry(kc.status).or_insert(0) += 1;
         if let Some((kind, detail)) = anomaly {
@@ -1485,7 +1485,12 @@ pub fn hresult(code: u32) -> Hresult {
 /// `kc`, the payload of the call's `kms` event; returns the anomaly to report, if any. `kc` is
 /// reused from the previous call: every field is set here. With `keep_payloads`, the KMS bytes
 /// and plaintexts are kept in `raw` for the UI's hex view.
-fn kms_call(call: &Call, keep_payloads: bool, kc: &mut KmsCall) -> Option<(&'static str, String)> {
+fn kms_call(
+    call: &Call,
+    keep_payloads: bool,
+    kc: &mut KmsCall,
+    texts: &mut convert::Texts,
+) -> Option<(&'static str, String)> {
     // Destructured so that a field added to `KmsCall` cannot be left over from the last call.
     let KmsCall {
         version,
@@ -1664,6 +1669,7 @@ fn kms_call(call: &Call, keep_payloads: bool, kc: &mut KmsCall) -> Option<(&'sta
         response,
         &mut kc.request,
         &mut kc.response,
+        texts,
     );
     if keep_payloads {
         kc.raw = Some(Arc::new(raw));
