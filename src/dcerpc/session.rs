@@ -16,9 +16,9 @@
 
 use super::ndr::{self, KmsReply, StubError, TransferSyntax};
 use super::pdu::{
-    AckResult, ContextList, DataRep, HEADER_LEN, PacketType, PfcFlags, RawPdu, SecAddr, SyntaxId,
-    TransferSyntaxes, parse_bind, parse_bind_ack, parse_bind_nak, parse_fault, parse_pdu_raw,
-    parse_request, parse_response,
+    AckResult, ContextElem, ContextList, DataRep, HEADER_LEN, PacketType, PfcFlags, RawPdu,
+    SecAddr, SyntaxId, TransferSyntaxes, parse_bind, parse_bind_ack, parse_bind_nak, parse_fault,
+    parse_pdu_raw, parse_request, parse_response,
 };
 use crate::Direction;
 use crate::guid::Guid;
@@ -620,6 +620,19 @@ fn emptied<T>(v: &mut Vec<T>, max: usize) {
     }
 }
 
+/// A copy of a bind's context list: its transfer-syntax lists copied as the plain values they
+/// hold (`clone` goes through the generic element-by-element path twice, once per level).
+fn copy_contexts(contexts: &ContextList) -> ContextList {
+    contexts
+        .iter()
+        .map(|e| ContextElem {
+            ctx_id: e.ctx_id,
+            abstract_syntax: e.abstract_syntax,
+            transfer_syntaxes: TransferSyntaxes::from_slice(&e.transfer_syntaxes),
+        })
+        .collect()
+}
+
 /// The accepted context `ctx_id` in `contexts`.
 fn find_ctx(contexts: &[(u16, Context)], ctx_id: u16) -> Option<Context> {
     contexts
@@ -1204,7 +1217,7 @@ impl Session {
         }
         self.pending_bind = Some(PendingBind {
             call_id: h.call_id,
-            contexts: b.contexts.clone(),
+            contexts: copy_contexts(&b.contexts),
         });
         out.push(RpcEvent::Bind {
             dir,
