@@ -832,3 +832,69 @@ fn frag_length_above_negotiated() {
         vec![anomaly_kind::FRAG_LENGTH_EXCEEDS_NEGOTIATED]
     );
 }
+
+/// Pipelined calls answered out of order (a call leaves the open-call list from its middle, by a
+/// response, a fault and the end of the connection): the same calls with the same contents whether
+/// each PDU arrives whole in one segment or byte by byte.
+#[test]
+fn calls_answered_out_of_order_whole_or_split() {
+    let ctx = enc::context(0, SyntaxId::KMS, SyntaxId::NDR32);
+    let mut pdus = vec![
+        (C, enc::bind(1, std::slice::from_ref(&ctx))),
+        (
+            S,
+            enc::bind_ack(1, 0x1234, Some("1688"), &[enc::accept(SyntaxId::NDR32)]),
+        ),
+    ];
+    for id in 1..=4u32 {
+        let stub = vec![id as u8; 40 + id as usize];
+        pdus.push((C, enc::request(id, 0, 0, &stub, None).concat()));
+    }
+    pdus.push((S, enc::response(2, 0, &[0xB2; 24], None).concat()));
+    pdus.push((S, enc::fault(3, 0, 0x1c01_0003)));
+    // Call 1's reply in two fragments, so that it is reassembled while call 4 stays open.
+    pdus.push((S, enc::response(1, 0, &[0xB1; 30], Some(16)).concat()));
+
+    let run = |split: bool| {
+        let mut f = Feeder::new(true);
+        for (i, (dir, bytes)) in pdus.iter().enumerate() {
+            let frame = i as u64 + 1;
+            if split {
+                for b in bytes {
+                    f.feed(*dir, std::slice::from_ref(b), frame);
+                }
+            } else {
+                f.feed(*dir, bytes, frame);
+            }
+        }
+        assert_eq!(f.session.open_calls(), 1);
+        f.close(CloseReason::ConnectionClosed, 99);
+        assert_eq!(f.session.open_calls(), 0);
+        f
+    };
+    let (whole, split) = (run(false), run(true));
+    assert!(whole.anomaly_kinds().is_empty(), "{:?}", whole.out);
+    let masked = |f: &Feeder| f.out.iter().map(feed::mask).collect::<Vec<_>>();
+    assert_eq!(masked(&whole), masked(&split));
+
+    let calls = whole.calls();
+    let ids: Vec<u32> = calls.iter().map(|c| c.call_id).collect();
+    assert_eq!(ids, [2, 3, 1, 4]);
+    for c in &calls {
+        let req = c.request.as_ref().expect("request seen");
+        assert_eq!(req.stub, vec![c.call_id as u8; 40 + c.call_id as usize]);
+        assert_eq!(c.interface, Some(SyntaxId::KMS));
+        assert_eq!(c.ndr, TransferSyntax::Ndr32);
+    }
+    assert_eq!(response_half(calls[0]).stub, [0xB2; 24]);
+    assert!(matches!(
+        calls[1].reply,
+        Reply::Fault {
+            status: 0x1c01_0003,
+            ..
+        }
+    ));
+    let h = response_half(calls[2]);
+    assert_eq!((h.stub.as_slice(), h.frags), (&[0xB1; 30][..], 2));
+    assert_eq!(calls[3].reply, Reply::Missing(CloseReason::ConnectionClosed));
+}
