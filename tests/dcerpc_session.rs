@@ -896,5 +896,8 @@ fn calls_answered_out_of_order_whole_or_split() {
     ));
     let h = response_half(calls[2]);
     assert_eq!((h.stub.as_slice(), h.frags), (&[0xB1; 30][..], 2));
-    assert_eq!(calls[3].reply, Reply::Missing(CloseReason::ConnectionClosed));
+    assert_eq!(
+        calls[3].reply,
+        Reply::Missing(CloseReason::ConnectionClosed)
+    );
 }

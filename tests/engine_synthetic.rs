@@ -137,6 +137,33 @@ fn refusals_faults_and_unanswered_calls() {
         .cloned()
         .expect("call 7");
     assert_eq!(silent["reason"], "connection_closed");
+    // The engine builds each `kms` event in the previous one's storage: nothing of an earlier
+    // call (answered, refused, fault, v4, answered, silent, in this order) may show in a later one.
+    let kms = kms_events(&events);
+    let ids: Vec<u64> = kms.iter().filter_map(|e| e["call_id"].as_u64()).collect();
+    assert_eq!(ids, [2, 3, 4, 5, 6, 7]);
+    let absent = |e: &Value, keys: &[&str]| {
+        for k in keys {
+            assert!(e.get(k).is_none(), "{k} in {e}");
+        }
+    };
+    absent(kms[1], &["response", "response_size", "reason"]);
+    assert!(kms[1]["integrity"].get("response").is_none(), "{}", kms[1]);
+    absent(kms[2], &["response", "response_size", "reason"]);
+    absent(kms[3], &["hresult", "reason"]);
+    absent(kms[4], &["hresult", "reason"]);
+    absent(
+        kms[5],
+        &[
+            "response",
+            "response_size",
+            "response_frame",
+            "rtt_ms",
+            "hresult",
+        ],
+    );
+    assert!(kms[5]["integrity"].get("response").is_none(), "{}", kms[5]);
+    assert!(kms[5]["integrity"].get("failures").is_none(), "{}", kms[5]);
 }
 
 #[test]
