@@ -88,7 +88,7 @@ fn v71b_bind_ack_ndr64_host() {
     assert_eq!(ack.max_recv_frag, 5840);
     assert_eq!(ack.assoc_group, 0xf5a8_17d7);
     assert_eq!(ack.sec_addr, b"1699\0");
-    assert_eq!(ack.sec_addr_string(), "1699");
+    assert_eq!(ack.sec_addr_text(), "1699");
     assert_eq!(
         ack.results[..],
         vec![
@@ -152,7 +152,7 @@ fn v71d_alter_context_resp_empty_sec_addr_garbage_pad() {
     assert_eq!(ack.max_recv_frag, 5840);
     assert_eq!(ack.assoc_group, 0xf5a8_17d7);
     assert_eq!(ack.sec_addr, b"");
-    assert_eq!(ack.sec_addr_string(), "");
+    assert_eq!(ack.sec_addr_text(), "");
     assert_eq!(
         ack.results[..],
         vec![AckResult {
@@ -171,7 +171,7 @@ fn v71f_bind_ack_ndr32_host() {
     let ack = parse_bind_ack(&pdu).unwrap();
     assert_eq!((ack.max_xmit_frag, ack.max_recv_frag), (5840, 5840));
     assert_eq!(ack.assoc_group, 0xbb2d_9bdc);
-    assert_eq!(ack.sec_addr_string(), "1699");
+    assert_eq!(ack.sec_addr_text(), "1699");
     assert_eq!(
         ack.results[..],
         vec![AckResult {

@@ -363,7 +363,7 @@ proptest! {
         let (rest, pdu) = parse_pdu_raw(&b).unwrap();
         prop_assert!(rest.is_empty());
         let _ = parse_bind(&pdu).map(|x| x.contexts.len());
-        let _ = parse_bind_ack(&pdu).map(|x| x.sec_addr_string());
+        let _ = parse_bind_ack(&pdu).map(|x| x.sec_addr_text());
         let _ = parse_bind_nak(&pdu);
         if let Ok(r) = parse_request(&pdu) {
             prop_assert!(r.stub.len() + r.auth.len() <= body.len());

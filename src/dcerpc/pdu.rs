@@ -554,13 +554,8 @@ pub struct BindAck<'a> {
 
 impl BindAck<'_> {
     /// sec_addr as text without its terminating NUL, each byte mapped to the code point of the same
-    /// value (Latin-1), so nothing is lost; escape it before printing to a terminal.
-    pub fn sec_addr_string(&self) -> String {
-        self.sec_addr_text().to_string()
-    }
-
-    /// [`BindAck::sec_addr_string`] held inline when short (a port number, as always in
-    /// practice): no heap allocation per bind_ack.
+    /// value (Latin-1), so nothing is lost; escape it before printing to a terminal. Held inline
+    /// when short (a port number, as always in practice): no heap allocation per bind_ack.
     pub fn sec_addr_text(&self) -> SecAddr {
         let s = self.sec_addr.strip_suffix(&[0]).unwrap_or(self.sec_addr);
         // ASCII is the same text in UTF-8: one copy.
