@@ -15,7 +15,7 @@ use pcap_parser::pcapng::{
 use super::stream::{ByteReader, io_error};
 use super::{
     CaptureError, CaptureErrorKind, LinkType, MAX_BLOCK_LEN, MAX_INTERFACES, MAX_NOTICES_PER_KIND,
-    MAX_RECORD_LEN, MAX_SKIPPED_BLOCK_LEN, Notice, PacketSource, READ_BUFFER_LEN, RawPacket,
+    MAX_RECORD_LEN, MAX_SKIPPED_BLOCK_LEN, Next, Notice, PacketSource, READ_BUFFER_LEN, RawPacket,
 };
 use crate::time::Ts;
 
@@ -135,6 +135,11 @@ impl Notices {
     pub fn take(&mut self) -> Vec<Notice> {
         std::mem::take(&mut self.pending)
     }
+
+    /// Whether [`Notices::take`] has something to give.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
 }
 
 /// State shared by both readers, apart from the byte reader (kept separate so that a record
@@ -202,6 +207,11 @@ pub struct PcapSource {
     magic: PcapMagic,
     link: LinkType,
     snaplen: u32,
+    /// Record header length: 16, or 24 for the "modified" format.
+    header_len: usize,
+    /// Largest captured length the fast path hands out: within [`MAX_RECORD_LEN`] and the snap
+    /// length (a longer record is an error or a notice: the slow path's business).
+    fast_caplen_max: u32,
 }
 
 impl PcapSource {
@@ -244,6 +254,12 @@ impl PcapSource {
         Ok(PcapSource {
             rd,
             m,
+            header_len: if magic.modified { 24 } else { 16 },
+            fast_caplen_max: if snaplen == 0 {
+                MAX_RECORD_LEN
+            } else {
+                snaplen.min(MAX_RECORD_LEN)
+            },
             magic,
             link,
             snaplen,
@@ -270,12 +286,105 @@ impl PacketSource for PcapSource {
         self.m.notices.take()
     }
 
+    fn has_notices(&self) -> bool {
+        self.m.notices.has_pending()
+    }
+
     fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
+        if let Some(rec) = self.fast_record() {
+            return Ok(Some(self.take_fast_record(rec)));
+        }
+        self.next_packet_slow()
+    }
+
+    fn next_item(&mut self) -> Result<Next<'_>, CaptureError> {
+        if let Some(rec) = self.fast_record() {
+            return Ok(Next::Packet(self.take_fast_record(rec)));
+        }
+        Ok(match self.next_packet_slow()? {
+            Some(p) => Next::Packet(p),
+            None => Next::End,
+        })
+    }
+}
+
+/// The four fields of a classic pcap record header (seconds, fraction, captured length, original
+/// length), in the file's byte order.
+#[inline]
+fn record_fields(h: &[u8; 16], big: bool) -> [u32; 4] {
+    let mut f = [0u32; 4];
+    for (v, b) in f.iter_mut().zip(h.as_chunks::<4>().0) {
+        *v = u32::from_le_bytes(*b);
+    }
+    // One branch for the whole header rather than one per field.
+    if big {
+        f = f.map(u32::swap_bytes);
+    }
+    f
+}
+
+/// Packet time of a classic pcap record. Exact, no saturation needed: at most
+/// (2^32 - 1) * 10^9 + (2^32 - 1) * 1000 ns, below `i64::MAX`.
+#[inline]
+fn record_ts(ts_sec: u32, ts_frac: u32, nanos: bool) -> Ts {
+    let frac = if nanos {
+        i64::from(ts_frac)
+    } else {
+        i64::from(ts_frac) * 1000
+    };
+    Ts(i64::from(ts_sec) * 1_000_000_000 + frac)
+}
+
+/// A record [`PcapSource::fast_record`] accepted: its header fields and its length with the
+/// header.
+#[derive(Clone, Copy)]
+struct FastRecord {
+    fields: [u32; 4],
+    total: usize,
+}
+
+impl PcapSource {
+    /// The common record, checked without changing any state: the whole record is already in
+    /// the buffer and nothing about it is odd (within the limits, nothing to notice). `None`
+    /// sends the record to [`PcapSource::next_packet_slow`], which handles every case (refills,
+    /// the end, errors and notices).
+    #[inline]
+    fn fast_record(&self) -> Option<FastRecord> {
+        if self.m.done {
+            return None;
+        }
+        let d = self.rd.data();
+        let fields = record_fields(d.first_chunk::<16>()?, self.magic.big_endian);
+        let [_, _, caplen, orig_len] = fields;
+        let total = self.header_len + caplen as usize;
+        (caplen <= self.fast_caplen_max && caplen <= orig_len && total <= d.len())
+            .then_some(FastRecord { fields, total })
+    }
+
+    /// Hands out the record [`PcapSource::fast_record`] accepted.
+    #[inline]
+    fn take_fast_record(&mut self, rec: FastRecord) -> RawPacket<'_> {
+        let [ts_sec, ts_frac, _, orig_len] = rec.fields;
+        self.m.frame += 1;
+        RawPacket {
+            frame: self.m.frame,
+            ts: record_ts(ts_sec, ts_frac, self.magic.nanos),
+            link: self.link,
+            data: self
+                .rd
+                .take_bytes(rec.total)
+                .get(self.header_len..)
+                .unwrap_or(&[]),
+            orig_len,
+        }
+    }
+
+    fn next_packet_slow(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
         if self.m.done {
             return Ok(None);
         }
         let big = self.magic.big_endian;
-        let hl: usize = if self.magic.modified { 24 } else { 16 };
+        let hl = self.header_len;
         let off = self.rd.offset();
         let frame = self.m.frame + 1;
         if !ensure(&mut self.rd, &mut self.m, hl, off)? {
@@ -328,12 +437,7 @@ impl PacketSource for PcapSource {
                     format!("captured length {caplen} exceeds the original length {orig_len}")
                 });
         }
-        let nanos = if self.magic.nanos {
-            i64::from(ts_frac)
-        } else {
-            i64::from(ts_frac) * 1000
-        };
-        let ts = Ts::from_parts(i64::from(ts_sec), nanos);
+        let ts = record_ts(ts_sec, ts_frac, self.magic.nanos);
         let link = self.link;
         let rec = self.rd.take_bytes(total);
         Ok(Some(RawPacket {
@@ -704,6 +808,10 @@ impl PacketSource for PcapNgSource {
 
     fn take_notices(&mut self) -> Vec<Notice> {
         self.st.m.notices.take()
+    }
+
+    fn has_notices(&self) -> bool {
+        self.st.m.notices.has_pending()
     }
 
     fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {

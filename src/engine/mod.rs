@@ -556,13 +556,22 @@ impl Core {
         if !flow.watched {
             flow.watched = self.watched_ports.contains(flow.server.port);
         }
-        // A connection not worth following (neither DCE/RPC nor DNS) stops here unless the packet
-        // opens or ends it: everything below would only update the handshake bookkeeping.
-        if matches!(flow.app, App::Ignored) && !(seg.syn || seg.fin || seg.rst) {
-            if !seg.payload.is_empty() {
-                flow.hs.data_seen = true;
+        if !(seg.syn || seg.fin || seg.rst) {
+            // A connection not worth following (neither DCE/RPC nor DNS) stops here unless the
+            // packet opens or ends it: everything below would only update the handshake
+            // bookkeeping.
+            if matches!(flow.app, App::Ignored) {
+                if !seg.payload.is_empty() {
+                    flow.hs.data_seen = true;
+                }
+                return;
             }
-            return;
+            // A bare ACK (about a third of a KMS connection's packets) changes nothing below
+            // either: no handshake step, no bytes, no end. Except over the memory bound, where
+            // any packet of a connection holding buffers makes it give them up (below).
+            if seg.payload.is_empty() && self.flow_state_bytes <= MAX_FLOW_STATE_BYTES {
+                return;
+            }
         }
         let dir = flow.direction(s);
         let hs = &mut flow.hs;
