@@ -522,7 +522,7 @@ impl Core {
     ) {
         let s = (src, seg.src_port);
         let d = (dst, seg.dst_port);
-        let key = FlowKey::new(s, d);
+        let (key, src_is_lo) = FlowKey::with_side(s, d);
         // One table lookup per packet of a known connection (the common case).
         let flow = match self.flows.get_mut(&key) {
             Some(flow) => flow,
@@ -573,7 +573,7 @@ impl Core {
                 return;
             }
         }
-        let dir = flow.direction(s);
+        let dir = flow.direction_from_side(src_is_lo);
         let hs = &mut flow.hs;
         if seg.syn && !seg.ack_flag && dir == Direction::ToServer {
             hs.syns += 1;
@@ -913,6 +913,7 @@ impl Core {
                 ..Handshake::default()
             },
             watched,
+            client_is_lo: key.is_lo(client),
             app: App::Probing,
         };
         self.flows.insert(key, flow).is_ok()
