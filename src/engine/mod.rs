@@ -652,7 +652,6 @@ impl Core {
                         // the next PDU header instead of expecting one at the first byte.
                         app.session.on_gap(dir, 0, frame, ts, &mut self.rpc_buf);
                     }
-                    let mut gaps: Vec<(Direction, u64)> = Vec::new();
                     // Data flowing the other way while bytes are missing in front of buffered data
                     // means the hole will not be filled (the peer already answered): give up on it
                     // now so the buffered PDUs are parsed in order with the answer. Only when this
@@ -668,7 +667,7 @@ impl Core {
                         && app.streams[rev.index()].has_pending_gap()
                     {
                         while let Some(n) = app.streams[rev.index()].skip_gap() {
-                            gaps.push((rev, n));
+                            tcp_anomalies.push(gap_anomaly(rev, n));
                             app.session.on_gap(rev, n, frame, ts, &mut self.rpc_buf);
                             drain_rpc(app, rev, frame, ts, &mut self.rpc_buf);
                             if !app.streams[rev.index()].has_pending_gap() {
@@ -694,7 +693,7 @@ impl Core {
                     if let SegmentOutcome::LimitReached { .. } = outcome {
                         // Give up on the hole in front of the buffered data; resynchronise after it.
                         while let Some(n) = app.streams[dir.index()].skip_gap() {
-                            gaps.push((dir, n));
+                            tcp_anomalies.push(gap_anomaly(dir, n));
                             app.session.on_gap(dir, n, frame, ts, &mut self.rpc_buf);
                             if !app.streams[dir.index()].ready().is_empty()
                                 || !app.streams[dir.index()].has_pending_gap()
@@ -707,7 +706,7 @@ impl Core {
                     if let SegmentOutcome::Overlap { conflicting: true }
                     | SegmentOutcome::Duplicate { conflicting: true } = outcome
                     {
-                        gaps.push((dir, 0));
+                        tcp_anomalies.push(gap_anomaly(dir, 0));
                     }
                     // Answers are parsed after what they answer: server-to-client bytes wait
                     // while the client's stream still misses bytes in front of buffered data
@@ -720,20 +719,6 @@ impl Core {
                     }
                     // Not DCE/RPC after all: stop reassembling (the session reported it).
                     become_ignored = app.session.state() == SessionState::NotDceRpc;
-                    for (gap_dir, n) in gaps {
-                        let (kind, detail) = if n == 0 {
-                            ("tcp_overlap_conflict", "a retransmitted or overlapping segment carried different bytes; the first copy was kept".to_string())
-                        } else {
-                            (
-                                "tcp_gap",
-                                format!(
-                                    "{n} bytes missing in the {} stream; resynchronised on the next DCE/RPC header",
-                                    dir_name(gap_dir)
-                                ),
-                            )
-                        };
-                        tcp_anomalies.push((kind, detail));
-                    }
                 }
             }
             App::DnsTcp(streams) => {
@@ -811,34 +796,39 @@ impl Core {
                 ));
             }
         }
-        for (kind, detail) in tcp_anomalies {
-            self.anomaly(
-                frame,
-                ts,
-                Some(client),
-                Some(server),
-                "tcp",
-                kind,
-                detail,
-                out,
-            );
+        // Both rare: the common packet skips the loops.
+        if !tcp_anomalies.is_empty() {
+            for (kind, detail) in tcp_anomalies {
+                self.anomaly(
+                    frame,
+                    ts,
+                    Some(client),
+                    Some(server),
+                    "tcp",
+                    kind,
+                    detail,
+                    out,
+                );
+            }
         }
-        for (to_server, m) in dns_msgs {
-            let (from, to) = if to_server {
-                (client, server)
-            } else {
-                (server, client)
-            };
-            self.dns_message(
-                (from.ip, from.port),
-                (to.ip, to.port),
-                dns::Transport::Tcp,
-                &m,
-                true,
-                frame,
-                ts,
-                out,
-            );
+        if !dns_msgs.is_empty() {
+            for (to_server, m) in dns_msgs {
+                let (from, to) = if to_server {
+                    (client, server)
+                } else {
+                    (server, client)
+                };
+                self.dns_message(
+                    (from.ip, from.port),
+                    (to.ip, to.port),
+                    dns::Transport::Tcp,
+                    &m,
+                    true,
+                    frame,
+                    ts,
+                    out,
+                );
+            }
         }
         self.process_rpc_events(client, server, out);
         // Connection end. Both FINs close the flow when the second arrives, so only a packet
@@ -1405,6 +1395,28 @@ fn app_heap(app: &App) -> usize {
             std::mem::size_of::<[Stream; 2]>() + s[0].heap_bytes() + s[1].heap_bytes()
         }
         App::Probing | App::Ignored => 0,
+    }
+}
+
+/// The `tcp_gap` anomaly for `n` bytes given up on in direction `dir`, or with `n` 0 the
+/// `tcp_overlap_conflict` anomaly.
+#[cold]
+fn gap_anomaly(dir: Direction, n: u64) -> (&'static str, String) {
+    if n == 0 {
+        (
+            "tcp_overlap_conflict",
+            "a retransmitted or overlapping segment carried different bytes; the first copy was \
+             kept"
+                .to_string(),
+        )
+    } else {
+        (
+            "tcp_gap",
+            format!(
+                "{n} bytes missing in the {} stream; resynchronised on the next DCE/RPC header",
+                dir_name(dir)
+            ),
+        )
     }
 }
 
