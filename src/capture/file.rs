@@ -1000,6 +1000,175 @@ fn skip_block(
 mod tests {
     use super::*;
 
+    /// A classic pcap file: the header (magic of the given flavour, snap length, Ethernet) and
+    /// records (seconds, fraction, original length, data).
+    fn pcap(big: bool, nanos: bool, modified: bool, snaplen: u32, recs: &[Rec]) -> Vec<u8> {
+        let magic: u32 = match (nanos, modified) {
+            (false, false) => 0xa1b2_c3d4,
+            (true, false) => 0xa1b2_3c4d,
+            (false, true) => 0xa1b2_cd34,
+            (true, true) => unreachable!("no such flavour"),
+        };
+        let w32 = |v: &mut Vec<u8>, x: u32| {
+            v.extend_from_slice(&if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            })
+        };
+        let mut v = Vec::new();
+        w32(&mut v, magic);
+        for x in [2u16, 4] {
+            v.extend_from_slice(&if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            });
+        }
+        for x in [0, 0, snaplen, 1] {
+            w32(&mut v, x);
+        }
+        for &(sec, frac, orig, data) in recs {
+            for x in [sec, frac, data.len() as u32, orig] {
+                w32(&mut v, x);
+            }
+            if modified {
+                v.extend_from_slice(&[0; 8]);
+            }
+            v.extend_from_slice(data);
+        }
+        v
+    }
+
+    type Rec = (u32, u32, u32, &'static [u8]);
+
+    /// Hands out at most 7 bytes per read, so that records straddle refills.
+    struct Dribble(Vec<u8>, usize);
+
+    impl std::io::Read for Dribble {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let rest = self.0.get(self.1..).unwrap_or(&[]);
+            let n = rest.len().min(out.len()).min(7);
+            out[..n].copy_from_slice(&rest[..n]);
+            self.1 += n;
+            Ok(n)
+        }
+    }
+
+    type Seen = Vec<(
+        u64,
+        Ts,
+        LinkType,
+        Vec<u8>,
+        u32,
+        Vec<(&'static str, Option<u64>)>,
+    )>;
+
+    /// Every packet (with the notices raised by the read that returned it) and the end.
+    fn read_all(bytes: Vec<u8>, dribble: bool) -> Seen {
+        let rd: Box<dyn std::io::Read + Send> = if dribble {
+            Box::new(Dribble(bytes, 0))
+        } else {
+            Box::new(std::io::Cursor::new(bytes))
+        };
+        let mut sources = crate::capture::open_reader("t.pcap", rd).expect("opens");
+        let Some(Ok(crate::capture::Opened::Source(mut src))) = sources.next() else {
+            panic!("one source");
+        };
+        let mut seen = Vec::new();
+        loop {
+            let item = src.next_item().expect("reads");
+            let pkt = match item {
+                Next::Packet(p) => Some((p.frame, p.ts, p.link, p.data.to_vec(), p.orig_len)),
+                Next::End => None,
+                Next::Tick => panic!("files do not tick"),
+            };
+            let has = src.has_notices();
+            let notices: Vec<_> = src
+                .take_notices()
+                .into_iter()
+                .map(|n| (n.kind, n.frame))
+                .collect();
+            assert_eq!(has, !notices.is_empty(), "has_notices tells the truth");
+            match pkt {
+                Some((f, t, l, d, o)) => seen.push((f, t, l, d, o, notices)),
+                None => {
+                    seen.push((0, Ts(0), LinkType(0), Vec::new(), 0, notices));
+                    return seen;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn records_read_the_same_wholly_buffered_or_straddling_refills() {
+        let recs: &[Rec] = &[
+            (1, 500_000, 4, b"abcd"),
+            (2, 0, 6, b"abcdef"), // over the snap length (5): a notice
+            (3, 7, 2, b"xyz"),    // more captured than sent: a notice
+            (4, 0, 0, b""),
+            (u32::MAX, 999_999, 1, b"z"),
+        ];
+        for (big, nanos, modified) in [
+            (false, false, false),
+            (true, false, false),
+            (false, true, false),
+            (true, true, false),
+            (false, false, true),
+            (true, false, true),
+        ] {
+            let bytes = pcap(big, nanos, modified, 5, recs);
+            let fast = read_all(bytes.clone(), false);
+            assert_eq!(fast, read_all(bytes, true), "{big} {nanos} {modified}");
+            let unit = if nanos { 1 } else { 1000 };
+            assert_eq!(fast.len(), recs.len() + 1);
+            for (i, (&(sec, frac, orig, data), got)) in recs.iter().zip(&fast).enumerate() {
+                let want_ts = Ts(i64::from(sec) * 1_000_000_000 + i64::from(frac) * unit);
+                assert_eq!(got.0, i as u64 + 1);
+                assert_eq!(
+                    (got.1, got.2, &got.3[..], got.4),
+                    (want_ts, LinkType::ETHERNET, data, orig)
+                );
+            }
+            let kinds: Vec<_> = fast.iter().flat_map(|p| p.5.clone()).collect();
+            assert_eq!(
+                kinds,
+                [
+                    ("caplen_exceeds_snaplen", Some(2)),
+                    ("caplen_exceeds_orig_len", Some(3))
+                ]
+            );
+        }
+        // Without a snap length (0), any captured length within the limit is taken.
+        let bytes = pcap(false, false, false, 0, &[(1, 0, 9, b"123456789")]);
+        let got = read_all(bytes, false);
+        assert!(got[0].5.is_empty());
+    }
+
+    #[test]
+    fn a_record_over_the_limit_ends_the_source_wherever_it_lies() {
+        for dribble in [false, true] {
+            let mut bytes = pcap(false, false, false, 0, &[(1, 0, 1, b"a")]);
+            bytes.extend_from_slice(&[0; 8]);
+            bytes.extend_from_slice(&(MAX_RECORD_LEN + 1).to_le_bytes());
+            bytes.extend_from_slice(&(MAX_RECORD_LEN + 1).to_le_bytes());
+            bytes.extend_from_slice(&[0; 64]);
+            let rd: Box<dyn std::io::Read + Send> = if dribble {
+                Box::new(Dribble(bytes, 0))
+            } else {
+                Box::new(std::io::Cursor::new(bytes))
+            };
+            let mut sources = crate::capture::open_reader("t.pcap", rd).expect("opens");
+            let Some(Ok(crate::capture::Opened::Source(mut src))) = sources.next() else {
+                panic!("one source");
+            };
+            assert!(matches!(src.next_item(), Ok(Next::Packet(_))));
+            let e = src.next_item().err().expect("over the limit");
+            assert!(e.to_string().contains("more than the limit"), "{e}");
+            assert!(matches!(src.next_item(), Ok(Next::End)));
+        }
+    }
+
     #[test]
     fn timestamp_resolutions() {
         assert_eq!(tsresol_units(6), Some(1_000_000));
