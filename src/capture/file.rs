@@ -1163,7 +1163,7 @@ mod tests {
                 panic!("one source");
             };
             assert!(matches!(src.next_item(), Ok(Next::Packet(_))));
-            let e = src.next_item().err().expect("over the limit");
+            let e = src.next_item().expect_err("over the limit");
             assert!(e.to_string().contains("more than the limit"), "{e}");
             assert!(matches!(src.next_item(), Ok(Next::End)));
         }
