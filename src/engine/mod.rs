@@ -540,15 +540,18 @@ impl Core {
                 if bare && seg.syn && seg.ack_flag && self.flows.on_syn_ack(key, s, seg.seq, ts) {
                     return;
                 }
-                if self.flows.promote(&key, || App::Probing).is_none()
-                    && !self.new_flow(key, s, d, seg, frame, ts)
-                {
-                    return;
+                match self.flows.promote(&key, || App::Probing) {
+                    Some(flow) => flow,
+                    None => {
+                        if !self.new_flow(key, s, d, seg, frame, ts) {
+                            return;
+                        }
+                        let Some(flow) = self.flows.get_mut(&key) else {
+                            return;
+                        };
+                        flow
+                    }
                 }
-                let Some(flow) = self.flows.get_mut(&key) else {
-                    return;
-                };
-                flow
             }
         };
         flow.last_ts = ts;
@@ -589,6 +592,16 @@ impl Core {
         if seg.fin {
             hs.fin[dir.index()] = true;
         }
+        // Connection end, acted on last (after the packet's own bytes): an RST, or the second
+        // FIN. Decided here, while the flow is at hand, so that the end needs no second lookup.
+        let close = if seg.rst {
+            hs.rst_from = Some(dir);
+            Some(CloseReason::Reset)
+        } else if seg.fin && hs.fin[0] && hs.fin[1] {
+            Some(CloseReason::ConnectionClosed)
+        } else {
+            None
+        };
         let heap_before = app_heap(&flow.app);
         let was_probing = matches!(flow.app, App::Probing);
         // Classify on the first payload bytes of the stream: when the handshake was seen, wait for
@@ -831,24 +844,10 @@ impl Core {
             }
         }
         self.process_rpc_events(client, server, out);
-        // Connection end. Both FINs close the flow when the second arrives, so only a packet
-        // with FIN or RST can end it.
-        if !(seg.rst || seg.fin) {
-            return;
-        }
-        let Some(flow) = self.flows.get_mut(&key) else {
-            return;
-        };
-        if seg.rst {
-            flow.hs.rst_from = Some(dir);
-            if let Some(f) = self.flows.remove(&key) {
-                self.close_flow(f, CloseReason::Reset, frame, ts, out);
-            }
-        } else if flow.hs.fin[0]
-            && flow.hs.fin[1]
+        if let Some(reason) = close
             && let Some(f) = self.flows.remove(&key)
         {
-            self.close_flow(f, CloseReason::ConnectionClosed, frame, ts, out);
+            self.close_flow(f, reason, frame, ts, out);
         }
     }
 
