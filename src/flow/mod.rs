@@ -166,8 +166,9 @@ impl Hash for FlowKey {
 /// (one folded multiply for an IPv4 key).
 type FlowHash = foldhash::fast::RandomState;
 
-/// FxHash-style hasher: flow keys come from the wire but the table is bounded, and the hot path
-/// needs a cheap hash more than DoS resistance.
+/// FxHash-style hasher, for small tables whose keys the input does not choose (the engine's
+/// anomaly counters, keyed by `&'static str`). The flow tables, keyed by what the wire says, use
+/// a seeded hash instead (see `FlowHash`).
 #[derive(Default, Clone, Copy)]
 pub struct FxHasher {
     hash: u64,
