@@ -131,8 +131,10 @@ pub fn analyze_source_into(
                 break;
             }
         }
-        for n in src.take_notices() {
-            engine.notice(&n, &mut |ev| fan_out(sinks, ev, &mut failed));
+        if src.has_notices() {
+            for n in src.take_notices() {
+                engine.notice(&n, &mut |ev| fan_out(sinks, ev, &mut failed));
+            }
         }
         if failed.is_some() {
             break;

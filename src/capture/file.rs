@@ -15,7 +15,7 @@ use pcap_parser::pcapng::{
 use super::stream::{ByteReader, io_error};
 use super::{
     CaptureError, CaptureErrorKind, LinkType, MAX_BLOCK_LEN, MAX_INTERFACES, MAX_NOTICES_PER_KIND,
-    MAX_RECORD_LEN, MAX_SKIPPED_BLOCK_LEN, Notice, PacketSource, READ_BUFFER_LEN, RawPacket,
+    MAX_RECORD_LEN, MAX_SKIPPED_BLOCK_LEN, Next, Notice, PacketSource, READ_BUFFER_LEN, RawPacket,
 };
 use crate::time::Ts;
 
@@ -135,6 +135,11 @@ impl Notices {
     pub fn take(&mut self) -> Vec<Notice> {
         std::mem::take(&mut self.pending)
     }
+
+    /// Whether [`Notices::take`] has something to give.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
 }
 
 /// State shared by both readers, apart from the byte reader (kept separate so that a record
@@ -202,6 +207,11 @@ pub struct PcapSource {
     magic: PcapMagic,
     link: LinkType,
     snaplen: u32,
+    /// Record header length: 16, or 24 for the "modified" format.
+    header_len: usize,
+    /// Largest captured length the fast path hands out: within [`MAX_RECORD_LEN`] and the snap
+    /// length (a longer record is an error or a notice: the slow path's business).
+    fast_caplen_max: u32,
 }
 
 impl PcapSource {
@@ -244,6 +254,12 @@ impl PcapSource {
         Ok(PcapSource {
             rd,
             m,
+            header_len: if magic.modified { 24 } else { 16 },
+            fast_caplen_max: if snaplen == 0 {
+                MAX_RECORD_LEN
+            } else {
+                snaplen.min(MAX_RECORD_LEN)
+            },
             magic,
             link,
             snaplen,
@@ -270,12 +286,105 @@ impl PacketSource for PcapSource {
         self.m.notices.take()
     }
 
+    fn has_notices(&self) -> bool {
+        self.m.notices.has_pending()
+    }
+
     fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
+        if let Some(rec) = self.fast_record() {
+            return Ok(Some(self.take_fast_record(rec)));
+        }
+        self.next_packet_slow()
+    }
+
+    fn next_item(&mut self) -> Result<Next<'_>, CaptureError> {
+        if let Some(rec) = self.fast_record() {
+            return Ok(Next::Packet(self.take_fast_record(rec)));
+        }
+        Ok(match self.next_packet_slow()? {
+            Some(p) => Next::Packet(p),
+            None => Next::End,
+        })
+    }
+}
+
+/// The four fields of a classic pcap record header (seconds, fraction, captured length, original
+/// length), in the file's byte order.
+#[inline]
+fn record_fields(h: &[u8; 16], big: bool) -> [u32; 4] {
+    let mut f = [0u32; 4];
+    for (v, b) in f.iter_mut().zip(h.as_chunks::<4>().0) {
+        *v = u32::from_le_bytes(*b);
+    }
+    // One branch for the whole header rather than one per field.
+    if big {
+        f = f.map(u32::swap_bytes);
+    }
+    f
+}
+
+/// Packet time of a classic pcap record. Exact, no saturation needed: at most
+/// (2^32 - 1) * 10^9 + (2^32 - 1) * 1000 ns, below `i64::MAX`.
+#[inline]
+fn record_ts(ts_sec: u32, ts_frac: u32, nanos: bool) -> Ts {
+    let frac = if nanos {
+        i64::from(ts_frac)
+    } else {
+        i64::from(ts_frac) * 1000
+    };
+    Ts(i64::from(ts_sec) * 1_000_000_000 + frac)
+}
+
+/// A record [`PcapSource::fast_record`] accepted: its header fields and its length with the
+/// header.
+#[derive(Clone, Copy)]
+struct FastRecord {
+    fields: [u32; 4],
+    total: usize,
+}
+
+impl PcapSource {
+    /// The common record, checked without changing any state: the whole record is already in
+    /// the buffer and nothing about it is odd (within the limits, nothing to notice). `None`
+    /// sends the record to [`PcapSource::next_packet_slow`], which handles every case (refills,
+    /// the end, errors and notices).
+    #[inline]
+    fn fast_record(&self) -> Option<FastRecord> {
+        if self.m.done {
+            return None;
+        }
+        let d = self.rd.data();
+        let fields = record_fields(d.first_chunk::<16>()?, self.magic.big_endian);
+        let [_, _, caplen, orig_len] = fields;
+        let total = self.header_len + caplen as usize;
+        (caplen <= self.fast_caplen_max && caplen <= orig_len && total <= d.len())
+            .then_some(FastRecord { fields, total })
+    }
+
+    /// Hands out the record [`PcapSource::fast_record`] accepted.
+    #[inline]
+    fn take_fast_record(&mut self, rec: FastRecord) -> RawPacket<'_> {
+        let [ts_sec, ts_frac, _, orig_len] = rec.fields;
+        self.m.frame += 1;
+        RawPacket {
+            frame: self.m.frame,
+            ts: record_ts(ts_sec, ts_frac, self.magic.nanos),
+            link: self.link,
+            data: self
+                .rd
+                .take_bytes(rec.total)
+                .get(self.header_len..)
+                .unwrap_or(&[]),
+            orig_len,
+        }
+    }
+
+    fn next_packet_slow(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
         if self.m.done {
             return Ok(None);
         }
         let big = self.magic.big_endian;
-        let hl: usize = if self.magic.modified { 24 } else { 16 };
+        let hl = self.header_len;
         let off = self.rd.offset();
         let frame = self.m.frame + 1;
         if !ensure(&mut self.rd, &mut self.m, hl, off)? {
@@ -328,12 +437,7 @@ impl PacketSource for PcapSource {
                     format!("captured length {caplen} exceeds the original length {orig_len}")
                 });
         }
-        let nanos = if self.magic.nanos {
-            i64::from(ts_frac)
-        } else {
-            i64::from(ts_frac) * 1000
-        };
-        let ts = Ts::from_parts(i64::from(ts_sec), nanos);
+        let ts = record_ts(ts_sec, ts_frac, self.magic.nanos);
         let link = self.link;
         let rec = self.rd.take_bytes(total);
         Ok(Some(RawPacket {
@@ -706,6 +810,10 @@ impl PacketSource for PcapNgSource {
         self.st.m.notices.take()
     }
 
+    fn has_notices(&self) -> bool {
+        self.st.m.notices.has_pending()
+    }
+
     fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
         let rd = &mut self.rd;
         let st = &mut self.st;
@@ -891,6 +999,175 @@ fn skip_block(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A classic pcap file: the header (magic of the given flavour, snap length, Ethernet) and
+    /// records (seconds, fraction, original length, data).
+    fn pcap(big: bool, nanos: bool, modified: bool, snaplen: u32, recs: &[Rec]) -> Vec<u8> {
+        let magic: u32 = match (nanos, modified) {
+            (false, false) => 0xa1b2_c3d4,
+            (true, false) => 0xa1b2_3c4d,
+            (false, true) => 0xa1b2_cd34,
+            (true, true) => unreachable!("no such flavour"),
+        };
+        let w32 = |v: &mut Vec<u8>, x: u32| {
+            v.extend_from_slice(&if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            })
+        };
+        let mut v = Vec::new();
+        w32(&mut v, magic);
+        for x in [2u16, 4] {
+            v.extend_from_slice(&if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            });
+        }
+        for x in [0, 0, snaplen, 1] {
+            w32(&mut v, x);
+        }
+        for &(sec, frac, orig, data) in recs {
+            for x in [sec, frac, data.len() as u32, orig] {
+                w32(&mut v, x);
+            }
+            if modified {
+                v.extend_from_slice(&[0; 8]);
+            }
+            v.extend_from_slice(data);
+        }
+        v
+    }
+
+    type Rec = (u32, u32, u32, &'static [u8]);
+
+    /// Hands out at most 7 bytes per read, so that records straddle refills.
+    struct Dribble(Vec<u8>, usize);
+
+    impl std::io::Read for Dribble {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let rest = self.0.get(self.1..).unwrap_or(&[]);
+            let n = rest.len().min(out.len()).min(7);
+            out[..n].copy_from_slice(&rest[..n]);
+            self.1 += n;
+            Ok(n)
+        }
+    }
+
+    type Seen = Vec<(
+        u64,
+        Ts,
+        LinkType,
+        Vec<u8>,
+        u32,
+        Vec<(&'static str, Option<u64>)>,
+    )>;
+
+    /// Every packet (with the notices raised by the read that returned it) and the end.
+    fn read_all(bytes: Vec<u8>, dribble: bool) -> Seen {
+        let rd: Box<dyn std::io::Read + Send> = if dribble {
+            Box::new(Dribble(bytes, 0))
+        } else {
+            Box::new(std::io::Cursor::new(bytes))
+        };
+        let mut sources = crate::capture::open_reader("t.pcap", rd).expect("opens");
+        let Some(Ok(crate::capture::Opened::Source(mut src))) = sources.next() else {
+            panic!("one source");
+        };
+        let mut seen = Vec::new();
+        loop {
+            let item = src.next_item().expect("reads");
+            let pkt = match item {
+                Next::Packet(p) => Some((p.frame, p.ts, p.link, p.data.to_vec(), p.orig_len)),
+                Next::End => None,
+                Next::Tick => panic!("files do not tick"),
+            };
+            let has = src.has_notices();
+            let notices: Vec<_> = src
+                .take_notices()
+                .into_iter()
+                .map(|n| (n.kind, n.frame))
+                .collect();
+            assert_eq!(has, !notices.is_empty(), "has_notices tells the truth");
+            match pkt {
+                Some((f, t, l, d, o)) => seen.push((f, t, l, d, o, notices)),
+                None => {
+                    seen.push((0, Ts(0), LinkType(0), Vec::new(), 0, notices));
+                    return seen;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn records_read_the_same_wholly_buffered_or_straddling_refills() {
+        let recs: &[Rec] = &[
+            (1, 500_000, 4, b"abcd"),
+            (2, 0, 6, b"abcdef"), // over the snap length (5): a notice
+            (3, 7, 2, b"xyz"),    // more captured than sent: a notice
+            (4, 0, 0, b""),
+            (u32::MAX, 999_999, 1, b"z"),
+        ];
+        for (big, nanos, modified) in [
+            (false, false, false),
+            (true, false, false),
+            (false, true, false),
+            (true, true, false),
+            (false, false, true),
+            (true, false, true),
+        ] {
+            let bytes = pcap(big, nanos, modified, 5, recs);
+            let fast = read_all(bytes.clone(), false);
+            assert_eq!(fast, read_all(bytes, true), "{big} {nanos} {modified}");
+            let unit = if nanos { 1 } else { 1000 };
+            assert_eq!(fast.len(), recs.len() + 1);
+            for (i, (&(sec, frac, orig, data), got)) in recs.iter().zip(&fast).enumerate() {
+                let want_ts = Ts(i64::from(sec) * 1_000_000_000 + i64::from(frac) * unit);
+                assert_eq!(got.0, i as u64 + 1);
+                assert_eq!(
+                    (got.1, got.2, &got.3[..], got.4),
+                    (want_ts, LinkType::ETHERNET, data, orig)
+                );
+            }
+            let kinds: Vec<_> = fast.iter().flat_map(|p| p.5.clone()).collect();
+            assert_eq!(
+                kinds,
+                [
+                    ("caplen_exceeds_snaplen", Some(2)),
+                    ("caplen_exceeds_orig_len", Some(3))
+                ]
+            );
+        }
+        // Without a snap length (0), any captured length within the limit is taken.
+        let bytes = pcap(false, false, false, 0, &[(1, 0, 9, b"123456789")]);
+        let got = read_all(bytes, false);
+        assert!(got[0].5.is_empty());
+    }
+
+    #[test]
+    fn a_record_over_the_limit_ends_the_source_wherever_it_lies() {
+        for dribble in [false, true] {
+            let mut bytes = pcap(false, false, false, 0, &[(1, 0, 1, b"a")]);
+            bytes.extend_from_slice(&[0; 8]);
+            bytes.extend_from_slice(&(MAX_RECORD_LEN + 1).to_le_bytes());
+            bytes.extend_from_slice(&(MAX_RECORD_LEN + 1).to_le_bytes());
+            bytes.extend_from_slice(&[0; 64]);
+            let rd: Box<dyn std::io::Read + Send> = if dribble {
+                Box::new(Dribble(bytes, 0))
+            } else {
+                Box::new(std::io::Cursor::new(bytes))
+            };
+            let mut sources = crate::capture::open_reader("t.pcap", rd).expect("opens");
+            let Some(Ok(crate::capture::Opened::Source(mut src))) = sources.next() else {
+                panic!("one source");
+            };
+            assert!(matches!(src.next_item(), Ok(Next::Packet(_))));
+            let e = src.next_item().expect_err("over the limit");
+            assert!(e.to_string().contains("more than the limit"), "{e}");
+            assert!(matches!(src.next_item(), Ok(Next::End)));
+        }
+    }
 
     #[test]
     fn timestamp_resolutions() {

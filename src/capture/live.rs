@@ -660,6 +660,10 @@ impl PacketSource for LiveSource {
         std::mem::take(&mut self.notices)
     }
 
+    fn has_notices(&self) -> bool {
+        !self.notices.is_empty()
+    }
+
     fn next_item(&mut self) -> Result<Next<'_>, CaptureError> {
         Ok(match self.fill()? {
             Some(NotPacket::Tick) => Next::Tick,

@@ -213,6 +213,12 @@ pub trait PacketSource {
     /// Non-fatal notices gathered since the last call (empty `Vec`s do not allocate). Call after
     /// every `next_packet`, including the one that returned `Ok(None)` or an error.
     fn take_notices(&mut self) -> Vec<Notice>;
+    /// Whether [`PacketSource::take_notices`] would return any notice, so that a driver can skip
+    /// the call (and the `Vec` it hands back) after every packet. The default says yes: a source
+    /// that does not answer is always asked.
+    fn has_notices(&self) -> bool {
+        true
+    }
     /// The next packet, or a tick between packets (live sources), or the end. Drivers call this
     /// rather than `next_packet` so that files and live captures share one loop; the default
     /// (every file source) never ticks.

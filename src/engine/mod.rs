@@ -529,7 +529,7 @@ impl Core {
     ) {
         let s = (src, seg.src_port);
         let d = (dst, seg.dst_port);
-        let key = FlowKey::new(s, d);
+        let (key, src_is_lo) = FlowKey::with_side(s, d);
         // One table lookup per packet of a known connection (the common case).
         let flow = match self.flows.get_mut(&key) {
             Some(flow) => flow,
@@ -547,15 +547,18 @@ impl Core {
                 if bare && seg.syn && seg.ack_flag && self.flows.on_syn_ack(key, s, seg.seq, ts) {
                     return;
                 }
-                if self.flows.promote(&key, || App::Probing).is_none()
-                    && !self.new_flow(key, s, d, seg, frame, ts)
-                {
-                    return;
+                match self.flows.promote(&key, || App::Probing) {
+                    Some(flow) => flow,
+                    None => {
+                        if !self.new_flow(key, s, d, seg, frame, ts) {
+                            return;
+                        }
+                        let Some(flow) = self.flows.get_mut(&key) else {
+                            return;
+                        };
+                        flow
+                    }
                 }
-                let Some(flow) = self.flows.get_mut(&key) else {
-                    return;
-                };
-                flow
             }
         };
         flow.last_ts = ts;
@@ -563,15 +566,24 @@ impl Core {
         if !flow.watched {
             flow.watched = self.watched_ports.contains(flow.server.port);
         }
-        // A connection not worth following (neither DCE/RPC nor DNS) stops here unless the packet
-        // opens or ends it: everything below would only update the handshake bookkeeping.
-        if matches!(flow.app, App::Ignored) && !(seg.syn || seg.fin || seg.rst) {
-            if !seg.payload.is_empty() {
-                flow.hs.data_seen = true;
+        if !(seg.syn || seg.fin || seg.rst) {
+            // A connection not worth following (neither DCE/RPC nor DNS) stops here unless the
+            // packet opens or ends it: everything below would only update the handshake
+            // bookkeeping.
+            if matches!(flow.app, App::Ignored) {
+                if !seg.payload.is_empty() {
+                    flow.hs.data_seen = true;
+                }
+                return;
             }
-            return;
+            // A bare ACK (about a third of a KMS connection's packets) changes nothing below
+            // either: no handshake step, no bytes, no end. Except over the memory bound, where
+            // any packet of a connection holding buffers makes it give them up (below).
+            if seg.payload.is_empty() && self.flow_state_bytes <= MAX_FLOW_STATE_BYTES {
+                return;
+            }
         }
-        let dir = flow.direction(s);
+        let dir = flow.direction_from_side(src_is_lo);
         let hs = &mut flow.hs;
         if seg.syn && !seg.ack_flag && dir == Direction::ToServer {
             hs.syns += 1;
@@ -587,6 +599,16 @@ impl Core {
         if seg.fin {
             hs.fin[dir.index()] = true;
         }
+        // Connection end, acted on last (after the packet's own bytes): an RST, or the second
+        // FIN. Decided here, while the flow is at hand, so that the end needs no second lookup.
+        let close = if seg.rst {
+            hs.rst_from = Some(dir);
+            Some(CloseReason::Reset)
+        } else if seg.fin && hs.fin[0] && hs.fin[1] {
+            Some(CloseReason::ConnectionClosed)
+        } else {
+            None
+        };
         let heap_before = app_heap(&flow.app);
         let was_probing = matches!(flow.app, App::Probing);
         // Classify on the first payload bytes of the stream: when the handshake was seen, wait for
@@ -650,7 +672,6 @@ impl Core {
                         // the next PDU header instead of expecting one at the first byte.
                         app.session.on_gap(dir, 0, frame, ts, &mut self.rpc_buf);
                     }
-                    let mut gaps: Vec<(Direction, u64)> = Vec::new();
                     // Data flowing the other way while bytes are missing in front of buffered data
                     // means the hole will not be filled (the peer already answered): give up on it
                     // now so the buffered PDUs are parsed in order with the answer. Only when this
@@ -666,7 +687,7 @@ impl Core {
                         && app.streams[rev.index()].has_pending_gap()
                     {
                         while let Some(n) = app.streams[rev.index()].skip_gap() {
-                            gaps.push((rev, n));
+                            tcp_anomalies.push(gap_anomaly(rev, n));
                             app.session.on_gap(rev, n, frame, ts, &mut self.rpc_buf);
                             drain_rpc(app, rev, frame, ts, &mut self.rpc_buf);
                             if !app.streams[rev.index()].has_pending_gap() {
@@ -692,7 +713,7 @@ impl Core {
                     if let SegmentOutcome::LimitReached { .. } = outcome {
                         // Give up on the hole in front of the buffered data; resynchronise after it.
                         while let Some(n) = app.streams[dir.index()].skip_gap() {
-                            gaps.push((dir, n));
+                            tcp_anomalies.push(gap_anomaly(dir, n));
                             app.session.on_gap(dir, n, frame, ts, &mut self.rpc_buf);
                             if !app.streams[dir.index()].ready().is_empty()
                                 || !app.streams[dir.index()].has_pending_gap()
@@ -705,7 +726,7 @@ impl Core {
                     if let SegmentOutcome::Overlap { conflicting: true }
                     | SegmentOutcome::Duplicate { conflicting: true } = outcome
                     {
-                        gaps.push((dir, 0));
+                        tcp_anomalies.push(gap_anomaly(dir, 0));
                     }
                     // Answers are parsed after what they answer: server-to-client bytes wait
                     // while the client's stream still misses bytes in front of buffered data
@@ -718,20 +739,6 @@ impl Core {
                     }
                     // Not DCE/RPC after all: stop reassembling (the session reported it).
                     become_ignored = app.session.state() == SessionState::NotDceRpc;
-                    for (gap_dir, n) in gaps {
-                        let (kind, detail) = if n == 0 {
-                            ("tcp_overlap_conflict", "a retransmitted or overlapping segment carried different bytes; the first copy was kept".to_string())
-                        } else {
-                            (
-                                "tcp_gap",
-                                format!(
-                                    "{n} bytes missing in the {} stream; resynchronised on the next DCE/RPC header",
-                                    dir_name(gap_dir)
-                                ),
-                            )
-                        };
-                        tcp_anomalies.push((kind, detail));
-                    }
                 }
             }
             App::DnsTcp(streams) => {
@@ -809,54 +816,45 @@ impl Core {
                 ));
             }
         }
-        for (kind, detail) in tcp_anomalies {
-            self.anomaly(
-                frame,
-                ts,
-                Some(client),
-                Some(server),
-                "tcp",
-                kind,
-                detail,
-                out,
-            );
+        // Both rare: the common packet skips the loops.
+        if !tcp_anomalies.is_empty() {
+            for (kind, detail) in tcp_anomalies {
+                self.anomaly(
+                    frame,
+                    ts,
+                    Some(client),
+                    Some(server),
+                    "tcp",
+                    kind,
+                    detail,
+                    out,
+                );
+            }
         }
-        for (to_server, m) in dns_msgs {
-            let (from, to) = if to_server {
-                (client, server)
-            } else {
-                (server, client)
-            };
-            self.dns_message(
-                (from.ip, from.port),
-                (to.ip, to.port),
-                dns::Transport::Tcp,
-                &m,
-                true,
-                frame,
-                ts,
-                out,
-            );
+        if !dns_msgs.is_empty() {
+            for (to_server, m) in dns_msgs {
+                let (from, to) = if to_server {
+                    (client, server)
+                } else {
+                    (server, client)
+                };
+                self.dns_message(
+                    (from.ip, from.port),
+                    (to.ip, to.port),
+                    dns::Transport::Tcp,
+                    &m,
+                    true,
+                    frame,
+                    ts,
+                    out,
+                );
+            }
         }
         self.process_rpc_events(client, server, out);
-        // Connection end. Both FINs close the flow when the second arrives, so only a packet
-        // with FIN or RST can end it.
-        if !(seg.rst || seg.fin) {
-            return;
-        }
-        let Some(flow) = self.flows.get_mut(&key) else {
-            return;
-        };
-        if seg.rst {
-            flow.hs.rst_from = Some(dir);
-            if let Some(f) = self.flows.remove(&key) {
-                self.close_flow(f, CloseReason::Reset, frame, ts, out);
-            }
-        } else if flow.hs.fin[0]
-            && flow.hs.fin[1]
+        if let Some(reason) = close
             && let Some(f) = self.flows.remove(&key)
         {
-            self.close_flow(f, CloseReason::ConnectionClosed, frame, ts, out);
+            self.close_flow(f, reason, frame, ts, out);
         }
     }
 
@@ -911,6 +909,7 @@ impl Core {
                 ..Handshake::default()
             },
             watched,
+            client_is_lo: key.is_lo(client),
             app: App::Probing,
         };
         self.flows.insert(key, flow).is_ok()
@@ -1419,6 +1418,28 @@ fn app_heap(app: &App) -> usize {
             std::mem::size_of::<[Stream; 2]>() + s[0].heap_bytes() + s[1].heap_bytes()
         }
         App::Probing | App::Ignored => 0,
+    }
+}
+
+/// The `tcp_gap` anomaly for `n` bytes given up on in direction `dir`, or with `n` 0 the
+/// `tcp_overlap_conflict` anomaly.
+#[cold]
+fn gap_anomaly(dir: Direction, n: u64) -> (&'static str, String) {
+    if n == 0 {
+        (
+            "tcp_overlap_conflict",
+            "a retransmitted or overlapping segment carried different bytes; the first copy was \
+             kept"
+                .to_string(),
+        )
+    } else {
+        (
+            "tcp_gap",
+            format!(
+                "{n} bytes missing in the {} stream; resynchronised on the next DCE/RPC header",
+                dir_name(dir)
+            ),
+        )
     }
 }
 

@@ -16,7 +16,7 @@
 pub mod stream;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
 
 use crate::Direction;
@@ -41,35 +41,134 @@ pub const SWEEP_INTERVAL_NS: i64 = 5 * 1_000_000_000;
 /// sweeping on every packet while full (a flood beyond [`MAX_FLOWS`]) would be quadratic.
 pub const FULL_SWEEP_INTERVAL_NS: i64 = 1_000_000_000;
 
-/// Canonical key of a connection: the two endpoints in sorted order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Canonical key of a connection: the two endpoints in sorted order (IPv4 before IPv6, then
+/// address, then port: the order of `(IpAddr, u16)` tuples), as plain integers so that building,
+/// hashing and comparing a key (on every TCP packet) needs no `IpAddr` matching.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowKey {
-    lo: (IpAddr, u16),
-    hi: (IpAddr, u16),
+    /// Addresses of the lower and the higher endpoint, each as its high and low 64 bits (an
+    /// IPv4 address is its 32-bit value): [lower high, lower low, higher high, higher low].
+    /// Halves rather than `u128`s, whose 16-byte alignment would make the key (and every table
+    /// entry) 8 bytes larger.
+    addrs: [u64; 4],
+    /// Ports of the lower and the higher endpoint.
+    ports: [u16; 2],
+    /// Which endpoints are IPv6: bit 0 the lower, bit 1 the higher (an IPv4 address and the
+    /// IPv6 address of the same value are different endpoints).
+    v6: u8,
+}
+
+/// An endpoint as the integers of the key, in the order of the key: (is IPv6, address, port).
+#[inline]
+fn key_parts((ip, port): (IpAddr, u16)) -> (bool, u128, u16) {
+    match ip {
+        IpAddr::V4(a) => (false, u128::from(a.to_bits()), port),
+        IpAddr::V6(a) => (true, a.to_bits(), port),
+    }
 }
 
 impl FlowKey {
-    /// Called for every TCP packet: compares the addresses as integers rather than through the
-    /// derived tuple order (same order: IPv4 before IPv6, then address, then port).
+    /// The key of the connection between `a` and `b`, and whether `a` is its lower endpoint.
+    #[inline]
+    pub fn with_side(a: (IpAddr, u16), b: (IpAddr, u16)) -> (FlowKey, bool) {
+        if let (IpAddr::V4(x), IpAddr::V4(y)) = (a.0, b.0) {
+            // The common case, ordered as one integer each: address, then port.
+            let ka = (u64::from(x.to_bits()) << 16) | u64::from(a.1);
+            let kb = (u64::from(y.to_bits()) << 16) | u64::from(b.1);
+            let a_first = ka <= kb;
+            debug_assert_eq!(a_first, a <= b);
+            let (lo, hi) = if a_first { (ka, kb) } else { (kb, ka) };
+            let key = FlowKey {
+                addrs: [0, lo >> 16, 0, hi >> 16],
+                ports: [lo as u16, hi as u16],
+                v6: 0,
+            };
+            return (key, a_first);
+        }
+        let (pa, pb) = (key_parts(a), key_parts(b));
+        let a_first = pa <= pb;
+        debug_assert_eq!(a_first, a <= b);
+        let (lo, hi) = if a_first { (pa, pb) } else { (pb, pa) };
+        let key = FlowKey {
+            addrs: [
+                (lo.1 >> 64) as u64,
+                lo.1 as u64,
+                (hi.1 >> 64) as u64,
+                hi.1 as u64,
+            ],
+            ports: [lo.2, hi.2],
+            v6: u8::from(lo.0) | (u8::from(hi.0) << 1),
+        };
+        (key, a_first)
+    }
+
+    /// The key of the connection between `a` and `b`.
     #[inline]
     pub fn new(a: (IpAddr, u16), b: (IpAddr, u16)) -> FlowKey {
-        let a_first = match (a.0, b.0) {
-            (IpAddr::V4(x), IpAddr::V4(y)) => (x.to_bits(), a.1) <= (y.to_bits(), b.1),
-            (IpAddr::V6(x), IpAddr::V6(y)) => (x.to_bits(), a.1) <= (y.to_bits(), b.1),
-            (IpAddr::V4(_), IpAddr::V6(_)) => true,
-            (IpAddr::V6(_), IpAddr::V4(_)) => false,
-        };
-        debug_assert_eq!(a_first, a <= b);
-        if a_first {
-            FlowKey { lo: a, hi: b }
+        FlowKey::with_side(a, b).0
+    }
+
+    /// Endpoint `i` (0 the lower, 1 the higher) as the integers of the key.
+    fn parts(&self, i: usize) -> (bool, u128, u16) {
+        let addr = (u128::from(self.addrs[2 * i]) << 64) | u128::from(self.addrs[2 * i + 1]);
+        (self.v6 & (1 << i) != 0, addr, self.ports[i])
+    }
+
+    /// Endpoint `i` (0 the lower, 1 the higher).
+    fn endpoint(&self, i: usize) -> (IpAddr, u16) {
+        let (v6, addr, port) = self.parts(i);
+        let ip = if v6 {
+            IpAddr::V6(std::net::Ipv6Addr::from_bits(addr))
         } else {
-            FlowKey { lo: b, hi: a }
+            // Built from a u32: the truncation loses nothing.
+            IpAddr::V4(std::net::Ipv4Addr::from_bits(addr as u32))
+        };
+        (ip, port)
+    }
+
+    /// The lower endpoint.
+    pub fn lo(&self) -> (IpAddr, u16) {
+        self.endpoint(0)
+    }
+
+    /// The higher endpoint.
+    pub fn hi(&self) -> (IpAddr, u16) {
+        self.endpoint(1)
+    }
+
+    /// Whether `ep` is the lower endpoint.
+    pub fn is_lo(&self, ep: (IpAddr, u16)) -> bool {
+        key_parts(ep) == self.parts(0)
+    }
+}
+
+impl Hash for FlowKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let [a_hi, a_lo, b_hi, b_lo] = self.addrs;
+        let ports = u64::from(self.ports[0]) | (u64::from(self.ports[1]) << 16);
+        if self.v6 == 0 {
+            // Both IPv4 (the common case, the high halves are 0): the whole key in one 128-bit
+            // word, one round of the hasher. Equal keys take the same branch, so Hash agrees
+            // with Eq.
+            h.write_u128(u128::from(a_lo | (b_lo << 32)) | (u128::from(ports) << 64));
+        } else {
+            h.write_u128((u128::from(a_hi) << 64) | u128::from(a_lo));
+            h.write_u128((u128::from(b_hi) << 64) | u128::from(b_lo));
+            h.write_u64(ports | (u64::from(self.v6) << 32));
         }
     }
 }
 
-/// FxHash-style hasher: flow keys come from the wire but the table is bounded, and the hot path
-/// needs a cheap hash more than DoS resistance.
+/// The hash of the flow tables: foldhash with a seed chosen per table at run time. Flow keys
+/// come from the wire, so a fixed hash (such as Fx) would let a capture choose keys that all
+/// collide and make every lookup walk the whole table; foldhash is as cheap on these keys
+/// (one folded multiply for an IPv4 key).
+type FlowHash = foldhash::fast::RandomState;
+
+/// FxHash-style hasher, for small tables whose keys the input does not choose (the engine's
+/// anomaly counters, keyed by `&'static str`). The flow tables, keyed by what the wire says, use
+/// a seeded hash instead (see `FlowHash`).
 #[derive(Default, Clone, Copy)]
 pub struct FxHasher {
     hash: u64,
@@ -140,6 +239,8 @@ pub struct Flow<A> {
     /// True when the server port is one the engine watches for connection outcomes (KMS ports,
     /// SRV-advertised ports).
     pub watched: bool,
+    /// The client is the lower endpoint of the flow's key ([`FlowKey::is_lo`]).
+    pub client_is_lo: bool,
     pub app: A,
 }
 
@@ -147,6 +248,18 @@ impl<A> Flow<A> {
     /// Direction of a packet from `src`.
     pub fn direction(&self, src: (IpAddr, u16)) -> Direction {
         if src == (self.client.ip, self.client.port) {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        }
+    }
+
+    /// Direction of a packet of this flow whose source is the lower endpoint of the key when
+    /// `src_is_lo` (as [`FlowKey::with_side`] says): the same as [`Flow::direction`] without
+    /// comparing addresses.
+    #[inline]
+    pub fn direction_from_side(&self, src_is_lo: bool) -> Direction {
+        if src_is_lo == self.client_is_lo {
             Direction::ToServer
         } else {
             Direction::ToClient
@@ -180,9 +293,9 @@ impl SynOnly {
 
 /// The flow table.
 pub struct FlowTable<A> {
-    map: FxMap<FlowKey, Flow<A>>,
+    map: HashMap<FlowKey, Flow<A>, FlowHash>,
     /// Connections seen only as client SYNs (see the module documentation).
-    syn_only: FxMap<FlowKey, SynOnly>,
+    syn_only: HashMap<FlowKey, SynOnly, FlowHash>,
     last_sweep: Ts,
     /// Flows refused because the table was full.
     pub refused_flows: u64,
@@ -191,8 +304,8 @@ pub struct FlowTable<A> {
 impl<A> Default for FlowTable<A> {
     fn default() -> Self {
         FlowTable {
-            map: FxMap::default(),
-            syn_only: FxMap::default(),
+            map: HashMap::default(),
+            syn_only: HashMap::default(),
             last_sweep: Ts(i64::MIN),
             refused_flows: 0,
         }
@@ -224,7 +337,7 @@ impl<A> FlowTable<A> {
         ts: Ts,
         watched: bool,
     ) -> bool {
-        let client_is_lo = key.lo == client;
+        let client_is_lo = key.is_lo(client);
         if let Some(e) = self.syn_only.get_mut(&key) {
             if e.client_is_lo != client_is_lo {
                 return false;
@@ -262,7 +375,7 @@ impl<A> FlowTable<A> {
         let Some(e) = self.syn_only.get_mut(&key) else {
             return false;
         };
-        if e.client_is_lo == (key.lo == server) {
+        if e.client_is_lo == key.is_lo(server) {
             return false;
         }
         if !e.syn_ack {
@@ -286,9 +399,9 @@ impl<A> FlowTable<A> {
     fn take_syn_only(&mut self, key: &FlowKey, app: impl FnOnce() -> A) -> Option<Flow<A>> {
         let e = self.syn_only.remove(key)?;
         let (c, s) = if e.client_is_lo {
-            (key.lo, key.hi)
+            (key.lo(), key.hi())
         } else {
-            (key.hi, key.lo)
+            (key.hi(), key.lo())
         };
         Some(Flow {
             client: Endpoint { ip: c.0, port: c.1 },
@@ -303,6 +416,7 @@ impl<A> FlowTable<A> {
                 ..Handshake::default()
             },
             watched: e.watched,
+            client_is_lo: e.client_is_lo,
             app: app(),
         })
     }
@@ -342,12 +456,9 @@ impl<A> FlowTable<A> {
     /// True when a sweep for idle flows is due at packet time `now`: every
     /// [`SWEEP_INTERVAL_NS`], or every [`FULL_SWEEP_INTERVAL_NS`] while the table is full.
     pub fn sweep_due(&self, now: Ts) -> bool {
-        let interval = if self.len() >= MAX_FLOWS {
-            FULL_SWEEP_INTERVAL_NS
-        } else {
-            SWEEP_INTERVAL_NS
-        };
-        now.0.saturating_sub(self.last_sweep.0) >= interval
+        // Asked on every packet: the table's size only matters once the shorter interval is up.
+        let age = now.0.saturating_sub(self.last_sweep.0);
+        age >= FULL_SWEEP_INTERVAL_NS && (age >= SWEEP_INTERVAL_NS || self.len() >= MAX_FLOWS)
     }
 
     /// The connections idle at `now`, in order of first packet: no packet for
@@ -424,11 +535,62 @@ mod tests {
         ];
         for a in eps {
             for b in eps {
-                let k = FlowKey::new(a, b);
+                let (k, a_lo) = FlowKey::with_side(a, b);
                 let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-                assert_eq!((k.lo, k.hi), (lo, hi), "{a:?} {b:?}");
+                assert_eq!((k.lo(), k.hi()), (lo, hi), "{a:?} {b:?}");
+                assert_eq!(a_lo, a <= b);
+                assert!(k.is_lo(lo));
+                assert_eq!(k.is_lo(hi), lo == hi);
+                assert_eq!(k, FlowKey::new(b, a));
             }
         }
+    }
+
+    #[test]
+    fn a_key_stays_compact() {
+        // The table's memory bounds (see MAX_SYN_ONLY) assume 40-byte keys.
+        assert_eq!(std::mem::size_of::<FlowKey>(), 40);
+    }
+
+    #[test]
+    fn ipv4_and_ipv6_endpoints_of_the_same_value_are_different_connections() {
+        let v4 = FlowKey::new(ep("1.2.3.4", 1), ep("5.6.7.8", 2));
+        let v6 = FlowKey::new(ep("::1.2.3.4", 1), ep("::5.6.7.8", 2));
+        assert_ne!(v4, v6);
+        let mut t: FlowTable<u8> = FlowTable::default();
+        for (k, c) in [(v4, ep("1.2.3.4", 1)), (v6, ep("::1.2.3.4", 1))] {
+            assert!(t.on_lone_syn(k, c, 1, 1, Ts(0), false));
+        }
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.promote(&v6, || 6).map(|f| f.app), Some(6));
+        assert_eq!(t.promote(&v4, || 4).map(|f| f.app), Some(4));
+        assert_eq!(
+            t.get_mut(&v4).map(|f| f.client.ip),
+            Some(ep("1.2.3.4", 0).0)
+        );
+        assert_eq!(
+            t.get_mut(&v6).map(|f| f.client.ip),
+            Some(ep("::1.2.3.4", 0).0)
+        );
+    }
+
+    #[test]
+    fn direction_from_the_key_side_is_direction_from_the_address() {
+        let (c, s) = (ep("10.0.0.9", 50000), ep("10.0.0.1", 1688));
+        let mut t: FlowTable<u8> = FlowTable::default();
+        let key = FlowKey::new(c, s);
+        assert!(t.on_lone_syn(key, c, 1, 1, Ts(0), false));
+        let f = t.promote(&key, || 0).expect("promoted");
+        for (src, dst) in [(c, s), (s, c)] {
+            let (k, src_is_lo) = FlowKey::with_side(src, dst);
+            assert_eq!(k, key);
+            assert_eq!(f.direction_from_side(src_is_lo), f.direction(src));
+        }
+        assert_eq!(f.direction(c), Direction::ToServer);
+        // A packet from an endpoint to itself: always towards the server.
+        let me = ep("::1", 7);
+        let (k, side) = FlowKey::with_side(me, me);
+        assert!(side && k.is_lo(me) && k.is_lo(k.hi()));
     }
 
     #[test]

@@ -251,6 +251,26 @@ impl Stream {
         if payload.is_empty() && !fin {
             return SegmentOutcome::Empty;
         }
+        // The common segment: the next bytes of a started stream that holds nothing (no ready
+        // bytes, no out-of-order data, no known end), without FIN. The general path below
+        // does exactly this for it, with every check.
+        if !fin
+            && self.flags & (STARTED | END_KNOWN) == STARTED
+            && self.ready_len == 0
+            && self.ooo.is_none()
+            && seq == self.seq_at(self.consumed_off)
+            && payload.len() <= MAX_BUFFERED_PER_DIRECTION
+        {
+            let n = consumer(payload).min(payload.len());
+            self.consumed_off += n as u64;
+            let tail = payload.get(n..).unwrap_or(&[]);
+            if !tail.is_empty() {
+                self.ensure_len(self.consumed_off + tail.len() as u64);
+                self.write(self.consumed_off, tail);
+                self.ready_len = tail.len() as u32;
+            }
+            return SegmentOutcome::InOrder;
+        }
         if self.flags & STARTED == 0 {
             if self.flags & RESET != 0 {
                 return SegmentOutcome::EndConflict;
@@ -368,6 +388,7 @@ impl Stream {
     }
 
     /// The contiguous bytes ready for the consumer, starting at the first unconsumed byte.
+    #[inline]
     pub fn ready(&self) -> &[u8] {
         let start = self.head as usize;
         self.buf
@@ -377,6 +398,7 @@ impl Stream {
 
     /// The consumer parsed and no longer needs the first `n` ready bytes (clamped to the ready
     /// length). O(1); the buffer is compacted lazily and released when the stream drains.
+    #[inline]
     pub fn consume(&mut self, n: usize) {
         let n = n.min(self.ready_len as usize);
         self.head += n as u32;
@@ -410,6 +432,7 @@ impl Stream {
     }
 
     /// Out-of-order data, or a known end of stream, waits behind a hole.
+    #[inline]
     pub fn has_pending_gap(&self) -> bool {
         self.ooo.is_some() || self.end_off().is_some_and(|e| e > self.next_off())
     }
@@ -417,12 +440,14 @@ impl Stream {
     /// Bytes held for this direction: from the first unconsumed byte to the highest buffered
     /// byte, holes included (they occupy buffer space). This is what
     /// [`MAX_BUFFERED_PER_DIRECTION`] limits; 0 once the stream drains.
+    #[inline]
     pub fn buffered_bytes(&self) -> usize {
         (self.highest_off() - self.consumed_off) as usize
     }
 
     /// Estimate of the heap memory this stream owns (buffer capacity plus out-of-order map);
     /// 0 for a new or drained stream.
+    #[inline]
     pub fn heap_bytes(&self) -> usize {
         self.buf.capacity()
             + self.ooo.as_ref().map_or(0, |m| {
@@ -452,6 +477,7 @@ impl Stream {
     }
 
     /// Sequence number of the next expected byte, once the stream has started.
+    #[inline]
     pub fn next_seq(&self) -> Option<u32> {
         (self.flags & STARTED != 0).then(|| self.seq_at(self.next_off()))
     }
@@ -463,16 +489,19 @@ impl Stream {
 
     // ----- internals -----
 
+    #[inline]
     fn next_off(&self) -> u64 {
         self.consumed_off + u64::from(self.ready_len)
     }
 
+    #[inline]
     fn seq_at(&self, off: u64) -> u32 {
         self.base_seq.wrapping_add(off as u32)
     }
 
     /// Offset of the end of stream. The end is never before the first unconsumed byte and never
     /// more than the buffer limit plus window ahead of it, so the wrapping difference is exact.
+    #[inline]
     fn end_off(&self) -> Option<u64> {
         (self.flags & END_KNOWN != 0).then(|| {
             let here = self.seq_at(self.consumed_off);
@@ -486,6 +515,7 @@ impl Stream {
     }
 
     /// Offset just past the highest byte received (ready or out of order).
+    #[inline]
     fn highest_off(&self) -> u64 {
         let last = self
             .ooo
@@ -635,6 +665,7 @@ impl Stream {
         (filled, covered, grew)
     }
 
+    #[inline]
     fn release_if_drained(&mut self) {
         if self.ready_len == 0 && self.ooo.is_none() {
             self.buf = Vec::new();
@@ -680,6 +711,52 @@ mod tests {
         assert!(!s.finished());
         assert!(!s.has_pending_gap());
         assert_eq!(s.next_seq(), None);
+    }
+
+    #[test]
+    fn in_order_segments_parsed_in_place_keep_only_the_tail() {
+        let mut s = syn_stream();
+        let mut seen = Vec::new();
+        let out = s.on_segment_with(sq(0), b"abcde", false, |d| {
+            seen.extend_from_slice(d);
+            3
+        });
+        assert_eq!(out, SegmentOutcome::InOrder);
+        assert_eq!(seen, b"abcde");
+        assert_eq!(s.ready(), b"de", "the unconsumed tail is held");
+        // Bytes held: the consumer sees them with the new segment.
+        let out = s.on_segment_with(sq(5), b"fgh", false, |d| {
+            assert_eq!(d, b"defgh");
+            5
+        });
+        assert_eq!(out, SegmentOutcome::InOrder);
+        assert_eq!((s.ready(), s.heap_bytes()), (&b""[..], 0), "drained");
+        let out = s.on_segment_with(sq(8), b"ij", false, |d| {
+            assert_eq!(d, b"ij");
+            2
+        });
+        assert_eq!(out, SegmentOutcome::InOrder);
+        assert_eq!(s.heap_bytes(), 0, "consumed in place: nothing allocated");
+        assert_eq!(s.next_seq(), Some(sq(10)));
+        // A retransmission is not the next bytes: the general path says so.
+        let out = s.on_segment_with(sq(8), b"ij", false, |_| panic!("nothing new"));
+        assert_eq!(out, SegmentOutcome::Duplicate { conflicting: false });
+        // A consumer claiming more than it was given is clamped.
+        assert_eq!(
+            s.on_segment_with(sq(10), b"k", false, |_| 99),
+            SegmentOutcome::InOrder
+        );
+        assert_eq!(s.consumed_offset(), 11);
+        // With FIN, or with the end known, the general path handles the end.
+        assert_eq!(
+            s.on_segment_with(sq(11), b"l", true, |d| d.len()),
+            SegmentOutcome::InOrder
+        );
+        assert!(s.finished());
+        assert_eq!(
+            s.on_segment_with(sq(12), b"m", false, |_| panic!("beyond the end")),
+            SegmentOutcome::EndConflict
+        );
     }
 
     #[test]
