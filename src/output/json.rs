@@ -97,14 +97,57 @@ fn guid_body(out: &mut Vec<u8>, guid: &[u8; 36]) {
     }
 }
 
-/// [`str_body`] of any other length.
+/// [`str_body`] of any other length. Up to 64 bytes, the string is tested and copied with the
+/// same two overlapping fixed-size pieces (its first and last 8, 16 or 32 bytes; a shorter one as
+/// one word padded with spaces): no loop, no `memcpy` call.
 #[inline(never)]
 fn text_body(out: &mut Vec<u8>, bytes: &[u8]) {
+    let n = bytes.len();
+    let start = out.len();
+    if let (Some(head), Some(tail)) = (bytes.first_chunk::<32>(), bytes.last_chunk::<32>()) {
+        if n <= 64 && pieces_mask(head) | pieces_mask(tail) == 0 {
+            out.extend_from_slice(head);
+            out.truncate(start + n - 32);
+            out.extend_from_slice(tail);
+            return;
+        }
+    } else if let (Some(head), Some(tail)) = (bytes.first_chunk::<16>(), bytes.last_chunk::<16>()) {
+        if pieces_mask(head) | pieces_mask(tail) == 0 {
+            out.extend_from_slice(head);
+            out.truncate(start + n - 16);
+            out.extend_from_slice(tail);
+            return;
+        }
+    } else if let (Some(head), Some(tail)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        if pieces_mask(head) | pieces_mask(tail) == 0 {
+            out.extend_from_slice(head);
+            out.truncate(start + n - 8);
+            out.extend_from_slice(tail);
+            return;
+        }
+    } else {
+        // Shorter than 8 bytes: written whole and cut back to the string's length.
+        let w = short_word(bytes);
+        if escape_mask(u64::from_le_bytes(w)) == 0 {
+            out.extend_from_slice(&w);
+            out.truncate(start + n);
+            return;
+        }
+    }
     if needs_escape_any(bytes) {
         str_body_escaping(out, bytes);
     } else {
-        copy_small(out, bytes);
+        out.extend_from_slice(bytes);
     }
+}
+
+/// The OR of the escape masks of the 8-byte words of `b` (`N` a multiple of 8).
+#[inline(always)]
+fn pieces_mask<const N: usize>(b: &[u8; N]) -> u64 {
+    b.as_chunks::<8>()
+        .0
+        .iter()
+        .fold(0, |acc, w| acc | escape_mask(u64::from_le_bytes(*w)))
 }
 
 /// True when any byte of `b` needs an escape: the whole words' masks OR-ed, then the tail (for a
@@ -419,6 +462,71 @@ pub fn endpoint(out: &mut Vec<u8>, ip: &std::net::IpAddr, port: u16) {
     let start = out.len();
     out.extend_from_slice(&buf);
     out.truncate(start + n + 10 + k);
+}
+
+/// The JSON text last written for each of `N` slots of keys: for parts of events that recur with
+/// the same values from call to call (a product's ids and names, a KMS host's ePID, a bind's
+/// transfer syntaxes), the text is copied instead of written again. Direct-mapped: a key goes to
+/// the slot its hash picks, replacing what was there (a miss only writes the text). A key must
+/// hold everything the text is made from; keys are small and fixed-size, so the texts are bounded
+/// and their buffers are reused (no allocation per event once warm).
+pub struct Memo<K, const N: usize> {
+    slots: [Option<(K, Vec<u8>)>; N],
+}
+
+impl<K: PartialEq, const N: usize> Memo<K, N> {
+    pub const fn new() -> Self {
+        Memo {
+            slots: [const { None }; N],
+        }
+    }
+
+    /// Appends the text `write` makes for `key`: copied when the slot `hash` picks holds `key`,
+    /// else written and kept there.
+    pub fn write(
+        &mut self,
+        out: &mut Vec<u8>,
+        hash: u64,
+        key: K,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let Some(slot) = self.slots.get_mut((hash % N as u64) as usize) else {
+            return write(out);
+        };
+        if let Some((k, text)) = slot
+            && *k == key
+        {
+            out.extend_from_slice(text);
+            return;
+        }
+        let start = out.len();
+        write(out);
+        let made = out.get(start..).unwrap_or_default();
+        match slot {
+            Some((k, text)) => {
+                *k = key;
+                text.clear();
+                text.extend_from_slice(made);
+            }
+            None => *slot = Some((key, made.to_vec())),
+        }
+    }
+}
+
+impl<K: PartialEq, const N: usize> Default for Memo<K, N> {
+    fn default() -> Self {
+        Memo::new()
+    }
+}
+
+/// A hash of a few words of a key, for [`Memo::write`] (Fibonacci hashing of their XOR).
+#[inline]
+pub fn memo_hash(words: &[u64]) -> u64 {
+    words
+        .iter()
+        .fold(0, |h, w| h ^ w)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        >> 32
 }
 
 /// A JSON array of strings.

@@ -77,7 +77,16 @@ pub fn push_u64(out: &mut Vec<u8>, v: u64) {
         let start = out.len();
         out.extend_from_slice(&d);
         out.truncate(start + n);
-    } else if v < 10_000_000_000_000_000 {
+    } else {
+        push_large(out, v);
+    }
+}
+
+/// [`push_u64`] from 10^8 (out of line: keeps the common path's function small).
+#[cold]
+#[inline(never)]
+fn push_large(out: &mut Vec<u8>, v: u64) {
+    if v < 10_000_000_000_000_000 {
         // The high part's digits, then the low eight zero-padded.
         let (d, n) = digits8((v / 100_000_000) as u32);
         let start = out.len();
