@@ -174,43 +174,38 @@ impl ProductKey {
     }
 }
 
-/// The `kms` response's host part: the ePID text (up to 64 bytes) and its decoded fields.
+/// The `kms` response's host part: the ePID text (32 to 64 bytes, held as its first and last 32
+/// bytes and its length, which together are the text) and its decoded fields.
 #[derive(PartialEq)]
 struct HostKey {
-    epid: ([u8; 64], usize),
+    epid: ([u8; 32], [u8; 32], usize),
     ids: [Option<u32>; 5],
     key_id: Option<u64>,
-    key_installed: Option<([u8; 10], usize)>,
+    key_installed: Option<[u8; 10]>,
 }
 
 impl HostKey {
     fn new(r: &KmsResponseInfo) -> Option<(u64, HostKey)> {
-        let text = |s: &str| -> Option<([u8; 64], usize)> {
-            let mut b = [0; 64];
-            b.get_mut(..s.len())?.copy_from_slice(s.as_bytes());
-            Some((b, s.len()))
-        };
-        let epid = text(&r.epid)?;
+        let e = r.epid.as_bytes();
+        let epid = (*e.first_chunk::<32>()?, *e.last_chunk::<32>()?, e.len());
+        if epid.2 > 64 {
+            return None;
+        }
         let key_installed = match &r.host.key_installed {
-            Some(k) => {
-                let mut b = [0; 10];
-                b.get_mut(..k.len())?.copy_from_slice(k.as_bytes());
-                Some((b, k.len()))
-            }
+            Some(k) => Some(<[u8; 10]>::try_from(k.as_bytes()).ok()?),
             None => None,
         };
         let h = &r.host;
         let hash = json::memo_hash(&[
             word_at(&epid.0, 6),
             word_at(&epid.0, 14),
-            word_at(r.epid.as_bytes(), r.epid.len().saturating_sub(8)),
+            word_at(&epid.1, 24),
         ]);
-        let ids = [h.platform_id, h.group_id, h.channel, h.lcid, h.os_build];
         Some((
             hash,
             HostKey {
                 epid,
-                ids,
+                ids: [h.platform_id, h.group_id, h.channel, h.lcid, h.os_build],
                 key_id: h.key_id,
                 key_installed,
             },
@@ -1609,7 +1604,8 @@ mod tests {
 
     /// The memoized parts (product, host, transfer syntaxes) give serde's text: repeated, with
     /// each value a key holds changed one at a time, with more distinct keys than slots, and with
-    /// values that do not fit a key (longer text, escapes, an unknown result code).
+    /// values that do not fit a key (longer text, escapes, an unknown result code). Also many
+    /// endpoints, repeated.
     #[test]
     fn memoized_parts_match_serde() {
         let mut bodies = full_bodies();
@@ -1657,6 +1653,32 @@ mod tests {
         with(&|_, a| a.host.key_installed = None);
         with(&|_, a| a.host.key_installed = Some("2026-12-02".into()));
         with(&|_, a| a.host.key_installed = Some("2026-12-02 and more".into()));
+        with(&|_, a| a.epid = "0".repeat(31).into());
+        with(&|_, a| a.epid = "0".repeat(32).into());
+        with(&|_, a| a.epid = "0".repeat(64).into());
+        with(&|_, a| a.epid = format!("{}1{}", "0".repeat(31), "0".repeat(32)).into());
+        with(&|_, a| a.current_count = 51);
+        with(&|_, a| a.activation_interval_min = 121);
+        with(&|_, a| a.renewal_interval_min = 10081);
+        with(&|_, a| a.hwid = None);
+        with(&|_, a| a.hwid = Some("3A1C049600B60077".into()));
+        with(&|_, a| a.hwid = Some("3A1C".into()));
+        let mut with_call = |f: &dyn Fn(&mut KmsCall)| {
+            let mut c = (*kms).clone();
+            f(&mut c);
+            calls.push(c);
+        };
+        with_call(&|c| c.integrity.request = None);
+        with_call(&|c| c.integrity.response = Some("valid"));
+        with_call(&|c| c.integrity.failures.clear());
+        with_call(&|c| c.integrity.failures = vec!["a", "b", "c", "d"]);
+        with_call(&|c| c.integrity.failures = vec!["a", "b", "c", "d", "e"]);
+        with_call(&|c| c.outcome = "refused");
+        with_call(&|c| c.request_size = None);
+        with_call(&|c| c.response_size = Some(261));
+        for i in 0..20 {
+            with_call(&|c| c.request_size = Some(i));
+        }
         let mut rpcs: Vec<RpcInfo> = Vec::new();
         let mut with_syntaxes = |f: &dyn Fn(&mut Vec<TransferSyntaxResult>)| {
             let mut r = rpc.clone();
@@ -1680,7 +1702,23 @@ mod tests {
         for i in 0..10 {
             with_syntaxes(&|l| l[0].reason = i);
         }
+        let mut endpoints: Vec<Endpoint> = (0..40u8)
+            .map(|i| Endpoint {
+                ip: IpAddr::from([10, 0, i / 3, i]),
+                port: 1688 + u16::from(i % 4),
+            })
+            .collect();
+        endpoints.extend((0..8u16).map(|i| Endpoint {
+            ip: IpAddr::from([0xfe80, 0, 0, 0, 0, 0, 0, i]),
+            port: i,
+        }));
         for _ in 0..2 {
+            for (i, c) in endpoints.iter().enumerate() {
+                let mut ev = envelope(full_bodies().swap_remove(3), true);
+                ev.client = Some(*c);
+                ev.server = Some(endpoints[i % 5]);
+                assert_same(&ev);
+            }
             for c in &calls {
                 assert_same(&envelope(Body::Kms(Box::new(c.clone())), true));
             }

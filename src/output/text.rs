@@ -66,8 +66,8 @@ pub fn digits8(v: u32) -> ([u8; 8], usize) {
     }
 }
 
-/// Appends `v` in decimal (the same text as `Display`).
-#[inline]
+/// Appends `v` in decimal (the same text as `Display`). Inlined: about twenty numbers per event.
+#[inline(always)]
 pub fn push_u64(out: &mut Vec<u8>, v: u64) {
     if v < 10 {
         // Single digits (context ids, reasons, channels) are common.
