@@ -82,7 +82,7 @@ pub fn str_body(out: &mut Vec<u8>, s: &str) {
 }
 
 /// [`str_body`] of 36 bytes: five overlapping words tested (vectorised), one fixed-size copy.
-#[inline(never)]
+#[inline]
 fn guid_body(out: &mut Vec<u8>, guid: &[u8; 36]) {
     let (a, rest) = guid.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
     let (b, rest) = rest.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
