@@ -93,6 +93,165 @@ fn write_source(out: &mut Vec<u8>, source: &Arc<str>) {
     });
 }
 
+/// Memos of the JSON text of parts of `kms` and `rpc` events that recur with the same values
+/// (see [`json::Memo`]), per thread (events are written on the thread that made them). Each key
+/// holds every value its text is made from, compared exactly; a part whose values do not fit a
+/// key (longer text, an unknown result code) is written as usual.
+struct Memos {
+    products: json::Memo<ProductKey, 16>,
+    hosts: json::Memo<HostKey, 16>,
+    syntaxes: json::Memo<SyntaxesKey, 4>,
+}
+
+thread_local! {
+    static MEMOS: std::cell::RefCell<Memos> = const {
+        std::cell::RefCell::new(Memos {
+            products: json::Memo::new(),
+            hosts: json::Memo::new(),
+            syntaxes: json::Memo::new(),
+        })
+    };
+}
+
+/// Appends the text `write` makes, through the memo `table` picks when there is a `key`.
+fn memoized<K: PartialEq, const N: usize>(
+    out: &mut Vec<u8>,
+    table: fn(&mut Memos) -> &mut json::Memo<K, N>,
+    key: Option<(u64, K)>,
+    write: impl FnOnce(&mut Vec<u8>),
+) {
+    let mut write = Some(write);
+    if let Some((hash, key)) = key {
+        // Not re-entered (the writers do not use the memos); should it be, or the thread be
+        // ending, the text is written as usual.
+        let _ = MEMOS.try_with(|m| {
+            if let (Ok(mut m), Some(w)) = (m.try_borrow_mut(), write.take()) {
+                table(&mut m).write(out, hash, key, w);
+            }
+        });
+    }
+    if let Some(w) = write {
+        w(out);
+    }
+}
+
+/// A `&'static str` (program-supplied names) compared by address and length: equal pairs are the
+/// same text (the same text at another address only misses a memo).
+#[derive(Clone, Copy)]
+struct StaticName(Option<&'static str>);
+
+impl PartialEq for StaticName {
+    fn eq(&self, other: &StaticName) -> bool {
+        match (self.0, other.0) {
+            (Some(a), Some(b)) => std::ptr::eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+
+/// The 8 bytes of `b` from `at` as a word (0 when there are fewer), for a memo hash.
+fn word_at(b: &[u8], at: usize) -> u64 {
+    b.get(at..)
+        .and_then(<[u8]>::first_chunk::<8>)
+        .map_or(0, |w| u64::from_le_bytes(*w))
+}
+
+/// The `kms` request's product part: its three GUIDs (as text, 36 bytes each) and names.
+#[derive(PartialEq)]
+struct ProductKey {
+    ids: [[u8; 36]; 3],
+    names: [StaticName; 3],
+}
+
+impl ProductKey {
+    fn new(r: &KmsRequestInfo) -> Option<(u64, ProductKey)> {
+        let id = |g: &GuidText| <[u8; 36]>::try_from(g.as_bytes()).ok();
+        let ids = [id(&r.app_id)?, id(&r.sku_id)?, id(&r.kms_id)?];
+        let hash = json::memo_hash(&[word_at(&ids[1], 0), word_at(&ids[2], 0)]);
+        let names = [r.app_name, r.sku_name, r.kms_name].map(StaticName);
+        Some((hash, ProductKey { ids, names }))
+    }
+}
+
+/// The `kms` response's host part: the ePID text (32 to 64 bytes, held as its first and last 32
+/// bytes and its length, which together are the text) and its decoded fields.
+#[derive(PartialEq)]
+struct HostKey {
+    epid: ([u8; 32], [u8; 32], usize),
+    ids: [Option<u32>; 5],
+    key_id: Option<u64>,
+    key_installed: Option<[u8; 10]>,
+}
+
+impl HostKey {
+    fn new(r: &KmsResponseInfo) -> Option<(u64, HostKey)> {
+        let e = r.epid.as_bytes();
+        let epid = (*e.first_chunk::<32>()?, *e.last_chunk::<32>()?, e.len());
+        if epid.2 > 64 {
+            return None;
+        }
+        let key_installed = match &r.host.key_installed {
+            Some(k) => Some(<[u8; 10]>::try_from(k.as_bytes()).ok()?),
+            None => None,
+        };
+        let h = &r.host;
+        let hash = json::memo_hash(&[
+            word_at(&epid.0, 6),
+            word_at(&epid.0, 14),
+            word_at(&epid.1, 24),
+        ]);
+        Some((
+            hash,
+            HostKey {
+                epid,
+                ids: [h.platform_id, h.group_id, h.channel, h.lcid, h.os_build],
+                key_id: h.key_id,
+                key_installed,
+            },
+        ))
+    }
+}
+
+/// An `rpc` event's transfer syntaxes (up to 4, each result a known name).
+#[derive(PartialEq)]
+struct SyntaxKey {
+    ctx_id: Option<u16>,
+    syntax: [u8; 36],
+    name: StaticName,
+    result: StaticName,
+    reason: u16,
+}
+
+type SyntaxesKey = [Option<SyntaxKey>; 4];
+
+fn syntaxes_key(list: &[TransferSyntaxResult]) -> Option<(u64, SyntaxesKey)> {
+    if list.len() > 4 {
+        return None;
+    }
+    let mut key: SyntaxesKey = [const { None }; 4];
+    let mut hash = list.len() as u64;
+    for (k, t) in key.iter_mut().zip(list) {
+        let Cow::Borrowed(result) = t.result else {
+            return None;
+        };
+        let syntax = <[u8; 36]>::try_from(t.syntax.as_bytes()).ok()?;
+        hash = hash.rotate_left(8)
+            ^ word_at(&syntax, 0)
+            ^ u64::from(t.reason)
+            ^ (u64::from(t.ctx_id.unwrap_or(u16::MAX)) << 16)
+            ^ ((result.len() as u64) << 32);
+        *k = Some(SyntaxKey {
+            ctx_id: t.ctx_id,
+            syntax,
+            name: StaticName(Some(t.syntax_name)),
+            result: StaticName(Some(result)),
+            reason: t.reason,
+        });
+    }
+    Some((json::memo_hash(&[hash]), key))
+}
+
 // Hand-written JSON of the bodies (see `Event::write_json`). Each `write_fields` appends the
 // struct's fields, every one preceded by a comma, in the order of the struct and with the omissions
 // of its `skip_serializing_if`; each `write_json` appends a whole object. Keep in step with the
@@ -149,13 +308,12 @@ impl KmsCall {
 
 impl KmsRequestInfo {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"app_id\":\"");
-        json::str_close(out, &self.app_id);
-        json::opt_name!(out, "app_name", self.app_name);
-        json::kv_str!(out, "sku_id", &self.sku_id);
-        json::opt_name!(out, "sku_name", self.sku_name);
-        json::kv_str!(out, "kms_id", &self.kms_id);
-        json::opt_name!(out, "kms_name", self.kms_name);
+        memoized(
+            out,
+            |m| &mut m.products,
+            ProductKey::new(self),
+            |out| self.write_product(out),
+        );
         json::kv_str!(out, "cmid", &self.cmid);
         json::opt_str!(out, "previous_cmid", self.previous_cmid.as_deref());
         json::kv_str!(out, "workstation", &self.workstation);
@@ -169,14 +327,32 @@ impl KmsRequestInfo {
         json::opt_uint!(out, "catalog_threshold", self.catalog_threshold);
         out.push(b'}');
     }
+
+    /// `{"app_id":…` to the `kms_name`: the same for every call of a product (see [`ProductKey`]).
+    fn write_product(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"app_id\":\"");
+        json::str_close(out, &self.app_id);
+        json::opt_name!(out, "app_name", self.app_name);
+        json::kv_str!(out, "sku_id", &self.sku_id);
+        json::opt_name!(out, "sku_name", self.sku_name);
+        json::kv_str!(out, "kms_id", &self.kms_id);
+        json::opt_name!(out, "kms_name", self.kms_name);
+    }
 }
 
 impl KmsResponseInfo {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"epid\":\"");
-        json::str_close(out, &self.epid);
-        json::key_lit!(out, "host");
-        self.host.write_json(out);
+        memoized(
+            out,
+            |m| &mut m.hosts,
+            HostKey::new(self),
+            |out| {
+                out.extend_from_slice(b"{\"epid\":\"");
+                json::str_close(out, &self.epid);
+                json::key_lit!(out, "host");
+                self.host.write_json(out);
+            },
+        );
         json::kv_uint!(out, "current_count", self.current_count);
         json::kv_uint!(out, "activation_interval_min", self.activation_interval_min);
         json::kv_uint!(out, "renewal_interval_min", self.renewal_interval_min);
@@ -232,11 +408,15 @@ impl RpcInfo {
         json::opt_str!(out, "interface", self.interface.as_deref());
         json::opt_name!(out, "interface_name", self.interface_name);
         if !self.transfer_syntaxes.is_empty() {
-            json::key_lit!(out, "transfer_syntaxes");
-            json::array(
+            let list = &self.transfer_syntaxes;
+            memoized(
                 out,
-                &self.transfer_syntaxes,
-                TransferSyntaxResult::write_json,
+                |m| &mut m.syntaxes,
+                syntaxes_key(list),
+                |out| {
+                    json::key_lit!(out, "transfer_syntaxes");
+                    json::array(out, list, TransferSyntaxResult::write_json);
+                },
             );
         }
         json::opt_uint!(out, "assoc_group", self.assoc_group);
@@ -1420,6 +1600,132 @@ mod tests {
         }
         let kinds: std::collections::BTreeSet<_> = bodies.iter().map(Body::kind).collect();
         assert_eq!(kinds.len(), 6, "a body of each kind");
+    }
+
+    /// The memoized parts (product, host, transfer syntaxes) give serde's text: repeated, with
+    /// each value a key holds changed one at a time, with more distinct keys than slots, and with
+    /// values that do not fit a key (longer text, escapes, an unknown result code). Also many
+    /// endpoints, repeated.
+    #[test]
+    fn memoized_parts_match_serde() {
+        let mut bodies = full_bodies();
+        let Body::Rpc(rpc) = bodies.swap_remove(1) else {
+            panic!("rpc body")
+        };
+        let Body::Kms(kms) = bodies.swap_remove(0) else {
+            panic!("kms body")
+        };
+        let guid =
+            |i: usize| GuidText::from(format!("{i:08x}-0000-4000-8000-00000000abcd").as_str());
+        let mut calls: Vec<KmsCall> = Vec::new();
+        let mut with = |f: &dyn Fn(&mut KmsRequestInfo, &mut KmsResponseInfo)| {
+            let mut c = (*kms).clone();
+            if let (Some(q), Some(a)) = (&mut c.request, &mut c.response) {
+                f(q, a);
+            }
+            calls.push(c);
+        };
+        with(&|_, _| {});
+        for i in 0..40 {
+            with(&|q, _| q.sku_id = guid(i));
+        }
+        with(&|q, _| q.app_id = guid(1));
+        with(&|q, _| q.kms_id = guid(2));
+        with(&|q, _| q.kms_id = "short".into());
+        with(&|q, _| q.sku_id = "0123456789abcdef0123456789abcdef\"\\\n\u{1}".into());
+        with(&|q, _| q.app_name = None);
+        with(&|q, _| q.sku_name = Some("Other"));
+        with(&|q, _| q.kms_name = None);
+        for i in 0..20 {
+            with(&|_, a| {
+                a.epid = format!("{i:05}-00206-271-298891-03-1033-9600.0000-3352026").into()
+            });
+        }
+        with(&|_, a| a.epid = "e\"p\\id\n".into());
+        with(&|_, a| a.epid = "x".repeat(65).into());
+        with(&|_, a| a.epid = String::new().into());
+        with(&|_, a| a.host.platform_id = None);
+        with(&|_, a| a.host.group_id = Some(1));
+        with(&|_, a| a.host.key_id = Some(u64::MAX));
+        with(&|_, a| a.host.channel = None);
+        with(&|_, a| a.host.lcid = Some(1031));
+        with(&|_, a| a.host.os_build = Some(26100));
+        with(&|_, a| a.host.key_installed = None);
+        with(&|_, a| a.host.key_installed = Some("2026-12-02".into()));
+        with(&|_, a| a.host.key_installed = Some("2026-12-02 and more".into()));
+        with(&|_, a| a.epid = "0".repeat(31).into());
+        with(&|_, a| a.epid = "0".repeat(32).into());
+        with(&|_, a| a.epid = "0".repeat(64).into());
+        with(&|_, a| a.epid = format!("{}1{}", "0".repeat(31), "0".repeat(32)).into());
+        with(&|_, a| a.current_count = 51);
+        with(&|_, a| a.activation_interval_min = 121);
+        with(&|_, a| a.renewal_interval_min = 10081);
+        with(&|_, a| a.hwid = None);
+        with(&|_, a| a.hwid = Some("3A1C049600B60077".into()));
+        with(&|_, a| a.hwid = Some("3A1C".into()));
+        let mut with_call = |f: &dyn Fn(&mut KmsCall)| {
+            let mut c = (*kms).clone();
+            f(&mut c);
+            calls.push(c);
+        };
+        with_call(&|c| c.integrity.request = None);
+        with_call(&|c| c.integrity.response = Some("valid"));
+        with_call(&|c| c.integrity.failures.clear());
+        with_call(&|c| c.integrity.failures = vec!["a", "b", "c", "d"]);
+        with_call(&|c| c.integrity.failures = vec!["a", "b", "c", "d", "e"]);
+        with_call(&|c| c.outcome = "refused");
+        with_call(&|c| c.request_size = None);
+        with_call(&|c| c.response_size = Some(261));
+        for i in 0..20 {
+            with_call(&|c| c.request_size = Some(i));
+        }
+        let mut rpcs: Vec<RpcInfo> = Vec::new();
+        let mut with_syntaxes = |f: &dyn Fn(&mut Vec<TransferSyntaxResult>)| {
+            let mut r = rpc.clone();
+            f(&mut r.transfer_syntaxes);
+            rpcs.push(r);
+        };
+        with_syntaxes(&|_| {});
+        with_syntaxes(&|l| l[0].ctx_id = Some(5));
+        with_syntaxes(&|l| l[1].ctx_id = Some(0));
+        with_syntaxes(&|l| l[0].syntax = guid(7));
+        with_syntaxes(&|l| l[0].syntax = "not a guid".into());
+        with_syntaxes(&|l| l[0].syntax_name = "ndr64");
+        with_syntaxes(&|l| l[1].result = Cow::Borrowed("accepted"));
+        with_syntaxes(&|l| l[1].result = Cow::Owned("result_9".into()));
+        with_syntaxes(&|l| l[1].reason = 3);
+        with_syntaxes(&|l| l.truncate(1));
+        with_syntaxes(&|l| {
+            let more = l.clone();
+            l.extend(more);
+        });
+        for i in 0..10 {
+            with_syntaxes(&|l| l[0].reason = i);
+        }
+        let mut endpoints: Vec<Endpoint> = (0..40u8)
+            .map(|i| Endpoint {
+                ip: IpAddr::from([10, 0, i / 3, i]),
+                port: 1688 + u16::from(i % 4),
+            })
+            .collect();
+        endpoints.extend((0..8u16).map(|i| Endpoint {
+            ip: IpAddr::from([0xfe80, 0, 0, 0, 0, 0, 0, i]),
+            port: i,
+        }));
+        for _ in 0..2 {
+            for (i, c) in endpoints.iter().enumerate() {
+                let mut ev = envelope(full_bodies().swap_remove(3), true);
+                ev.client = Some(*c);
+                ev.server = Some(endpoints[i % 5]);
+                assert_same(&ev);
+            }
+            for c in &calls {
+                assert_same(&envelope(Body::Kms(Box::new(c.clone())), true));
+            }
+            for r in &rpcs {
+                assert_same(&envelope(Body::Rpc(r.clone()), true));
+            }
+        }
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use std::cell::Cell;
 use std::fmt;
 
+use crate::output::text::pair;
+
 /// Capture time: nanoseconds since 1970-01-01T00:00:00Z (may be negative for bogus captures).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Ts(pub i64);
@@ -81,92 +83,74 @@ pub fn filetime_rfc3339(ft: u64) -> Rfc3339 {
     }
 }
 
-/// `00` to `99`, two bytes each.
-const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
-
 /// `YYYY-MM-DDTHH:MM:SS` of `secs` since the epoch, when the year is in 0000..=9999.
 fn date_time(secs: i64) -> Option<[u8; 19]> {
     let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
     let (y, m, d) = civil_from_days(days);
-    if !(0..=9999).contains(&y) {
-        return None;
-    }
-    let mut b = *b"0000-00-00T00:00:00";
-    put_digits(&mut b[0..4], y as u64);
-    put_digits(&mut b[5..7], u64::from(m));
-    put_digits(&mut b[8..10], u64::from(d));
-    put_digits(&mut b[11..13], (sod / 3600) as u64);
-    put_digits(&mut b[14..16], (sod / 60 % 60) as u64);
-    put_digits(&mut b[17..19], (sod % 60) as u64);
-    Some(b)
+    let y = u32::try_from(y).ok().filter(|y| *y <= 9999)?;
+    let [y1, y2, mm, dd, hh, mi, ss] =
+        [y / 100, y, m, d, sod / 3600, sod / 60 % 60, sod % 60].map(pair);
+    Some([
+        y1[0], y1[1], y2[0], y2[1], b'-', mm[0], mm[1], b'-', dd[0], dd[1], b'T', hh[0], hh[1],
+        b':', mi[0], mi[1], b':', ss[0], ss[1],
+    ])
 }
 
-/// Writes `v` as exactly `out.len()` decimal digits, zero-padded (`v` must fit).
-fn put_digits(out: &mut [u8], mut v: u64) {
-    for c in out.iter_mut().rev() {
-        *c = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-}
+/// The text of a whole second in the buffer the fast path formats into: `YYYY-MM-DDTHH:MM:SS`,
+/// and after it the tail of one form (`.000000Z` or `Z`).
+type SecondText = [u8; 32];
+
+/// No second: `Ts::secs` of an `i64` of nanoseconds is never this.
+const NO_SECOND: i64 = i64::MIN;
 
 impl Rfc3339 {
-    /// The common case (years 0000..=9999) in a stack buffer: the bytes and their length. Every
-    /// event carries at least one timestamp, so this avoids `core::fmt` (several times dearer).
-    /// Consecutive events mostly fall in the same second: the `YYYY-MM-DDTHH:MM:SS` text of the
+    /// The common case (years 0000..=9999) written into `b`; returns the length (27 with micros,
+    /// 20 without). Every event carries at least one timestamp, so this avoids `core::fmt`
+    /// (several times dearer). Consecutive events mostly fall in the same second: the text of the
     /// last second formatted is kept (per thread, one for each form, so that the event times and
     /// the KMS client times of the same calls do not evict each other) and only the fraction is
     /// formatted then.
-    fn fast(&self) -> Option<([u8; 27], usize)> {
-        /// A second since the epoch and its `YYYY-MM-DDTHH:MM:SS` text.
-        type Second = Option<(i64, [u8; 19])>;
+    #[inline]
+    fn fill(&self, b: &mut SecondText) -> Option<usize> {
         thread_local! {
-            static LAST: [Cell<Second>; 2] =
-                const { [Cell::new(None), Cell::new(None)] };
+            static LAST: [Cell<(i64, SecondText)>; 2] =
+                const { [Cell::new((NO_SECOND, [0; 32])), Cell::new((NO_SECOND, [0; 32]))] };
         }
-        let mut b = *b"0000-00-00T00:00:00.000000Z";
-        let cached = LAST.with(|last| {
+        LAST.with(|last| {
             let slot = &last[usize::from(self.micros)];
-            if let Some((secs, text)) = slot.get()
-                && secs == self.secs
-            {
-                return Some(text);
+            let (secs, text) = slot.get();
+            if secs == self.secs && secs != NO_SECOND {
+                *b = text;
+                return Some(());
             }
-            let text = date_time(self.secs)?;
-            slot.set(Some((self.secs, text)));
-            Some(text)
+            let dt = date_time(self.secs)?;
+            *b = [0; 32];
+            b[..19].copy_from_slice(&dt);
+            if self.micros {
+                b[19..27].copy_from_slice(b".000000Z");
+            } else {
+                b[19] = b'Z';
+            }
+            slot.set((self.secs, *b));
+            Some(())
         })?;
-        b[..19].copy_from_slice(&cached);
-        let n = if self.micros {
-            // Two digits at a time from a table (this runs for every event).
-            let micros = (self.sub_ns / 1000) as usize;
-            for (at, v) in [
-                (20, micros / 10_000),
-                (22, micros / 100 % 100),
-                (24, micros % 100),
-            ] {
-                if let (Some(to), Some(from)) = (b.get_mut(at..at + 2), PAIRS.get(2 * v..2 * v + 2))
-                {
-                    to.copy_from_slice(from);
-                }
-            }
-            27
-        } else {
-            b[19] = b'Z';
-            20
-        };
-        Some((b, n))
+        if !self.micros {
+            return Some(20);
+        }
+        // Two digits at a time (this runs for every event).
+        let micros = (self.sub_ns / 1000) as u32;
+        let [x, y, z] = [micros / 10_000, micros / 100, micros].map(pair);
+        b[20..26].copy_from_slice(&[x[0], x[1], y[0], y[1], z[0], z[1]]);
+        Some(27)
     }
 
     /// The text as a `String` (the same as `to_string`, without `core::fmt` in the common case).
     pub fn text(&self) -> String {
-        match self.fast() {
+        let mut b = [0; 32];
+        match self.fill(&mut b) {
             // Digits and separators: always UTF-8.
-            Some((b, n)) => std::str::from_utf8(b.get(..n).unwrap_or_default())
+            Some(n) => std::str::from_utf8(b.get(..n).unwrap_or_default())
                 .unwrap_or_default()
                 .to_owned(),
             None => self.to_string(),
@@ -175,11 +159,13 @@ impl Rfc3339 {
 
     /// Appends the text to `out` (the same bytes as `Display`, without `core::fmt` in the common
     /// case).
+    #[inline]
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        match self.fast() {
-            // The whole buffer (the micros form) is a fixed-size copy the compiler inlines.
-            Some((b, n)) if n == b.len() => out.extend_from_slice(&b),
-            Some((b, n)) => out.extend_from_slice(b.get(..n).unwrap_or_default()),
+        let mut b = [0; 32];
+        match self.fill(&mut b) {
+            // Fixed-size copies the compiler inlines.
+            Some(27) => out.extend_from_slice(&b[..27]),
+            Some(n) => out.extend_from_slice(b.get(..n).unwrap_or_default()),
             None => {
                 use std::io::Write as _;
                 // Writing to a Vec cannot fail.
@@ -189,10 +175,25 @@ impl Rfc3339 {
     }
 }
 
+impl Ts {
+    /// `HH:MM:SS` (UTC) of the time: bytes 11 to 19 of its RFC 3339 text, from the same
+    /// per-second cache. (The years of `i64` nanoseconds, 1677 to 2262, are all in the fast path.)
+    pub fn hms(self) -> [u8; 8] {
+        let mut b = [0; 32];
+        let mut t = [b'?'; 8];
+        if self.rfc3339_secs().fill(&mut b).is_some() {
+            t.copy_from_slice(&b[11..19]);
+        }
+        t
+    }
+}
+
 impl fmt::Display for Rfc3339 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some((b, n)) = self.fast() {
-            return f.write_str(std::str::from_utf8(&b[..n]).map_err(|_| fmt::Error)?);
+        let mut b = [0; 32];
+        if let Some(n) = self.fill(&mut b) {
+            let text = b.get(..n).ok_or(fmt::Error)?;
+            return f.write_str(std::str::from_utf8(text).map_err(|_| fmt::Error)?);
         }
         let (secs, sub_ns) = (self.secs, self.sub_ns);
         let days = secs.div_euclid(86_400);
@@ -323,6 +324,7 @@ mod tests {
                 let mut out = Vec::new();
                 t.rfc3339_micros().write_to(&mut out);
                 assert_eq!(out, micros.as_bytes());
+                assert_eq!(t.hms(), micros.as_bytes()[11..19]);
             }
         }
         // Out of range (the general path) and back.

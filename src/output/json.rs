@@ -3,6 +3,8 @@
 //! intermediate values. Strings take a fast path: a run of bytes that needs no escape (almost every
 //! wire string) is copied in one go.
 
+use super::text;
+
 /// `\"` `\\` and the control characters need an escape; everything else (including DEL and
 /// non-ASCII UTF-8) is copied as is, as `serde_json` does.
 #[inline]
@@ -17,19 +19,25 @@ fn needs_escape(b: u8) -> bool {
 /// high bit is clear.
 #[inline]
 fn word_needs_escape(w: u64) -> bool {
+    escape_mask(w) != 0
+}
+
+/// Non-zero when any byte of `w` needs an escape (see [`word_needs_escape`]); the masks of several
+/// words can be OR-ed and tested once.
+#[inline]
+fn escape_mask(w: u64) -> u64 {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     let quote = w ^ (ONES * u64::from(b'"'));
     let backslash = w ^ (ONES * u64::from(b'\\'));
     let borrows =
         w.wrapping_sub(ONES * 0x20) | quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES);
-    borrows & !w & HIGH != 0
+    borrows & !w & HIGH
 }
 
 /// Appends `s` as a JSON string (quoted and escaped).
 #[inline]
 pub fn str(out: &mut Vec<u8>, s: &str) {
-    out.reserve(s.len() + 2);
     out.push(b'"');
     str_body(out, s);
     out.push(b'"');
@@ -37,6 +45,7 @@ pub fn str(out: &mut Vec<u8>, s: &str) {
 
 /// Appends the escaped contents of `s` and the closing quote (the opening one is part of the key
 /// literal before it, see [`kv_str!`]).
+#[inline]
 pub fn str_close(out: &mut Vec<u8>, s: &str) {
     str_body(out, s);
     out.push(b'"');
@@ -54,66 +63,111 @@ pub fn is_plain(s: &str) -> bool {
 #[inline]
 pub fn name_close(out: &mut Vec<u8>, s: &'static str) {
     debug_assert!(is_plain(s), "static name needs a JSON escape: {s:?}");
-    copy_short(out, s.as_bytes());
+    copy_small(out, s.as_bytes());
     out.push(b'"');
 }
 
 /// Appends the escaped contents of `s` without quotes. Almost every string needs no escape: its
-/// 8-byte words are tested and copied as they are read (fixed-size copies the compiler inlines,
-/// where a copy of the whole string is a libc `memcpy` call per string), and the short tail is
-/// tested and copied in overlapping fixed-size pieces. The first word that needs an escape hands
-/// the rest to [`str_body_escaping`].
+/// 8-byte words are tested (their results OR-ed, no branch per word) and, when none needs an
+/// escape, the string is appended with [`copy_small`] (fixed-size copies the compiler inlines,
+/// where a copy of the whole string is a libc `memcpy` call per string). Otherwise the escaper
+/// [`str_body_escaping`] writes it. GUID text (36 bytes), several per event, has its own path
+/// with fixed offsets and sizes.
+#[inline]
 pub fn str_body(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    // GUID text, several per event, is tested and copied with fixed offsets and sizes.
-    if let Ok(guid) = <&[u8; 36]>::try_from(bytes) {
-        let (a, rest) = guid.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
-        let (b, rest) = rest.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
-        let (c, rest) = rest.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
-        let d = rest.first_chunk::<8>().unwrap_or(&[0; 8]);
-        let e = guid.last_chunk::<8>().unwrap_or(&[0; 8]);
-        let any = [a, b, c, d, e]
-            .into_iter()
-            .any(|w| word_needs_escape(u64::from_le_bytes(*w)));
-        if !any {
-            out.extend_from_slice(guid);
-            return;
-        }
+    match <&[u8; 36]>::try_from(s.as_bytes()) {
+        Ok(guid) => guid_body(out, guid),
+        Err(_) => text_body(out, s.as_bytes()),
     }
-    out.reserve(bytes.len());
-    let mut rest = bytes;
-    while let Some((w, tail)) = rest.split_first_chunk::<8>() {
-        if word_needs_escape(u64::from_le_bytes(*w)) {
-            str_body_escaping(out, rest);
-            return;
-        }
-        out.extend_from_slice(w);
-        rest = tail;
-    }
-    if rest.is_empty() {
-        return;
-    }
-    if let Some(last) = bytes.last_chunk::<8>() {
-        // A tail after whole words: the string's last 8 bytes overlap bytes already copied as
-        // they are, so testing and rewriting them is exact.
-        if word_needs_escape(u64::from_le_bytes(*last)) {
-            str_body_escaping(out, rest);
-        } else {
-            out.truncate(out.len() - (8 - rest.len()));
-            out.extend_from_slice(last);
-        }
-        return;
-    }
-    // A string shorter than 8 bytes: tested as one word padded with spaces, which is then written
-    // whole and cut back to the string's length.
-    let w = short_word(rest);
-    if word_needs_escape(u64::from_le_bytes(w)) {
-        str_body_escaping(out, rest);
+}
+
+/// [`str_body`] of 36 bytes: five overlapping words tested (vectorised), one fixed-size copy.
+#[inline]
+fn guid_body(out: &mut Vec<u8>, guid: &[u8; 36]) {
+    let (a, rest) = guid.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+    let (b, rest) = rest.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+    let (c, rest) = rest.split_first_chunk::<8>().unwrap_or((&[0; 8], &[]));
+    let d = rest.first_chunk::<8>().unwrap_or(&[0; 8]);
+    let e = guid.last_chunk::<8>().unwrap_or(&[0; 8]);
+    let masks = [a, b, c, d, e].map(|w| escape_mask(u64::from_le_bytes(*w)));
+    if masks.into_iter().fold(0, |acc, m| acc | m) == 0 {
+        out.extend_from_slice(guid);
     } else {
-        let start = out.len();
-        out.extend_from_slice(&w);
-        out.truncate(start + rest.len());
+        str_body_escaping(out, guid);
     }
+}
+
+/// [`str_body`] of any other length. Up to 64 bytes, the string is tested and copied with the
+/// same two overlapping fixed-size pieces (its first and last 8, 16 or 32 bytes; a shorter one as
+/// one word padded with spaces): no loop, no `memcpy` call.
+#[inline(never)]
+fn text_body(out: &mut Vec<u8>, bytes: &[u8]) {
+    let n = bytes.len();
+    let start = out.len();
+    if let (Some(head), Some(tail)) = (bytes.first_chunk::<32>(), bytes.last_chunk::<32>()) {
+        if n <= 64 && pieces_mask(head) | pieces_mask(tail) == 0 {
+            out.extend_from_slice(head);
+            out.truncate(start + n - 32);
+            out.extend_from_slice(tail);
+            return;
+        }
+    } else if let (Some(head), Some(tail)) = (bytes.first_chunk::<16>(), bytes.last_chunk::<16>()) {
+        if pieces_mask(head) | pieces_mask(tail) == 0 {
+            out.extend_from_slice(head);
+            out.truncate(start + n - 16);
+            out.extend_from_slice(tail);
+            return;
+        }
+    } else if let (Some(head), Some(tail)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        if pieces_mask(head) | pieces_mask(tail) == 0 {
+            out.extend_from_slice(head);
+            out.truncate(start + n - 8);
+            out.extend_from_slice(tail);
+            return;
+        }
+    } else {
+        // Shorter than 8 bytes: written whole and cut back to the string's length.
+        let w = short_word(bytes);
+        if escape_mask(u64::from_le_bytes(w)) == 0 {
+            out.extend_from_slice(&w);
+            out.truncate(start + n);
+            return;
+        }
+    }
+    if needs_escape_any(bytes) {
+        str_body_escaping(out, bytes);
+    } else {
+        out.extend_from_slice(bytes);
+    }
+}
+
+/// The OR of the escape masks of the 8-byte words of `b` (`N` a multiple of 8).
+#[inline(always)]
+fn pieces_mask<const N: usize>(b: &[u8; N]) -> u64 {
+    b.as_chunks::<8>()
+        .0
+        .iter()
+        .fold(0, |acc, w| acc | escape_mask(u64::from_le_bytes(*w)))
+}
+
+/// True when any byte of `b` needs an escape: the whole words' masks OR-ed, then the tail (for a
+/// string of 8 bytes or more, its last 8 bytes, which overlap bytes already tested; a shorter one
+/// is tested as one word padded with spaces).
+#[inline]
+fn needs_escape_any(b: &[u8]) -> bool {
+    let (words, tail) = b.as_chunks::<8>();
+    let mut acc = 0;
+    for w in words {
+        acc |= escape_mask(u64::from_le_bytes(*w));
+    }
+    if !tail.is_empty() {
+        let last = match b.last_chunk::<8>() {
+            Some(last) => *last,
+            None => short_word(tail),
+        };
+        acc |= escape_mask(u64::from_le_bytes(last));
+    }
+    acc != 0
 }
 
 /// `b` (shorter than 8 bytes) at the start of a word padded with spaces (which need no escape).
@@ -145,15 +199,23 @@ fn short_needs_escape(b: &[u8]) -> bool {
     word_needs_escape(u64::from_le_bytes(short_word(b)))
 }
 
-/// Appends `b` (at most 16 bytes) with fixed-size copies: a first and a last piece of 8, 4 or 2
-/// bytes that overlap in the middle (the second rewrites the overlap with the same bytes). Longer
-/// slices take one `extend_from_slice`.
+/// Appends `b` with fixed-size copies when it is at most 64 bytes long: a first and a last piece
+/// of 32, 16, 8, 4 or 2 bytes that overlap in the middle (the second rewrites the overlap with the
+/// same bytes). Longer slices take one `extend_from_slice`.
 #[inline(always)]
-pub fn copy_short(out: &mut Vec<u8>, b: &[u8]) {
+pub fn copy_small(out: &mut Vec<u8>, b: &[u8]) {
     let n = b.len();
     let start = out.len();
-    if n > 16 {
+    if n > 64 {
         out.extend_from_slice(b);
+    } else if let (Some(head), Some(tail)) = (b.first_chunk::<32>(), b.last_chunk::<32>()) {
+        out.extend_from_slice(head);
+        out.truncate(start + n - 32);
+        out.extend_from_slice(tail);
+    } else if let (Some(head), Some(tail)) = (b.first_chunk::<16>(), b.last_chunk::<16>()) {
+        out.extend_from_slice(head);
+        out.truncate(start + n - 16);
+        out.extend_from_slice(tail);
     } else if let (Some(head), Some(tail)) = (b.first_chunk::<8>(), b.last_chunk::<8>()) {
         out.extend_from_slice(head);
         out.truncate(start + n - 8);
@@ -225,18 +287,28 @@ fn escape(out: &mut Vec<u8>, b: u8) {
     }
 }
 
-/// Appends an unsigned integer.
+/// The unsigned integer types written by [`uint`].
+pub trait Unsigned: Copy {
+    fn to_u64(self) -> u64;
+}
+
+macro_rules! unsigned {
+    ($($t:ty),*) => {$(
+        impl Unsigned for $t {
+            #[inline]
+            fn to_u64(self) -> u64 {
+                // Lossless: usize is at most 64 bits on every supported target.
+                self as u64
+            }
+        }
+    )*};
+}
+unsigned!(u8, u16, u32, u64, usize);
+
+/// Appends an unsigned integer (see [`text::push_u64`]: two digits at a time, one fixed-size copy).
 #[inline]
-pub fn uint<T: itoa::Integer + TryInto<u8> + Copy>(out: &mut Vec<u8>, v: T) {
-    if let Ok(d) = v.try_into()
-        && d < 10
-    {
-        // Single digits (context ids, reasons, channels) are common.
-        out.push(b'0' + d);
-        return;
-    }
-    let mut buf = itoa::Buffer::new();
-    copy_short(out, buf.format(v).as_bytes());
+pub fn uint<T: Unsigned>(out: &mut Vec<u8>, v: T) {
+    text::push_u64(out, v.to_u64());
 }
 
 /// Appends a float as `serde_json` does (shortest round-trip form; `null` when not finite).
@@ -360,9 +432,9 @@ pub fn close_fields(out: &mut Vec<u8>, start: usize) {
     out.push(b'}');
 }
 
-/// Appends `{"ip":"…","port":…}` (an endpoint): for IPv4, a fixed-size zeroed piece is appended,
-/// the text is written into it and the rest cut off (no formatting machinery, no variable-length
-/// copy). IPv6 takes the general path.
+/// Appends `{"ip":"…","port":…}` (an endpoint): for IPv4, the text is made in a stack buffer and
+/// appended with one fixed-size copy (no formatting machinery, no variable-length copy). IPv6
+/// takes the general path.
 #[inline]
 pub fn endpoint(out: &mut Vec<u8>, ip: &std::net::IpAddr, port: u16) {
     let std::net::IpAddr::V4(a) = ip else {
@@ -374,54 +446,88 @@ pub fn endpoint(out: &mut Vec<u8>, ip: &std::net::IpAddr, port: u16) {
         return;
     };
     // `{"ip":"255.255.255.255","port":65535}` is 38 bytes.
+    let mut buf = [0u8; 48];
+    buf[..7].copy_from_slice(b"{\"ip\":\"");
+    let mut n = 7;
+    if let Some(at) = buf.get_mut(7..).and_then(<[u8]>::first_chunk_mut::<16>) {
+        n += text::put_ipv4(at, a.octets());
+    }
+    // `n` is at most 22: the literal, the 8-byte digit word and the brace end by byte 40.
+    let (d, k) = text::digits8(u32::from(port));
+    if let Some(at) = buf.get_mut(n..n + 18) {
+        at[..9].copy_from_slice(b"\",\"port\":");
+        at[9..17].copy_from_slice(&d);
+        at[9 + k] = b'}';
+    }
     let start = out.len();
-    out.extend_from_slice(&[0u8; 48]);
-    let Some(buf) = out.get_mut(start..).and_then(<[u8]>::first_chunk_mut::<48>) else {
-        return;
-    };
-    buf[..6].copy_from_slice(b"{\"ip\":");
-    let mut n = 6 + ipv4_quoted(&mut buf[6..], a.octets());
-    buf[n..n + 8].copy_from_slice(b",\"port\":");
-    n += 8;
-    n += put_u16(&mut buf[n..], port);
-    buf[n] = b'}';
-    out.truncate(start + n + 1);
+    out.extend_from_slice(&buf);
+    out.truncate(start + n + 10 + k);
 }
 
-/// Writes `v` in decimal at the start of `buf` (at least 5 bytes); returns the number of digits.
-/// Two digits at a time from a table (one division by 100 per pair instead of one by 10 per digit).
+/// The JSON text last written for each of `N` slots of keys: for parts of events that recur with
+/// the same values from call to call (a product's ids and names, a KMS host's ePID, a bind's
+/// transfer syntaxes), the text is copied instead of written again. Direct-mapped: a key goes to
+/// the slot its hash picks, replacing what was there (a miss only writes the text). A key must
+/// hold everything the text is made from; keys are small and fixed-size, so the texts are bounded
+/// and their buffers are reused (no allocation per event once warm).
+pub struct Memo<K, const N: usize> {
+    slots: [Option<(K, Vec<u8>)>; N],
+}
+
+impl<K: PartialEq, const N: usize> Memo<K, N> {
+    pub const fn new() -> Self {
+        Memo {
+            slots: [const { None }; N],
+        }
+    }
+
+    /// Appends the text `write` makes for `key`: copied when the slot `hash` picks holds `key`,
+    /// else written and kept there.
+    pub fn write(
+        &mut self,
+        out: &mut Vec<u8>,
+        hash: u64,
+        key: K,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let Some(slot) = self.slots.get_mut((hash % N as u64) as usize) else {
+            return write(out);
+        };
+        if let Some((k, text)) = slot
+            && *k == key
+        {
+            out.extend_from_slice(text);
+            return;
+        }
+        let start = out.len();
+        write(out);
+        let made = out.get(start..).unwrap_or_default();
+        match slot {
+            Some((k, text)) => {
+                *k = key;
+                text.clear();
+                text.extend_from_slice(made);
+            }
+            None => *slot = Some((key, made.to_vec())),
+        }
+    }
+}
+
+impl<K: PartialEq, const N: usize> Default for Memo<K, N> {
+    fn default() -> Self {
+        Memo::new()
+    }
+}
+
+/// A hash of a few words of a key, for [`Memo::write`] (Fibonacci hashing of their XOR).
 #[inline]
-fn put_u16(buf: &mut [u8], v: u16) -> usize {
-    let n = 1
-        + usize::from(v >= 10)
-        + usize::from(v >= 100)
-        + usize::from(v >= 1000)
-        + usize::from(v >= 10000);
-    let Some(buf) = buf.first_chunk_mut::<5>() else {
-        return 0;
-    };
-    // All five digits (with leading zeros) into a word, then the last `n` moved to the front.
-    let v = usize::from(v);
-    let hi = v / 100;
-    let lo = DIGITS2[v % 100];
-    let mid = DIGITS2[hi % 100];
-    let d = [b'0' + (hi / 100) as u8, mid[0], mid[1], lo[0], lo[1]];
-    if let (Some(tail), Some(at)) = (d.get(5 - n..), buf.get_mut(..n)) {
-        at.copy_from_slice(tail);
-    }
-    n
+pub fn memo_hash(words: &[u64]) -> u64 {
+    words
+        .iter()
+        .fold(0, |h, w| h ^ w)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        >> 32
 }
-
-/// The two decimal digits of every value below 100.
-const DIGITS2: [[u8; 2]; 100] = {
-    let mut t = [[0u8; 2]; 100];
-    let mut v = 0;
-    while v < 100 {
-        t[v] = [b'0' + (v / 10) as u8, b'0' + (v % 10) as u8];
-        v += 1;
-    }
-    t
-};
 
 /// A JSON array of strings.
 pub fn str_array<S: AsRef<str>>(out: &mut Vec<u8>, items: &[S]) {
@@ -448,12 +554,18 @@ pub fn ip(out: &mut Vec<u8>, ip: &std::net::IpAddr) {
     match ip {
         std::net::IpAddr::V4(a) => {
             // `"255.255.255.255"` is 17 bytes.
-            let start = out.len();
-            out.extend_from_slice(&[0u8; 24]);
-            if let Some(buf) = out.get_mut(start..) {
-                let n = ipv4_quoted(buf, a.octets());
-                out.truncate(start + n);
+            let mut buf = [0u8; 24];
+            buf[0] = b'"';
+            let mut n = 1;
+            if let Some(at) = buf.get_mut(1..).and_then(<[u8]>::first_chunk_mut::<16>) {
+                n += text::put_ipv4(at, a.octets());
             }
+            if let Some(q) = buf.get_mut(n) {
+                *q = b'"';
+            }
+            let start = out.len();
+            out.extend_from_slice(&buf);
+            out.truncate(start + n + 1);
         }
         std::net::IpAddr::V6(a) => {
             use std::io::Write as _;
@@ -461,46 +573,6 @@ pub fn ip(out: &mut Vec<u8>, ip: &std::net::IpAddr) {
             let _ = write!(out, "\"{a}\"");
         }
     }
-}
-
-/// The decimal text of every byte value followed by a dot (`"7."`, `"42."`, `"255."`), padded to
-/// 4 bytes, and its length: an IPv4 octet is one fixed-size copy.
-const OCTETS: [([u8; 4], u8); 256] = {
-    let mut t = [([0u8; 4], 0u8); 256];
-    let mut v = 0;
-    while v < 256 {
-        let (h, te, u) = ((v / 100) as u8, (v / 10 % 10) as u8, (v % 10) as u8);
-        t[v] = if v >= 100 {
-            ([b'0' + h, b'0' + te, b'0' + u, b'.'], 4)
-        } else if v >= 10 {
-            ([b'0' + te, b'0' + u, b'.', 0], 3)
-        } else {
-            ([b'0' + u, b'.', 0, 0], 2)
-        };
-        v += 1;
-    }
-    t
-};
-
-/// Writes `"a.b.c.d"` (with the quotes) at the start of `buf` (at least 18 bytes); returns its
-/// length (at most 17).
-#[inline]
-fn ipv4_quoted(buf: &mut [u8], octets: [u8; 4]) -> usize {
-    let Some(buf) = buf.first_chunk_mut::<18>() else {
-        return 0;
-    };
-    buf[0] = b'"';
-    let mut n = 1;
-    for o in octets {
-        let (text, len) = OCTETS[usize::from(o)];
-        if let Some(at) = buf.get_mut(n..n + 4) {
-            at.copy_from_slice(&text);
-        }
-        n += usize::from(len);
-    }
-    // The last octet's dot becomes the closing quote.
-    buf[n - 1] = b'"';
-    n
 }
 
 #[cfg(test)]
@@ -627,17 +699,18 @@ mod tests {
 
     #[test]
     fn short_copies_and_strings_of_every_length() {
-        let text = "0123456789abcdefghijklmnopqrstuvwxyz\"0123456789";
-        for len in 0..=text.len() {
+        // Every length up to past the 64-byte piece of `copy_small`.
+        let text = "0123456789abcdefghijklmnopqrstuvwxyz\"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-ünï";
+        for len in (0..=text.len()).filter(|&l| text.is_char_boundary(l)) {
             let s = &text[..len];
             let mut out = b"pre".to_vec();
-            copy_short(&mut out, s.as_bytes());
+            copy_small(&mut out, s.as_bytes());
             assert_eq!(out, format!("pre{s}").into_bytes());
             let mut out = b"pre".to_vec();
             str(&mut out, s);
             assert_eq!(out[3..], via_serde(s), "{s:?}");
             // The same with an escape at every position.
-            for at in 0..len {
+            for at in (0..len).filter(|&i| s.is_char_boundary(i) && s.is_char_boundary(i + 1)) {
                 let mut t = s.to_string();
                 t.replace_range(at..=at, "\n");
                 let mut out = Vec::new();

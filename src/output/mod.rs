@@ -5,6 +5,7 @@ pub mod json;
 pub mod jsonl;
 pub mod report;
 pub mod table;
+pub mod text;
 pub mod verdict;
 
 use std::io;
