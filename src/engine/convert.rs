@@ -9,7 +9,7 @@ use crate::dns::{self, Exchange, RecordData};
 use crate::event::{DnsExchange, DnsRecord, EpidInfo, KmsRequestInfo, KmsResponseInfo};
 use crate::guid::{Guid, GuidText, InlineText, TimeText, WireText};
 use crate::kms::{self, KmsRequest, KmsResponse};
-use crate::time::{Ts, filetime_rfc3339};
+use crate::time::{Ts, filetime_rfc3339, filetime_unix_secs};
 
 /// The `request` and `response` objects of a `kms` event, from the decoded messages (taken by
 /// value: the workstation name and the ePID move into the event). The response's echoes of the
@@ -57,6 +57,9 @@ fn request_info(q: KmsRequest) -> KmsRequestInfo {
         binding_expiration_min: q.binding_expiration,
         client_time: TimeText::display(&filetime_rfc3339(q.client_time)),
         catalog_threshold: kms_info.map(|k| k.info.threshold),
+        // For the analysis (not written): no parsing of the texts back.
+        cmid_guid: Some(q.cmid),
+        client_secs: Some(filetime_unix_secs(q.client_time)),
         workstation: q.workstation,
     }
 }
