@@ -607,6 +607,10 @@ pub struct KmsRequestInfo {
     /// not parse the text back (`None` in hand-built events: the text is parsed then). Not written.
     #[serde(skip)]
     pub client_secs: Option<i64>,
+    /// Set by the engine when the ApplicationId, KMS counted id and SKU are catalog rows that
+    /// belong together (the analysis then has nothing to check for KMS-13). Not written.
+    #[serde(skip)]
+    pub products_consistent: bool,
 }
 
 /// The decoded KMS response (kms-protocol.md §2.2).
@@ -1116,6 +1120,7 @@ mod tests {
                 catalog_threshold: Some(25),
                 cmid_guid: None,
                 client_secs: None,
+                products_consistent: false,
             }),
             response: Some(KmsResponseInfo {
                 epid: "05426-00206-271-298891-03-1033-9600.0000-3352026".into(),

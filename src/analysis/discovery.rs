@@ -499,7 +499,8 @@ impl NetState {
     }
 
     /// Records a connection outcome or a bind / call on a connection of `client` to `server`.
-    /// True when the connection is among the tracked attempts (see [`NetState::is_tracked`]).
+    /// Whether the connection is among the tracked attempts (see [`NetState::is_tracked`]), and
+    /// if not, whether its client address is.
     pub fn observe_attempt(
         &mut self,
         client: Endpoint,
@@ -507,9 +508,9 @@ impl NetState {
         frame: u64,
         ts: Ts,
         update: AttemptUpdate,
-    ) -> bool {
+    ) -> AttemptSeen {
         let Some(c) = self.client_mut(client.ip, true) else {
-            return false;
+            return AttemptSeen::UnknownClient;
         };
         if let AttemptUpdate::Call("activated") = update {
             c.last_success_frame = c.last_success_frame.max(frame);
@@ -523,7 +524,7 @@ impl NetState {
             None => {
                 if c.attempts.len() >= MAX_ATTEMPTS_PER_CLIENT {
                     c.attempts_dropped += 1;
-                    return false;
+                    return AttemptSeen::Dropped;
                 }
                 // Snapshot the DNS part of the chain now, while the client's recent lookups are
                 // in its history (a client without lookups needs no look at the name tables).
@@ -532,17 +533,17 @@ impl NetState {
                     None => {
                         // Immutable borrow of the history and the name tables.
                         let Some(c) = self.clients.get(&client.ip) else {
-                            return false;
+                            return AttemptSeen::UnknownClient;
                         };
                         let part = self.dns_part(c, frame, server);
                         let Some(c) = self.clients.get_mut(&client.ip) else {
-                            return false;
+                            return AttemptSeen::UnknownClient;
                         };
                         c.attempts
                             .push(Attempt::new(frame, ts, client.port, server, part));
                         let last = c.attempts.len() - 1;
                         Self::update_attempt(&mut c.attempts[last], frame, ts, update);
-                        return true;
+                        return AttemptSeen::Tracked;
                     }
                 };
                 c.attempts
@@ -552,7 +553,7 @@ impl NetState {
             }
         };
         Self::update_attempt(a, frame, ts, update);
-        true
+        AttemptSeen::Tracked
     }
 
     fn update_attempt(a: &mut Attempt, frame: u64, ts: Ts, update: AttemptUpdate) {
@@ -863,6 +864,17 @@ fn fill_steps(ch: &mut DiscoveryChain, a: &Attempt) {
         server: None,
         result: r.to_string(),
     });
+}
+
+/// What [`NetState::observe_attempt`] did with a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptSeen {
+    /// Among the tracked attempts of its client address.
+    Tracked,
+    /// Not tracked: its client address has all the attempts it may keep.
+    Dropped,
+    /// Not tracked: its client address is not (the table of addresses is full).
+    UnknownClient,
 }
 
 /// What an `rpc` or `kms` event tells about a connection attempt.

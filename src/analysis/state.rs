@@ -21,7 +21,7 @@ use rustc_hash::FxHashMap;
 pub type SeededMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use smallvec::SmallVec;
 
-use super::discovery::{Attempt, AttemptUpdate, ConnectResult, DnsPart, NetState};
+use super::discovery::{Attempt, AttemptSeen, AttemptUpdate, ConnectResult, DnsPart, NetState};
 use super::evidence::Evidence;
 use crate::event::{
     Body, ClientEntry, CountSample, Endpoint, Event, HostApp, HostSummary, KmsCall, KmsRequestInfo,
@@ -75,6 +75,8 @@ pub const PYKMS_ASSOC_GROUP: u32 = 0x1063_BF3F;
 /// Per host and counted product group.
 #[derive(Debug, Default)]
 pub struct AppState {
+    /// Unique in the state (the clients' [`ClientState::counted_in`] names groups by it).
+    uid: u32,
     pub app_id: String,
     pub app_name: Option<&'static str>,
     pub kms_name: Option<&'static str>,
@@ -361,7 +363,7 @@ impl<T: Ord> SortedSet<T> {
 /// as the number the 32 hex digits spell (16 bytes to hash and compare instead of a 36-byte string
 /// and its allocation). Its order is the text's order (same length, same hyphens, digits before
 /// letters); any other text is kept as is.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CmidKey {
     Guid(u128),
     Text(Box<str>),
@@ -405,6 +407,17 @@ impl CmidKey {
         match self {
             CmidKey::Guid(v) => Cow::Owned(guid_bits_text(*v)),
             CmidKey::Text(t) => Cow::Borrowed(t),
+        }
+    }
+}
+
+// The number alone (no discriminant): one round of the hasher per search. A text may hash as a
+// number does; equality tells them apart.
+impl std::hash::Hash for CmidKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            CmidKey::Guid(v) => state.write_u128(*v),
+            CmidKey::Text(t) => t.hash(state),
         }
     }
 }
@@ -542,6 +555,10 @@ pub struct ClientState {
     /// DNS part of the discovery chain of the last call, when its connection was not among the
     /// tracked attempts of its address (a busy address): taken when the call was seen.
     pub discovery_snapshot: Option<DnsPart>,
+    /// The product groups ([`AppState::uid`]) whose CMID set holds this client, with its value
+    /// there (answered validly): a copy, so that most calls need not search that set. At most
+    /// [`MAX_CLIENT_FACTS`]; the sets of further groups are searched at every call.
+    counted_in: SmallVec<[(u32, bool); 2]>,
 }
 
 /// One failed request of a client (KMS-18).
@@ -612,6 +629,8 @@ pub struct State {
     limits: Limits,
     /// Reused buffer for `workstation (product)` labels (no allocation per call).
     label_buf: String,
+    /// The next [`AppState::uid`].
+    app_uids: u32,
 }
 
 /// A client's workstation names: inline up to 32 bytes (most names), on the heap beyond.
@@ -911,13 +930,13 @@ impl State {
         }
         // Whether the connection is among the tracked attempts of its client (else the client
         // table keeps a snapshot of its DNS part).
-        let mut conn_tracked = true;
+        let mut conn_seen = AttemptSeen::Tracked;
         if let Some(c) = client_ep {
             // Rejected binds are rare: skip hashing the connection when none wait.
             if !self.pending_binds.is_empty() {
                 self.pending_binds.remove(&(c, server));
             }
-            conn_tracked = self.net.observe_attempt(
+            conn_seen = self.net.observe_attempt(
                 c,
                 server,
                 ev.frame,
@@ -1005,7 +1024,7 @@ impl State {
                     "v6 responses reuse the request's IV (the v5 rule; vlmcsd's emulator tell)",
                     ev.frame,
                     ev.ts,
-                    cip.get(),
+                    &mut cip,
                 );
             }
         } else if matches!(integrity.response, Some("invalid" | "undecodable")) {
@@ -1039,9 +1058,15 @@ impl State {
         let app = match host.apps.find(kms_id) {
             Some(i) => host.apps.values.get_mut(i),
             None if apps_full => return,
-            None => host
-                .apps
-                .insert_new(req.kms_id.clone(), AppState::default()),
+            None => {
+                let uid = self.app_uids;
+                self.app_uids = self.app_uids.wrapping_add(1);
+                let app = AppState {
+                    uid,
+                    ..AppState::default()
+                };
+                host.apps.insert_new(req.kms_id.clone(), app)
+            }
         };
         let Some(app) = app else {
             return;
@@ -1078,25 +1103,62 @@ impl State {
         } else if !valid_answer {
             app.failed += 1;
         }
-        // The CMID's key, made once for the group's and the client table.
+        // The CMID's key, made once for the client and the group's table (cheap to clone: a
+        // number).
         let cmid = CmidKey::of_request(req);
-        // One search, known CMID or not (the key is cheap to clone: a number).
-        let tracked = app.cmids.len();
-        match app.cmids.entry(cmid.clone()) {
-            HashEntry::Occupied(o) => {
-                let counted = o.into_mut();
-                if valid_answer && !*counted {
-                    *counted = true;
-                    app.answered_cmids += 1;
+        // The client, looked up here: what it remembers of the group's CMID set spares most
+        // calls the search of that set. (Untracked when the table is full: counted below.)
+        let clients_full = self.clients.len() >= MAX_CLIENTS;
+        // The table fills up to its bound on busy captures: size it once instead of rehashing it
+        // at every doubling (16 Ki buckets of 48 bytes: about 800 KB per source with KMS calls).
+        if self.clients.is_empty() && !clients_full {
+            self.clients.reserve(MAX_CLIENTS);
+        }
+        let mut client: Option<&mut ClientState> = match self.clients.entry(cmid.clone()) {
+            HashEntry::Occupied(o) => Some(o.into_mut()),
+            HashEntry::Vacant(_) if clients_full => None,
+            HashEntry::Vacant(v) => Some(v.insert(Box::default())),
+        };
+        let memo = client.as_deref_mut().and_then(|c| {
+            let i = c.counted_in.iter().position(|(uid, _)| *uid == app.uid)?;
+            c.counted_in.get_mut(i)
+        });
+        match memo {
+            // In the group's set already, and nothing to change there.
+            Some((_, counted)) if *counted || !valid_answer => {}
+            _ => {
+                // One search, known CMID or not.
+                let tracked = app.cmids.len();
+                let in_set = match app.cmids.entry(cmid) {
+                    HashEntry::Occupied(o) => {
+                        let counted = o.into_mut();
+                        if valid_answer && !*counted {
+                            *counted = true;
+                            app.answered_cmids += 1;
+                        }
+                        Some(*counted)
+                    }
+                    HashEntry::Vacant(v) if tracked < MAX_CMIDS_PER_APP => {
+                        v.insert(valid_answer);
+                        if valid_answer {
+                            app.answered_cmids += 1;
+                        }
+                        Some(valid_answer)
+                    }
+                    HashEntry::Vacant(_) => {
+                        app.cmids_untracked += 1;
+                        None
+                    }
+                };
+                if let (Some(counted), Some(c)) = (in_set, client.as_deref_mut()) {
+                    let room = c.counted_in.len() < MAX_CLIENT_FACTS;
+                    match c.counted_in.iter_mut().find(|(uid, _)| *uid == app.uid) {
+                        Some(m) => m.1 = counted,
+                        None if room => c.counted_in.push((app.uid, counted)),
+                        None => {}
+                    }
                 }
             }
-            HashEntry::Vacant(v) if tracked < MAX_CMIDS_PER_APP => {
-                v.insert(valid_answer);
-                if valid_answer {
-                    app.answered_cmids += 1;
-                }
-            }
-            HashEntry::Vacant(_) => app.cmids_untracked += 1,
         }
         let n = req.required_count;
         if n != 25 && n != 5 {
@@ -1221,7 +1283,7 @@ impl State {
                     }
                 };
                 if let Some(why) = why {
-                    fingerprint(host, "default_hwid", why, ev.frame, ev.ts, cip.get());
+                    fingerprint(host, "default_hwid", why, ev.frame, ev.ts, &mut cip);
                 }
             }
             let iv = (resp.activation_interval_min, resp.renewal_interval_min);
@@ -1234,20 +1296,10 @@ impl State {
                     .add_labeled(ev.frame, ev.ts, ws);
             }
         }
-        // Per client machine: one lookup (the key is moved in; it was made above).
-        let clients_full = self.clients.len() >= MAX_CLIENTS;
-        // The table fills up to its bound on busy captures: size it once instead of rehashing it
-        // at every doubling (16 Ki buckets of 48 bytes: about 800 KB per source with KMS calls).
-        if self.clients.is_empty() && !clients_full {
-            self.clients.reserve(MAX_CLIENTS);
-        }
-        let client = match self.clients.entry(cmid) {
-            HashEntry::Occupied(o) => o.into_mut(),
-            HashEntry::Vacant(_) if clients_full => {
-                self.clients_untracked += 1;
-                return;
-            }
-            HashEntry::Vacant(v) => v.insert(Box::default()),
+        // Per client machine (looked up above).
+        let Some(client) = client else {
+            self.clients_untracked += 1;
+            return;
         };
         let workstation = req.workstation.as_str();
         if client.requests == 0 {
@@ -1314,12 +1366,23 @@ impl State {
         client.last_outcome = call.outcome;
         client.last_server = Some(server);
         client.last_client = client_ep;
-        client.last_license_status = Some(req.license_status.clone());
+        // Mostly the same status again (an unknown one is a copy on the heap).
+        if client
+            .last_license_status
+            .as_deref()
+            .is_none_or(|s| !text_eq(s, &req.license_status))
+        {
+            client.last_license_status = Some(req.license_status.clone());
+        }
         if !same_ws {
             client.last_workstation.set(workstation);
         }
         client.discovery_snapshot = match client_ep {
-            Some(cl) if !conn_tracked => Some(self.net.dns_snapshot(cl, server, ev.frame)),
+            Some(cl) if conn_seen == AttemptSeen::Dropped => {
+                Some(self.net.dns_snapshot(cl, server, ev.frame))
+            }
+            // What `dns_snapshot` gives an address without history, without searching for it.
+            Some(_) if conn_seen == AttemptSeen::UnknownClient => Some(DnsPart::Method("unknown")),
             _ => None,
         };
         if let Some(p) = &req.previous_cmid
@@ -1496,20 +1559,21 @@ impl State {
     }
 }
 
+/// KMS-11 evidence, labelled by the client address (formatted only while the list takes labels).
 fn fingerprint(
     host: &mut HostState,
     key: &'static str,
     why: &str,
     frame: u64,
     ts: Ts,
-    client: &str,
+    client: &mut ClientLabel,
 ) {
     if let Some((_, e)) = host.fingerprints.get_mut(key) {
-        e.add_labeled(frame, ts, client);
+        client.add_to(e, frame, ts);
         return;
     }
     let mut e = Evidence::default();
-    e.add_labeled(frame, ts, client);
+    client.add_to(&mut e, frame, ts);
     host.fingerprints.insert(key, (why.to_string(), e));
 }
 
@@ -1638,6 +1702,10 @@ fn product_issues(
     ts: Ts,
     ws: &str,
 ) {
+    // Ids the engine found in the catalog, belonging together: no issue (the common case).
+    if req.products_consistent {
+        return;
+    }
     // The group's key is the KMS counted id: the issues depend only on these ids otherwise.
     let app_name_known = req.app_name.is_some();
     let cached = app.product_checks.iter().position(|c| {
@@ -1683,7 +1751,7 @@ fn product_issues(
 }
 
 /// The KMS-13 issues of a request's product ids (see [`product_issues`]).
-fn find_product_issues(req: &crate::event::KmsRequestInfo) -> Vec<String> {
+pub(crate) fn find_product_issues(req: &crate::event::KmsRequestInfo) -> Vec<String> {
     let mut issues: Vec<String> = Vec::new();
     let parse = crate::guid::Guid::parse;
     let app_id = parse(&req.app_id);
@@ -1831,6 +1899,82 @@ mod tests {
             assert_eq!(carried, observe(false, time, secs), "{time}");
             assert_eq!(carried.0, CmidKey::new(cmid));
             assert_eq!(carried.1.unwrap().0, secs - 1_795_447_000);
+        }
+    }
+
+    /// The clients' copy of their groups' CMID sets ([`ClientState::counted_in`]) keeps the
+    /// sets and the counts of validly answered CMIDs what searching the sets at every call
+    /// gives: CMIDs in several groups and hosts, unanswered then answered, in more groups than
+    /// the copy holds.
+    #[test]
+    fn counted_in_mirrors_the_group_sets() {
+        let call = |st: &mut State, cmid: u8, kms: usize, host: u8, valid: bool, frame: u64| {
+            let g = Guid([cmid; 16]);
+            let req = KmsRequestInfo {
+                cmid: g.inline_text(),
+                cmid_guid: Some(g),
+                kms_id: format!("kms-{kms}").into(),
+                ..KmsRequestInfo::default()
+            };
+            let ev = Event {
+                ts: Ts::from_parts(1_700_000_000 + frame as i64, 0),
+                event: "kms",
+                frame,
+                client: Some(Endpoint {
+                    ip: "192.0.2.1".parse().unwrap(),
+                    port: 50000,
+                }),
+                server: Some(Endpoint {
+                    ip: std::net::IpAddr::from([192, 0, 2, host]),
+                    port: 1688,
+                }),
+                body: Body::Kms(Box::new(KmsCall {
+                    status: if valid { "answered" } else { "unanswered" },
+                    outcome: if valid { "activated" } else { "no_response" },
+                    integrity: crate::event::Integrity {
+                        response: valid.then_some("valid"),
+                        ..Default::default()
+                    },
+                    request: Some(req),
+                    ..KmsCall::default()
+                })),
+                source: "t".into(),
+            };
+            st.observe(&ev);
+        };
+        let mut st = State::default();
+        // Expected: per (host, group) the set of CMIDs and which were answered validly.
+        let mut expect: BTreeMap<(u8, usize), BTreeMap<u8, bool>> = BTreeMap::new();
+        let mut x = 1u32;
+        for frame in 1..3000u64 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let cmid = (x >> 16) as u8 % 6;
+            let kms = (x >> 8) as usize % (MAX_CLIENT_FACTS + 4);
+            let host = 10 + (x >> 24) as u8 % 2;
+            let valid = (x >> 4).is_multiple_of(3);
+            call(&mut st, cmid, kms, host, valid, frame);
+            *expect
+                .entry((host, kms))
+                .or_default()
+                .entry(cmid)
+                .or_default() |= valid;
+        }
+        for ((host, kms), cmids) in &expect {
+            let ep = Endpoint {
+                ip: std::net::IpAddr::from([192, 0, 2, *host]),
+                port: 1688,
+            };
+            let app = st.hosts[&ep].apps.get(&format!("kms-{kms}")).unwrap();
+            let got: BTreeMap<u8, bool> = app
+                .cmids
+                .iter()
+                .map(|(k, v)| match k {
+                    CmidKey::Guid(g) => ((g & 0xff) as u8, *v),
+                    CmidKey::Text(_) => unreachable!(),
+                })
+                .collect();
+            assert_eq!(&got, cmids, "{host} {kms}");
+            assert_eq!(app.answered_cmids, cmids.values().filter(|v| **v).count());
         }
     }
 
