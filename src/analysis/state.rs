@@ -191,26 +191,21 @@ pub fn text_eq(a: &str, b: &str) -> bool {
     x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
 }
 
-/// The order of `a.cmp(b)` (bytes, then length) without a call to `memcmp`: eight bytes at a
-/// time as big-endian numbers (whose order is the bytes' order), inline. GUID keys mostly differ
-/// in their first eight.
+/// The order of `a.cmp(b)` (bytes, then length), settled by the first eight bytes as big-endian
+/// numbers (whose order is the bytes' order) when they differ, inline: GUID keys mostly differ
+/// there, and `cmp` calls `memcmp`.
 #[inline]
 pub fn text_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
-    for (p, q) in (&mut x).zip(&mut y) {
-        let p = u64::from_be_bytes(p.try_into().unwrap_or_default());
-        let q = u64::from_be_bytes(q.try_into().unwrap_or_default());
+    if let (Some(p), Some(q)) = (
+        a.as_bytes().first_chunk::<8>(),
+        b.as_bytes().first_chunk::<8>(),
+    ) {
+        let (p, q) = (u64::from_be_bytes(*p), u64::from_be_bytes(*q));
         if p != q {
             return p.cmp(&q);
         }
     }
-    // Equal so far: the rest of each after the common whole chunks (one of them is shorter than
-    // eight bytes).
-    let n = a.len().min(b.len()) / 8 * 8;
-    a.get(n..)
-        .unwrap_or_default()
-        .cmp(b.get(n..).unwrap_or_default())
+    a.cmp(b)
 }
 
 /// A small map (a few keys, at most a few hundred) kept as vectors sorted by key: the iteration
