@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
-use crate::guid::{GuidText, InlineText, TimeText, WireText};
+use crate::guid::{Guid, GuidText, InlineText, TimeText, WireText};
 use crate::output::json;
 use crate::time::Ts;
 
@@ -779,6 +779,18 @@ pub struct KmsRequestInfo {
     /// Threshold the product catalog gives for this KMS counted id (the client's own is `required_count`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub catalog_threshold: Option<u32>,
+    /// The CMID as decoded, set by the engine (`None` in hand-built events: the analysis reads
+    /// `cmid` then). Not written: `cmid` is its text.
+    #[serde(skip)]
+    pub cmid_guid: Option<Guid>,
+    /// `client_time` in seconds since the Unix epoch, set by the engine so that the analysis does
+    /// not parse the text back (`None` in hand-built events: the text is parsed then). Not written.
+    #[serde(skip)]
+    pub client_secs: Option<i64>,
+    /// Set by the engine when the ApplicationId, KMS counted id and SKU are catalog rows that
+    /// belong together (the analysis then has nothing to check for KMS-13). Not written.
+    #[serde(skip)]
+    pub products_consistent: bool,
 }
 
 /// The decoded KMS response (kms-protocol.md §2.2).
@@ -1286,6 +1298,9 @@ mod tests {
                 binding_expiration_min: 43200,
                 client_time: "2026-11-23T15:10:00Z".into(),
                 catalog_threshold: Some(25),
+                cmid_guid: None,
+                client_secs: None,
+                products_consistent: false,
             }),
             response: Some(KmsResponseInfo {
                 epid: "05426-00206-271-298891-03-1033-9600.0000-3352026".into(),

@@ -138,6 +138,22 @@ pub enum DnsPart {
 }
 
 impl DnsPart {
+    /// The chain's `method`.
+    pub fn method(&self) -> &'static str {
+        match self {
+            DnsPart::Method(method) => method,
+            DnsPart::Chain(ch) => ch.method,
+        }
+    }
+
+    /// The chain's `address_lookup`.
+    pub fn address_lookup(&self) -> Option<&ChainDns> {
+        match self {
+            DnsPart::Method(_) => None,
+            DnsPart::Chain(ch) => ch.address_lookup.as_ref(),
+        }
+    }
+
     /// A chain with this DNS part and no steps.
     pub fn to_chain(&self) -> DiscoveryChain {
         match self {
@@ -483,7 +499,8 @@ impl NetState {
     }
 
     /// Records a connection outcome or a bind / call on a connection of `client` to `server`.
-    /// True when the connection is among the tracked attempts (see [`NetState::is_tracked`]).
+    /// Whether the connection is among the tracked attempts (see [`NetState::is_tracked`]), and
+    /// if not, whether its client address is.
     pub fn observe_attempt(
         &mut self,
         client: Endpoint,
@@ -491,9 +508,9 @@ impl NetState {
         frame: u64,
         ts: Ts,
         update: AttemptUpdate,
-    ) -> bool {
+    ) -> AttemptSeen {
         let Some(c) = self.client_mut(client.ip, true) else {
-            return false;
+            return AttemptSeen::UnknownClient;
         };
         if let AttemptUpdate::Call("activated") = update {
             c.last_success_frame = c.last_success_frame.max(frame);
@@ -507,7 +524,7 @@ impl NetState {
             None => {
                 if c.attempts.len() >= MAX_ATTEMPTS_PER_CLIENT {
                     c.attempts_dropped += 1;
-                    return false;
+                    return AttemptSeen::Dropped;
                 }
                 // Snapshot the DNS part of the chain now, while the client's recent lookups are
                 // in its history (a client without lookups needs no look at the name tables).
@@ -516,17 +533,17 @@ impl NetState {
                     None => {
                         // Immutable borrow of the history and the name tables.
                         let Some(c) = self.clients.get(&client.ip) else {
-                            return false;
+                            return AttemptSeen::UnknownClient;
                         };
                         let part = self.dns_part(c, frame, server);
                         let Some(c) = self.clients.get_mut(&client.ip) else {
-                            return false;
+                            return AttemptSeen::UnknownClient;
                         };
                         c.attempts
                             .push(Attempt::new(frame, ts, client.port, server, part));
                         let last = c.attempts.len() - 1;
                         Self::update_attempt(&mut c.attempts[last], frame, ts, update);
-                        return true;
+                        return AttemptSeen::Tracked;
                     }
                 };
                 c.attempts
@@ -536,7 +553,7 @@ impl NetState {
             }
         };
         Self::update_attempt(a, frame, ts, update);
-        true
+        AttemptSeen::Tracked
     }
 
     fn update_attempt(a: &mut Attempt, frame: u64, ts: Ts, update: AttemptUpdate) {
@@ -697,6 +714,19 @@ impl NetState {
         }
     }
 
+    /// The DNS part of the chain of one attempt of client history `c` (see [`NetState::chain_of`]):
+    /// its snapshot, or rebuilt from the history now; no steps, no copy of a snapshot.
+    pub fn dns_part_of<'a>(
+        &self,
+        c: &ClientNet,
+        attempt: &'a Attempt,
+    ) -> std::borrow::Cow<'a, DnsPart> {
+        match &attempt.dns {
+            Some(snap) => std::borrow::Cow::Borrowed(snap),
+            None => std::borrow::Cow::Owned(self.dns_part(c, attempt.frame, attempt.server)),
+        }
+    }
+
     /// The discovery chain of one attempt of client history `c`: the DNS part snapshotted when the
     /// attempt was first seen (or rebuilt from the history now), then its connect / bind / call.
     pub fn chain_of(&self, c: &ClientNet, attempt: &Attempt) -> DiscoveryChain {
@@ -836,6 +866,17 @@ fn fill_steps(ch: &mut DiscoveryChain, a: &Attempt) {
     });
 }
 
+/// What [`NetState::observe_attempt`] did with a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptSeen {
+    /// Among the tracked attempts of its client address.
+    Tracked,
+    /// Not tracked: its client address has all the attempts it may keep.
+    Dropped,
+    /// Not tracked: its client address is not (the table of addresses is full).
+    UnknownClient,
+}
+
 /// What an `rpc` or `kms` event tells about a connection attempt.
 #[derive(Clone, Copy, Debug)]
 pub enum AttemptUpdate {
@@ -869,5 +910,76 @@ fn push_latest<T>(v: &mut Vec<T>, item: T, max: usize, key: impl Fn(&T) -> u64) 
     v.insert(pos, item);
     if v.len() > max {
         v.remove(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`NetState::dns_part_of`] (what DNS-12 reads) gives the method and address lookup of
+    /// [`NetState::chain_of`], for attempts with a snapshot and without one.
+    #[test]
+    fn dns_part_of_agrees_with_chain_of() {
+        let server = Endpoint {
+            ip: "192.0.2.10".parse().unwrap(),
+            port: 1688,
+        };
+        let other = Endpoint {
+            ip: "192.0.2.11".parse().unwrap(),
+            port: 1688,
+        };
+        let lookup = AddrLookup {
+            frame: 5,
+            ts: Ts(5),
+            name: "kms.corp.example".into(),
+            qtype: "A".into(),
+            rcode: Some("NOERROR".into()),
+            addrs: vec![server.ip],
+        };
+        let srv = SrvLookup {
+            frame: 3,
+            ts: Ts(3),
+            name: "_vlmcs._tcp.corp.example".into(),
+            rcode: Some("NOERROR".into()),
+            targets: vec![SrvTarget {
+                target: "kms.corp.example".into(),
+                port: 1688,
+                priority: 0,
+                weight: 0,
+            }],
+            additional: vec![("kms.corp.example".into(), server.ip)],
+        };
+        let attempt = |frame: u64, server: Endpoint, dns: Option<DnsPart>| Attempt {
+            dns,
+            ..Attempt::new(frame, Ts(frame as i64), 50_000, server, DnsPart::Method(""))
+        };
+        let net = NetState::default();
+        for (srv, lookups, dns_seen) in [
+            (vec![], vec![], false),
+            (vec![], vec![], true),
+            (vec![], vec![lookup.clone()], true),
+            (vec![srv.clone()], vec![lookup.clone()], true),
+        ] {
+            let c = ClientNet {
+                dns_seen,
+                srv,
+                lookups,
+                ..ClientNet::default()
+            };
+            let rebuilt = net.dns_part(&c, 9, server);
+            for a in [
+                attempt(9, server, None),
+                attempt(9, other, None),
+                attempt(2, server, None),
+                attempt(9, server, Some(DnsPart::Method("unknown"))),
+                attempt(9, server, Some(rebuilt.clone())),
+            ] {
+                let part = net.dns_part_of(&c, &a);
+                let chain = net.chain_of(&c, &a);
+                assert_eq!(part.method(), chain.method);
+                assert_eq!(part.address_lookup(), chain.address_lookup.as_ref());
+            }
+        }
     }
 }

@@ -21,12 +21,13 @@ use rustc_hash::FxHashMap;
 pub type SeededMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use smallvec::SmallVec;
 
-use super::discovery::{Attempt, AttemptUpdate, ConnectResult, DnsPart, NetState};
+use super::discovery::{Attempt, AttemptSeen, AttemptUpdate, ConnectResult, DnsPart, NetState};
 use super::evidence::Evidence;
 use crate::event::{
-    Body, ClientEntry, CountSample, Endpoint, Event, HostApp, HostSummary, KmsCall, RpcInfo,
+    Body, ClientEntry, CountSample, Endpoint, Event, HostApp, HostSummary, KmsCall, KmsRequestInfo,
+    RpcInfo,
 };
-use crate::guid::{InlineText, TimeText};
+use crate::guid::{Guid, GuidText, InlineText, TimeText};
 use crate::kms;
 use crate::time::{Ts, days_from_civil};
 
@@ -74,6 +75,8 @@ pub const PYKMS_ASSOC_GROUP: u32 = 0x1063_BF3F;
 /// Per host and counted product group.
 #[derive(Debug, Default)]
 pub struct AppState {
+    /// Unique in the state (the clients' [`ClientState::counted_in`] names groups by it).
+    uid: u32,
     pub app_id: String,
     pub app_name: Option<&'static str>,
     pub kms_name: Option<&'static str>,
@@ -95,7 +98,7 @@ pub struct AppState {
     pub max_count: Option<u32>,
     pub min_count: Option<u32>,
     pub count_history: Vec<CountSample>,
-    pub by_license_status: BTreeMap<Cow<'static, str>, u64>,
+    pub by_license_status: SmallMap<Cow<'static, str>, u64>,
     /// ePIDs returned for this group, in order, with the frame of first appearance.
     pub epids: Vec<(String, u64)>,
     /// Responses whose ePID differs from the previous one of this group (KMS-10).
@@ -141,7 +144,9 @@ pub struct HostState {
     /// ePIDs per KMS counted id, in order of first appearance, with the frame of first appearance.
     pub epids_by_kms: BTreeMap<String, Vec<(String, u64)>>,
     pub hwids: BTreeSet<String>,
-    pub apps: BTreeMap<String, AppState>,
+    /// The HwId of the last response and its emulator description (KMS-11), if any.
+    last_hwid: Option<(InlineText<16>, Option<&'static str>)>,
+    pub apps: SmallMap<GuidText, AppState>,
     pub first_frame: u64,
     /// Host HRESULTs (KMS-07) by code: (name, evidence labelled by client and product).
     pub refusals: BTreeMap<String, (Option<&'static str>, Evidence)>,
@@ -150,7 +155,7 @@ pub struct HostState {
     pub bad_requests: Evidence,
     pub integrity_failures: BTreeSet<&'static str>,
     /// ePIDs with consistency issues (KMS-09): issues and evidence.
-    pub epid_issues: BTreeMap<String, (Vec<&'static str>, Evidence)>,
+    pub epid_issues: SmallMap<String, (Vec<&'static str>, Evidence)>,
     /// Emulator fingerprints (KMS-11): description and evidence.
     pub fingerprints: BTreeMap<&'static str, (String, Evidence)>,
     /// Non-default (activation, renewal) interval pairs (KMS-17).
@@ -161,6 +166,163 @@ pub struct HostState {
     pub vm: Evidence,
     /// KMS calls seen.
     pub calls: u64,
+}
+
+/// `a == b` without a call to `memcmp` (what `==` on `str` makes): the keys compared per KMS call
+/// (GUIDs, ePIDs, status names) are a few tens of bytes, compared eight bytes at a time inline.
+/// Static names are often the same text (one pointer).
+#[inline]
+pub fn text_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if std::ptr::eq(a.as_ptr(), b.as_ptr()) {
+        return true;
+    }
+    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (p, q) in (&mut x).zip(&mut y) {
+        let p = u64::from_ne_bytes(p.try_into().unwrap_or_default());
+        let q = u64::from_ne_bytes(q.try_into().unwrap_or_default());
+        if p != q {
+            return false;
+        }
+    }
+    x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
+}
+
+/// The order of `a.cmp(b)` (bytes, then length), settled by the first eight bytes as big-endian
+/// numbers (whose order is the bytes' order) when they differ, inline: GUID keys mostly differ
+/// there, and `cmp` calls `memcmp`.
+#[inline]
+pub fn text_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    if let (Some(p), Some(q)) = (
+        a.as_bytes().first_chunk::<8>(),
+        b.as_bytes().first_chunk::<8>(),
+    ) {
+        let (p, q) = (u64::from_be_bytes(*p), u64::from_be_bytes(*q));
+        if p != q {
+            return p.cmp(&q);
+        }
+    }
+    a.cmp(b)
+}
+
+/// A small map (a few keys, at most a few hundred) kept as vectors sorted by key: the iteration
+/// order of a `BTreeMap`. Per call the same group, status or ePID nearly always comes again: the
+/// entry found last is tried first, by [`text_eq`]; then the keys, held apart from the (large)
+/// values so that a search reads a few cache lines, are scanned or bisected.
+#[derive(Clone, Debug)]
+pub struct SmallMap<K, V> {
+    keys: Vec<K>,
+    values: Vec<V>,
+    /// Index of the entry found or inserted last.
+    last: usize,
+}
+
+impl<K, V> Default for SmallMap<K, V> {
+    fn default() -> Self {
+        SmallMap {
+            keys: Vec::new(),
+            values: Vec::new(),
+            last: 0,
+        }
+    }
+}
+
+/// Above this many entries a [`SmallMap`] is searched by bisection (by `Ord`) instead of a scan.
+const SMALL_MAP_SCAN: usize = 8;
+
+impl<K: std::borrow::Borrow<str> + Ord, V> SmallMap<K, V> {
+    /// The index of `key`, if present.
+    fn find(&mut self, key: &str) -> Option<usize> {
+        if let Some(k) = self.keys.get(self.last)
+            && text_eq(k.borrow(), key)
+        {
+            return Some(self.last);
+        }
+        let at = if self.keys.len() <= SMALL_MAP_SCAN {
+            self.keys.iter().position(|k| text_eq(k.borrow(), key))
+        } else {
+            self.keys
+                .binary_search_by(|k| text_cmp(k.borrow(), key))
+                .ok()
+        };
+        if let Some(i) = at {
+            self.last = i;
+        }
+        at
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        let i = self.find(key)?;
+        self.values.get_mut(i)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&V> {
+        let i = self
+            .keys
+            .binary_search_by(|k| text_cmp(k.borrow(), key))
+            .ok()?;
+        self.values.get(i)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Inserts `key` (which must not be present) in order; its value.
+    fn insert_new(&mut self, key: K, value: V) -> Option<&mut V> {
+        let (Ok(i) | Err(i)) = self
+            .keys
+            .binary_search_by(|k| text_cmp(k.borrow(), key.borrow()));
+        self.keys.insert(i, key);
+        self.values.insert(i, value);
+        self.last = i;
+        self.values.get_mut(i)
+    }
+
+    /// The value of `key`, inserted with `make` when absent.
+    fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> (K, V)) -> Option<&mut V> {
+        match self.find(key) {
+            Some(i) => self.values.get_mut(i),
+            None => {
+                let (k, v) = make();
+                self.insert_new(k, v)
+            }
+        }
+    }
+}
+
+impl<K, V> SmallMap<K, V> {
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The entries in key order.
+    pub fn iter(&self) -> std::iter::Zip<std::slice::Iter<'_, K>, std::slice::Iter<'_, V>> {
+        self.keys.iter().zip(self.values.iter())
+    }
+
+    pub fn keys(&self) -> std::slice::Iter<'_, K> {
+        self.keys.iter()
+    }
+
+    pub fn values(&self) -> std::slice::Iter<'_, V> {
+        self.values.iter()
+    }
+}
+
+impl<'a, K, V> IntoIterator for &'a SmallMap<K, V> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = std::iter::Zip<std::slice::Iter<'a, K>, std::slice::Iter<'a, V>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
 }
 
 /// A small set kept as a sorted vector: the iteration order of a `BTreeSet` without its
@@ -199,6 +361,18 @@ impl<T: Ord> SortedSet<T> {
         self.0.len()
     }
 
+    /// [`SortedSet::contains`] for text: a scan by [`text_eq`] while the set is small (most hold
+    /// one element).
+    pub fn contains_str(&self, v: &str) -> bool
+    where
+        T: std::borrow::Borrow<str>,
+    {
+        if self.0.len() <= 4 {
+            return self.0.iter().any(|x| text_eq(x.borrow(), v));
+        }
+        self.0.binary_search_by(|x| text_cmp(x.borrow(), v)).is_ok()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -213,7 +387,7 @@ impl<T: Ord> SortedSet<T> {
 /// as the number the 32 hex digits spell (16 bytes to hash and compare instead of a 36-byte string
 /// and its allocation). Its order is the text's order (same length, same hyphens, digits before
 /// letters); any other text is kept as is.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CmidKey {
     Guid(u128),
     Text(Box<str>),
@@ -227,11 +401,47 @@ impl CmidKey {
         }
     }
 
+    /// The key of a decoded CMID: [`CmidKey::new`] of its canonical text, without the text.
+    pub fn from_guid(g: &Guid) -> CmidKey {
+        // The text spells Data1, Data2 and Data3 (little-endian on the wire), then Data4.
+        let w = &g.0;
+        let data1 = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        let data2 = u16::from_le_bytes([w[4], w[5]]);
+        let data3 = u16::from_le_bytes([w[6], w[7]]);
+        let data4 = u64::from_be_bytes([w[8], w[9], w[10], w[11], w[12], w[13], w[14], w[15]]);
+        CmidKey::Guid(
+            (u128::from(data1) << 96)
+                | (u128::from(data2) << 80)
+                | (u128::from(data3) << 64)
+                | u128::from(data4),
+        )
+    }
+
+    /// The key of a request's CMID: from the decoded GUID the engine gives, else (hand-built
+    /// events) from the text.
+    pub fn of_request(req: &KmsRequestInfo) -> CmidKey {
+        match &req.cmid_guid {
+            Some(g) => CmidKey::from_guid(g),
+            None => CmidKey::new(&req.cmid),
+        }
+    }
+
     /// The CMID as the events wrote it.
     pub fn text(&self) -> Cow<'_, str> {
         match self {
             CmidKey::Guid(v) => Cow::Owned(guid_bits_text(*v)),
             CmidKey::Text(t) => Cow::Borrowed(t),
+        }
+    }
+}
+
+// The number alone (no discriminant): one round of the hasher per search. A text may hash as a
+// number does; equality tells them apart.
+impl std::hash::Hash for CmidKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            CmidKey::Guid(v) => state.write_u128(*v),
+            CmidKey::Text(t) => t.hash(state),
         }
     }
 }
@@ -369,6 +579,10 @@ pub struct ClientState {
     /// DNS part of the discovery chain of the last call, when its connection was not among the
     /// tracked attempts of its address (a busy address): taken when the call was seen.
     pub discovery_snapshot: Option<DnsPart>,
+    /// The product groups ([`AppState::uid`]) whose CMID set holds this client, with its value
+    /// there (answered validly): a copy, so that most calls need not search that set. At most
+    /// [`MAX_CLIENT_FACTS`]; the sets of further groups are searched at every call.
+    counted_in: SmallVec<[(u32, bool); 2]>,
 }
 
 /// One failed request of a client (KMS-18).
@@ -439,48 +653,12 @@ pub struct State {
     limits: Limits,
     /// Reused buffer for `workstation (product)` labels (no allocation per call).
     label_buf: String,
-    /// The last client time parsed (consecutive calls share its date, hour and minute).
-    client_time_cache: Rfc3339Cache,
+    /// The next [`AppState::uid`].
+    app_uids: u32,
 }
 
 /// A client's workstation names: inline up to 32 bytes (most names), on the heap beyond.
 pub type ShortText = InlineText<32>;
-
-/// [`parse_rfc3339_secs`] remembering the last fixed-form time's `YYYY-MM-DDTHH:MM:` prefix and
-/// its seconds: a call with the same prefix only reads its seconds (no date arithmetic).
-#[derive(Clone, Debug, Default)]
-struct Rfc3339Cache {
-    /// The prefix and the seconds since the epoch of its minute; `None` until a time parsed.
-    last: Option<([u8; 17], i64)>,
-}
-
-impl Rfc3339Cache {
-    fn parse(&mut self, s: &str) -> Option<i64> {
-        let b = s.as_bytes();
-        if let (Some((prefix, base)), Ok(full)) = (&self.last, <&[u8; 20]>::try_from(b))
-            && full[..17] == prefix[..]
-        {
-            // The prefix passed the full checks when it was cached: only the seconds and the
-            // `Z` remain (the same checks as [`parse_rfc3339_fixed`]).
-            let (t, u) = (full[17], full[18]);
-            if full[19] == b'Z' && t.is_ascii_digit() && u.is_ascii_digit() {
-                let sec = i64::from(t - b'0') * 10 + i64::from(u - b'0');
-                if sec <= 60 {
-                    return Some(base + sec);
-                }
-            }
-        }
-        let fixed = parse_rfc3339_fixed(b);
-        if let (Some(v), Ok(full)) = (fixed, <&[u8; 20]>::try_from(b)) {
-            let sec = i64::from(full[17] - b'0') * 10 + i64::from(full[18] - b'0');
-            let mut prefix = [0u8; 17];
-            prefix.copy_from_slice(&full[..17]);
-            self.last = Some((prefix, v - sec));
-            return Some(v);
-        }
-        fixed.or_else(|| parse_rfc3339_secs(s))
-    }
-}
 
 /// The policy values [`State::observe`] needs (the rest is applied by the checks).
 #[derive(Clone, Copy, Debug)]
@@ -776,13 +954,13 @@ impl State {
         }
         // Whether the connection is among the tracked attempts of its client (else the client
         // table keeps a snapshot of its DNS part).
-        let mut conn_tracked = true;
+        let mut conn_seen = AttemptSeen::Tracked;
         if let Some(c) = client_ep {
             // Rejected binds are rare: skip hashing the connection when none wait.
             if !self.pending_binds.is_empty() {
                 self.pending_binds.remove(&(c, server));
             }
-            conn_tracked = self.net.observe_attempt(
+            conn_seen = self.net.observe_attempt(
                 c,
                 server,
                 ev.frame,
@@ -870,7 +1048,7 @@ impl State {
                     "v6 responses reuse the request's IV (the v5 rule; vlmcsd's emulator tell)",
                     ev.frame,
                     ev.ts,
-                    cip.get(),
+                    &mut cip,
                 );
             }
         } else if matches!(integrity.response, Some("invalid" | "undecodable")) {
@@ -901,12 +1079,23 @@ impl State {
         // One search for a known group; `entry` would take an owned key (an allocation) every
         // call.
         let apps_full = host.apps.len() >= MAX_APPS_PER_HOST;
-        let app = match host.apps.get_mut(kms_id) {
-            Some(app) => app,
+        let app = match host.apps.find(kms_id) {
+            Some(i) => host.apps.values.get_mut(i),
             None if apps_full => return,
-            None => host.apps.entry(kms_id.to_owned()).or_default(),
+            None => {
+                let uid = self.app_uids;
+                self.app_uids = self.app_uids.wrapping_add(1);
+                let app = AppState {
+                    uid,
+                    ..AppState::default()
+                };
+                host.apps.insert_new(req.kms_id.clone(), app)
+            }
         };
-        if app.app_id != req.app_id.as_str() {
+        let Some(app) = app else {
+            return;
+        };
+        if !text_eq(&app.app_id, &req.app_id) {
             app.app_id.clear();
             app.app_id.push_str(&req.app_id);
         }
@@ -917,16 +1106,20 @@ impl State {
         app.requests += 1;
         app.first_ts.get_or_insert(ev.ts);
         app.last_ts = Some(ev.ts);
-        if let Some(n) = app.by_license_status.get_mut(&*req.license_status) {
+        if let Some(n) = app.by_license_status.get_mut(&req.license_status) {
             *n += 1;
         } else if app.by_license_status.len() >= MAX_SMALL_MAP {
             // Unknown status codes are named by number: bounded like the other small maps, the
             // statuses beyond the bound counted together.
-            *app.by_license_status
-                .entry(Cow::Borrowed("other"))
-                .or_insert(0) += 1;
+            if let Some(n) = app
+                .by_license_status
+                .get_or_insert_with("other", || (Cow::Borrowed("other"), 0))
+            {
+                *n += 1;
+            }
         } else {
-            app.by_license_status.insert(req.license_status.clone(), 1);
+            app.by_license_status
+                .insert_new(req.license_status.clone(), 1);
         }
         let valid_answer = answered && integrity.response == Some("valid");
         if refused {
@@ -934,23 +1127,62 @@ impl State {
         } else if !valid_answer {
             app.failed += 1;
         }
-        // The CMID's key, made once for the group's and the client table.
-        let cmid = CmidKey::new(&req.cmid);
-        let tracked = app.cmids.len();
-        match app.cmids.get_mut(&cmid) {
-            Some(counted) => {
-                if valid_answer && !*counted {
-                    *counted = true;
-                    app.answered_cmids += 1;
+        // The CMID's key, made once for the client and the group's table (cheap to clone: a
+        // number).
+        let cmid = CmidKey::of_request(req);
+        // The client, looked up here: what it remembers of the group's CMID set spares most
+        // calls the search of that set. (Untracked when the table is full: counted below.)
+        let clients_full = self.clients.len() >= MAX_CLIENTS;
+        // The table fills up to its bound on busy captures: size it once instead of rehashing it
+        // at every doubling (16 Ki buckets of 48 bytes: about 800 KB per source with KMS calls).
+        if self.clients.is_empty() && !clients_full {
+            self.clients.reserve(MAX_CLIENTS);
+        }
+        let mut client: Option<&mut ClientState> = match self.clients.entry(cmid.clone()) {
+            HashEntry::Occupied(o) => Some(o.into_mut()),
+            HashEntry::Vacant(_) if clients_full => None,
+            HashEntry::Vacant(v) => Some(v.insert(Box::default())),
+        };
+        let memo = client.as_deref_mut().and_then(|c| {
+            let i = c.counted_in.iter().position(|(uid, _)| *uid == app.uid)?;
+            c.counted_in.get_mut(i)
+        });
+        match memo {
+            // In the group's set already, and nothing to change there.
+            Some((_, counted)) if *counted || !valid_answer => {}
+            _ => {
+                // One search, known CMID or not.
+                let tracked = app.cmids.len();
+                let in_set = match app.cmids.entry(cmid) {
+                    HashEntry::Occupied(o) => {
+                        let counted = o.into_mut();
+                        if valid_answer && !*counted {
+                            *counted = true;
+                            app.answered_cmids += 1;
+                        }
+                        Some(*counted)
+                    }
+                    HashEntry::Vacant(v) if tracked < MAX_CMIDS_PER_APP => {
+                        v.insert(valid_answer);
+                        if valid_answer {
+                            app.answered_cmids += 1;
+                        }
+                        Some(valid_answer)
+                    }
+                    HashEntry::Vacant(_) => {
+                        app.cmids_untracked += 1;
+                        None
+                    }
+                };
+                if let (Some(counted), Some(c)) = (in_set, client.as_deref_mut()) {
+                    let room = c.counted_in.len() < MAX_CLIENT_FACTS;
+                    match c.counted_in.iter_mut().find(|(uid, _)| *uid == app.uid) {
+                        Some(m) => m.1 = counted,
+                        None if room => c.counted_in.push((app.uid, counted)),
+                        None => {}
+                    }
                 }
             }
-            None if tracked < MAX_CMIDS_PER_APP => {
-                app.cmids.insert(cmid.clone(), valid_answer);
-                if valid_answer {
-                    app.answered_cmids += 1;
-                }
-            }
-            None => app.cmids_untracked += 1,
         }
         let n = req.required_count;
         if n != 25 && n != 5 {
@@ -1007,7 +1239,7 @@ impl State {
                 }
             }
             // The group's ePIDs: nearly always the last one again.
-            let known = if app.epids.last().is_some_and(|(e, _)| e == epid) {
+            let known = if app.epids.last().is_some_and(|(e, _)| text_eq(e, epid)) {
                 true
             } else if app.epids.iter().any(|(e, _)| e == epid) {
                 app.epid_changes.add_labeled(ev.frame, ev.ts, epid);
@@ -1053,16 +1285,29 @@ impl State {
                     }
                     let mut e = Evidence::default();
                     cip.add_to(&mut e, ev.frame, ev.ts);
-                    host.epid_issues.insert(epid.to_owned(), (issues, e));
+                    host.epid_issues.insert_new(epid.to_owned(), (issues, e));
                 }
                 None => {}
             }
             if let Some(h) = resp.hwid.as_deref() {
-                if host.hwids.len() < MAX_EPIDS && !host.hwids.contains(h) {
-                    host.hwids.insert(h.to_owned());
-                }
-                if let Some((_, why)) = EMULATOR_HWIDS.iter().find(|(id, _)| *id == h) {
-                    fingerprint(host, "default_hwid", why, ev.frame, ev.ts, cip.get());
+                // A host answers with one HwId: the list and the emulator test only for a new one
+                // (the list only grows: the last HwId was offered to it).
+                let why = match &host.last_hwid {
+                    Some((last, why)) if text_eq(last, h) => *why,
+                    _ => {
+                        if host.hwids.len() < MAX_EPIDS && !host.hwids.contains(h) {
+                            host.hwids.insert(h.to_owned());
+                        }
+                        let why = EMULATOR_HWIDS
+                            .iter()
+                            .find(|(id, _)| *id == h)
+                            .map(|(_, why)| *why);
+                        host.last_hwid = Some((InlineText::from(h), why));
+                        why
+                    }
+                };
+                if let Some(why) = why {
+                    fingerprint(host, "default_hwid", why, ev.frame, ev.ts, &mut cip);
                 }
             }
             let iv = (resp.activation_interval_min, resp.renewal_interval_min);
@@ -1075,31 +1320,21 @@ impl State {
                     .add_labeled(ev.frame, ev.ts, ws);
             }
         }
-        // Per client machine: one lookup (the key is moved in; it was made above).
-        let clients_full = self.clients.len() >= MAX_CLIENTS;
-        // The table fills up to its bound on busy captures: size it once instead of rehashing it
-        // at every doubling (16 Ki buckets of 48 bytes: about 800 KB per source with KMS calls).
-        if self.clients.is_empty() && !clients_full {
-            self.clients.reserve(MAX_CLIENTS);
-        }
-        let client = match self.clients.entry(cmid) {
-            HashEntry::Occupied(o) => o.into_mut(),
-            HashEntry::Vacant(_) if clients_full => {
-                self.clients_untracked += 1;
-                return;
-            }
-            HashEntry::Vacant(v) => v.insert(Box::default()),
+        // Per client machine (looked up above).
+        let Some(client) = client else {
+            self.clients_untracked += 1;
+            return;
         };
         let workstation = req.workstation.as_str();
         if client.requests == 0 {
             client.first_frame = ev.frame;
         }
         // The workstation of the previous request is known to the sets below already.
-        let same_ws = client.requests > 0 && client.last_workstation == workstation;
+        let same_ws = client.requests > 0 && text_eq(&client.last_workstation, workstation);
         client.requests += 1;
         if !same_ws
             && client.workstations.len() < MAX_CLIENT_FACTS
-            && !client.workstations.contains(workstation)
+            && !client.workstations.contains_str(workstation)
         {
             client.workstations.insert(ShortText::from(workstation));
         }
@@ -1139,7 +1374,7 @@ impl State {
         }
         if let Some(product) = label.product
             && client.products.len() < MAX_CLIENT_FACTS
-            && !client.products.contains(product)
+            && !client.products.contains_str(product)
         {
             // A catalog name is kept without a copy.
             client.products.insert(match label.known_product {
@@ -1155,12 +1390,23 @@ impl State {
         client.last_outcome = call.outcome;
         client.last_server = Some(server);
         client.last_client = client_ep;
-        client.last_license_status = Some(req.license_status.clone());
+        // Mostly the same status again (an unknown one is a copy on the heap).
+        if client
+            .last_license_status
+            .as_deref()
+            .is_none_or(|s| !text_eq(s, &req.license_status))
+        {
+            client.last_license_status = Some(req.license_status.clone());
+        }
         if !same_ws {
             client.last_workstation.set(workstation);
         }
         client.discovery_snapshot = match client_ep {
-            Some(cl) if !conn_tracked => Some(self.net.dns_snapshot(cl, server, ev.frame)),
+            Some(cl) if conn_seen == AttemptSeen::Dropped => {
+                Some(self.net.dns_snapshot(cl, server, ev.frame))
+            }
+            // What `dns_snapshot` gives an address without history, without searching for it.
+            Some(_) if conn_seen == AttemptSeen::UnknownClient => Some(DnsPart::Method("unknown")),
             _ => None,
         };
         if let Some(p) = &req.previous_cmid
@@ -1168,8 +1414,11 @@ impl State {
         {
             client.previous_cmid = Some((p.as_str().to_owned(), ev.frame));
         }
-        // Parsed once: the skew (KMS-06) and the failure list (KMS-18) both use it.
-        let client_secs = self.client_time_cache.parse(&req.client_time);
+        // The skew (KMS-06) and the failure list (KMS-18) both use it. The engine gives the
+        // seconds with the text; a hand-built event has only the text.
+        let client_secs = req
+            .client_secs
+            .or_else(|| parse_rfc3339_secs(&req.client_time));
         if let Some(ct) = client_secs {
             let skew = ct - ev.ts.secs();
             client.skew_evidence.add(ev.frame, ev.ts);
@@ -1258,7 +1507,7 @@ impl State {
                     .map(|(kms_id, a)| HostApp {
                         app_id: a.app_id.clone(),
                         app_name: a.app_name,
-                        kms_id: kms_id.clone(),
+                        kms_id: kms_id.to_string(),
                         kms_name: a.kms_name,
                         last_count: a.last_count,
                         max_count: a.max_count,
@@ -1334,20 +1583,21 @@ impl State {
     }
 }
 
+/// KMS-11 evidence, labelled by the client address (formatted only while the list takes labels).
 fn fingerprint(
     host: &mut HostState,
     key: &'static str,
     why: &str,
     frame: u64,
     ts: Ts,
-    client: &str,
+    client: &mut ClientLabel,
 ) {
     if let Some((_, e)) = host.fingerprints.get_mut(key) {
-        e.add_labeled(frame, ts, client);
+        client.add_to(e, frame, ts);
         return;
     }
     let mut e = Evidence::default();
-    e.add_labeled(frame, ts, client);
+    client.add_to(&mut e, frame, ts);
     host.fingerprints.insert(key, (why.to_string(), e));
 }
 
@@ -1476,10 +1726,16 @@ fn product_issues(
     ts: Ts,
     ws: &str,
 ) {
+    // Ids the engine found in the catalog, belonging together: no issue (the common case).
+    if req.products_consistent {
+        return;
+    }
     // The group's key is the KMS counted id: the issues depend only on these ids otherwise.
     let app_name_known = req.app_name.is_some();
     let cached = app.product_checks.iter().position(|c| {
-        c.sku_id == req.sku_id && c.app_id == req.app_id && c.app_name_known == app_name_known
+        text_eq(&c.sku_id, &req.sku_id)
+            && text_eq(&c.app_id, &req.app_id)
+            && c.app_name_known == app_name_known
     });
     let at = match cached {
         Some(at) => at,
@@ -1519,7 +1775,7 @@ fn product_issues(
 }
 
 /// The KMS-13 issues of a request's product ids (see [`product_issues`]).
-fn find_product_issues(req: &crate::event::KmsRequestInfo) -> Vec<String> {
+pub(crate) fn find_product_issues(req: &crate::event::KmsRequestInfo) -> Vec<String> {
     let mut issues: Vec<String> = Vec::new();
     let parse = crate::guid::Guid::parse;
     let app_id = parse(&req.app_id);
@@ -1556,59 +1812,302 @@ pub fn kms_servers(state: &State) -> BTreeSet<Endpoint> {
 mod tests {
     use super::*;
 
+    /// The engine gives a request's client time twice: as text and as seconds
+    /// (`KmsRequestInfo::client_secs`); the analysis uses the seconds, and parses the text only
+    /// for hand-built events. Both must agree over the whole FILETIME range.
     #[test]
-    fn rfc3339_cache_agrees_with_the_parser() {
-        let mut cache = Rfc3339Cache::default();
-        // Sequences sharing prefixes, with hostile seconds, suffixes and forms in between.
-        let times = [
-            "2026-11-23T15:18:34Z",
-            "2026-11-23T15:18:35Z",
-            "2026-11-23T15:18:60Z",
-            "2026-11-23T15:18:61Z",
-            "2026-11-23T15:18:9aZ",
-            "2026-11-23T15:18:3 Z",
-            "2026-11-23T15:18:34z",
-            "2026-11-23T15:18:34.5Z",
-            "2026-11-23T15:18:34",
-            "2026-11-23T15:18:",
-            "2026-11-23T15:19:00Z",
-            "2026-11-23T15:18:00Z",
-            "2026-02-31T15:18:00Z",
-            "2026-02-31T15:18:01Z",
-            "2026-13-01T00:00:00Z",
-            "2026-13-01T00:00:01Z",
-            "1970-01-01T00:00:00Z",
-            "",
-            "\u{e9}026-11-23T15:18:34Z",
-            "60056-05-28T05:36:10Z",
+    fn client_secs_agree_with_the_text() {
+        use crate::time::{filetime_rfc3339, filetime_unix_secs};
+        const EPOCH: u64 = 116_444_736_000_000_000;
+        const S: u64 = 10_000_000;
+        let mut fts = vec![
+            0,
+            1,
+            S - 1,
+            EPOCH - 1,
+            EPOCH,
+            EPOCH + 1,
+            EPOCH + 59 * S + (S - 1),
+            EPOCH + 951_782_400 * S,     // 2000-02-29
+            EPOCH - 2_203_891_200 * S,   // 1900-03-01 (no leap day in 1900)
+            EPOCH + 1_795_447_114 * S,   // 2026-11-23T15:18:34Z
+            EPOCH + 253_402_300_799 * S, // 9999-12-31T23:59:59Z: the last 4-digit year
+            EPOCH + 253_402_300_800 * S, // 10000-01-01T00:00:00Z
+            u64::MAX,
         ];
-        for round in 0..2 {
-            for t in times {
-                assert_eq!(cache.parse(t), parse_rfc3339_secs(t), "{t} (round {round})");
+        // And a spread of others (a fixed LCG: the same values every run).
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..2000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            fts.push(x);
+            fts.push(EPOCH + (x >> 8) % (200 * 365 * 86_400 * S));
+        }
+        for ft in fts {
+            let text = TimeText::display(&filetime_rfc3339(ft));
+            assert_eq!(
+                parse_rfc3339_secs(&text),
+                Some(filetime_unix_secs(ft)),
+                "{ft} {text}"
+            );
+        }
+        // Against values worked out independently (Python's calendar.timegm).
+        assert_eq!(filetime_unix_secs(0), -11_644_473_600);
+        assert_eq!(
+            parse_rfc3339_secs("2026-11-23T15:18:34Z"),
+            Some(1_795_447_114)
+        );
+        assert_eq!(
+            parse_rfc3339_secs("10000-01-01T00:00:00Z"),
+            Some(253_402_300_800)
+        );
+        assert_eq!(
+            TimeText::display(&filetime_rfc3339(u64::MAX)).as_str(),
+            "60056-05-28T05:36:10Z"
+        );
+    }
+
+    /// A request with the seconds and the CMID's GUID (as the engine builds it) and the same
+    /// request with the texts only (hand-built) leave the same client state.
+    #[test]
+    fn carried_values_and_texts_agree() {
+        let guid = Guid([
+            0x3c, 0x2d, 0x1e, 0x0f, 0x5a, 0x4b, 0x78, 0x69, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2,
+            0xe1, 0xf0,
+        ]);
+        let cmid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+        assert_eq!(guid.inline_text().as_str(), cmid);
+        let observe = |carried: bool, time: &str, secs: i64| {
+            let mut st = State::default();
+            let req = KmsRequestInfo {
+                cmid: cmid.into(),
+                kms_id: "k".into(),
+                client_time: time.into(),
+                cmid_guid: carried.then_some(guid),
+                client_secs: carried.then_some(secs),
+                ..KmsRequestInfo::default()
+            };
+            let ev = Event {
+                ts: Ts::from_parts(1_795_447_000, 0),
+                event: "kms",
+                frame: 7,
+                client: Some(Endpoint {
+                    ip: "192.0.2.1".parse().unwrap(),
+                    port: 50000,
+                }),
+                server: Some(Endpoint {
+                    ip: "192.0.2.2".parse().unwrap(),
+                    port: 1688,
+                }),
+                body: Body::Kms(Box::new(KmsCall {
+                    status: "unanswered",
+                    outcome: "no_response",
+                    request: Some(req),
+                    ..KmsCall::default()
+                })),
+                source: "t".into(),
+            };
+            st.observe(&ev);
+            let (key, c) = st.clients.iter().next().unwrap();
+            (
+                key.clone(),
+                c.skew.as_ref().map(|s| (s.0, s.2.to_string())),
+                c.failures.iter().map(|f| f.client_secs).collect::<Vec<_>>(),
+            )
+        };
+        for (time, secs) in [
+            ("2026-11-23T15:18:34Z", 1_795_447_114),
+            ("1601-01-01T00:00:00Z", -11_644_473_600),
+            ("60056-05-28T05:36:10Z", filetime_unix_secs_max()),
+        ] {
+            let carried = observe(true, time, secs);
+            assert_eq!(carried, observe(false, time, secs), "{time}");
+            assert_eq!(carried.0, CmidKey::new(cmid));
+            assert_eq!(carried.1.unwrap().0, secs - 1_795_447_000);
+        }
+    }
+
+    /// The clients' copy of their groups' CMID sets ([`ClientState::counted_in`]) keeps the
+    /// sets and the counts of validly answered CMIDs what searching the sets at every call
+    /// gives: CMIDs in several groups and hosts, unanswered then answered, in more groups than
+    /// the copy holds.
+    #[test]
+    fn counted_in_mirrors_the_group_sets() {
+        let call = |st: &mut State, cmid: u8, kms: usize, host: u8, valid: bool, frame: u64| {
+            let g = Guid([cmid; 16]);
+            let req = KmsRequestInfo {
+                cmid: g.inline_text(),
+                cmid_guid: Some(g),
+                kms_id: format!("kms-{kms}").into(),
+                ..KmsRequestInfo::default()
+            };
+            let ev = Event {
+                ts: Ts::from_parts(1_700_000_000 + frame as i64, 0),
+                event: "kms",
+                frame,
+                client: Some(Endpoint {
+                    ip: "192.0.2.1".parse().unwrap(),
+                    port: 50000,
+                }),
+                server: Some(Endpoint {
+                    ip: std::net::IpAddr::from([192, 0, 2, host]),
+                    port: 1688,
+                }),
+                body: Body::Kms(Box::new(KmsCall {
+                    status: if valid { "answered" } else { "unanswered" },
+                    outcome: if valid { "activated" } else { "no_response" },
+                    integrity: crate::event::Integrity {
+                        response: valid.then_some("valid"),
+                        ..Default::default()
+                    },
+                    request: Some(req),
+                    ..KmsCall::default()
+                })),
+                source: "t".into(),
+            };
+            st.observe(&ev);
+        };
+        let mut st = State::default();
+        // Expected: per (host, group) the set of CMIDs and which were answered validly.
+        let mut expect: BTreeMap<(u8, usize), BTreeMap<u8, bool>> = BTreeMap::new();
+        let mut x = 1u32;
+        for frame in 1..3000u64 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let cmid = (x >> 16) as u8 % 6;
+            let kms = (x >> 8) as usize % (MAX_CLIENT_FACTS + 4);
+            let host = 10 + (x >> 24) as u8 % 2;
+            let valid = (x >> 4).is_multiple_of(3);
+            call(&mut st, cmid, kms, host, valid, frame);
+            *expect
+                .entry((host, kms))
+                .or_default()
+                .entry(cmid)
+                .or_default() |= valid;
+        }
+        for ((host, kms), cmids) in &expect {
+            let ep = Endpoint {
+                ip: std::net::IpAddr::from([192, 0, 2, *host]),
+                port: 1688,
+            };
+            let app = st.hosts[&ep].apps.get(&format!("kms-{kms}")).unwrap();
+            let got: BTreeMap<u8, bool> = app
+                .cmids
+                .iter()
+                .map(|(k, v)| match k {
+                    CmidKey::Guid(g) => ((g & 0xff) as u8, *v),
+                    CmidKey::Text(_) => unreachable!(),
+                })
+                .collect();
+            assert_eq!(&got, cmids, "{host} {kms}");
+            assert_eq!(app.answered_cmids, cmids.values().filter(|v| **v).count());
+        }
+    }
+
+    fn filetime_unix_secs_max() -> i64 {
+        crate::time::filetime_unix_secs(u64::MAX)
+    }
+
+    /// The key made from a decoded GUID is the key of its text (and so orders as the text).
+    #[test]
+    fn cmid_key_from_guid() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut keys = Vec::new();
+        for _ in 0..500 {
+            let mut b = [0u8; 16];
+            for chunk in b.chunks_mut(8) {
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1442695040888963407);
+                chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+            }
+            let g = Guid(b);
+            let text = g.inline_text();
+            assert_eq!(CmidKey::from_guid(&g), CmidKey::new(&text), "{text}");
+            keys.push((CmidKey::from_guid(&g), text.to_string()));
+        }
+        keys.push((CmidKey::from_guid(&Guid::ZERO), Guid::ZERO.text()));
+        keys.push((
+            CmidKey::from_guid(&Guid([0xff; 16])),
+            Guid([0xff; 16]).text(),
+        ));
+        for (a, ta) in &keys {
+            for (b, tb) in keys.iter().take(40) {
+                assert_eq!(a.cmp(b), ta.cmp(tb), "{ta} {tb}");
             }
         }
-        // Against values worked out independently (Python's calendar.timegm) ...
-        assert_eq!(cache.parse("2026-11-23T15:18:34Z"), Some(1_795_447_114));
-        assert_eq!(cache.parse("2026-11-23T15:19:00Z"), Some(1_795_447_140));
-        // A leap second reads as the next minute's first.
-        assert_eq!(cache.parse("2026-11-23T15:18:60Z"), Some(1_795_447_140));
-        // ... and against the formatter: text of FILETIMEs across minutes, days, years and
-        // leap days reads back as their seconds.
-        for secs in [
-            0i64,
-            59,
-            60,
-            86_399,
-            951_782_400, // 2000-02-29
-            1_795_447_114,
-            1_795_447_140,
-            4_102_444_799, // 2099-12-31T23:59:59
-        ] {
-            let ft = u64::try_from(secs * 10_000_000 + 116_444_736_000_000_000).unwrap();
-            let text = crate::time::filetime_rfc3339(ft).to_string();
-            assert_eq!(cache.parse(&text), Some(secs), "{text}");
-            assert_eq!(cache.parse(&text), Some(secs), "{text} (cached)");
+    }
+
+    #[test]
+    fn text_eq_and_cmp_agree_with_str() {
+        let texts = [
+            "",
+            "a",
+            "abcdefg",
+            "abcdefgh",
+            "abcdefgi",
+            "abcdefghi",
+            "abcdefghj",
+            "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+            "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f1",
+            "1f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+            "05426-00206-271-298891-03-1033-9600.0000-3352026",
+            "05426-00206-271-298891-03-1033-9600.0000-3352027",
+            "\u{e9}t\u{e9}",
+            "abcdefgh\u{e9}",
+            "abcdefghabcdefgh",
+            "abcdefghabcdefg",
+            "\u{ff}bcdefgh",
+        ];
+        for a in texts {
+            for b in texts {
+                assert_eq!(text_cmp(a, b), a.cmp(b), "{a} {b}");
+                assert_eq!(text_eq(a, b), a == b, "{a} {b}");
+                // Another copy: not the same pointer.
+                let copy = String::from(b);
+                assert_eq!(text_eq(a, &copy), a == b, "{a} {b}");
+            }
         }
+    }
+
+    /// A [`SmallMap`] finds, inserts and iterates as a `BTreeMap` does, whether it scans or
+    /// bisects, from its memo or not.
+    #[test]
+    fn small_map_is_an_ordered_map() {
+        let mut m: SmallMap<String, u32> = SmallMap::default();
+        let mut b: BTreeMap<String, u32> = BTreeMap::new();
+        let mut x = 7u32;
+        for round in 0..400u32 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            // Keys of several lengths, the same ones often again.
+            let key = format!("k{}", (x >> 8) % 40).repeat(1 + (x as usize >> 20) % 3);
+            match (m.get_mut(&key), b.get_mut(&key)) {
+                (Some(v), Some(w)) => {
+                    *v += round;
+                    *w += round;
+                }
+                (None, None) => {
+                    m.insert_new(key.clone(), round);
+                    b.insert(key.clone(), round);
+                }
+                other => panic!("{key}: {other:?}"),
+            }
+            assert_eq!(m.get(&key), b.get(&key));
+            assert!(!m.contains_key("absent"));
+        }
+        assert!(m.len() > SMALL_MAP_SCAN);
+        let pairs: Vec<(&String, &u32)> = m.iter().collect();
+        assert_eq!(pairs, b.iter().collect::<Vec<_>>());
+        assert_eq!((&m).into_iter().count(), b.len());
+        assert!(m.keys().eq(b.keys()) && m.values().eq(b.values()));
+        let mut small: SmallMap<Cow<'static, str>, u64> = SmallMap::default();
+        for k in ["b", "a", "c"] {
+            small.insert_new(Cow::Borrowed(k), 1);
+        }
+        *small.get_or_insert_with("a", || unreachable!()).unwrap() += 1;
+        *small
+            .get_or_insert_with("other", || (Cow::Borrowed("other"), 0))
+            .unwrap() += 1;
+        let got: Vec<(&str, u64)> = small.iter().map(|(k, v)| (&**k, *v)).collect();
+        assert_eq!(got, [("a", 2), ("b", 1), ("c", 1), ("other", 1)]);
     }
 
     #[test]

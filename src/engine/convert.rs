@@ -75,6 +75,9 @@ fn request_info(q: &mut KmsRequest, r: &mut KmsRequestInfo) {
         binding_expiration_min,
         client_time,
         catalog_threshold,
+        cmid_guid,
+        client_secs,
+        products_consistent,
     } = r;
     set_guid_text(app_id, app.map(|e| &e.text), &q.app_id);
     *app_name = app.map(|a| a.info.name);
@@ -91,6 +94,12 @@ fn request_info(q: &mut KmsRequest, r: &mut KmsRequestInfo) {
     *binding_expiration_min = q.binding_expiration;
     *client_time = filetime_text(q.client_time);
     *catalog_threshold = kms_info.map(|k| k.info.threshold);
+    // For the analysis (not written): no parsing of the texts back.
+    *cmid_guid = Some(q.cmid);
+    *client_secs = Some(filetime_unix_secs(q.client_time));
+    *products_consistent = app.is_some()
+        && kms_info.is_some_and(|k| k.info.app == q.app_id)
+        && sku.is_some_and(|s| s.info.app == q.app_id);
     *workstation = std::mem::take(&mut q.workstation);
 }
 
@@ -382,6 +391,74 @@ pub fn dns_exchange(ex: &Exchange) -> (DnsExchange, u64, Ts) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The values carried for the analysis agree with the texts: the CMID's GUID, the client
+    /// time's seconds, and `products_consistent` exactly when KMS-13 finds nothing to say.
+    #[test]
+    fn carried_values_agree_with_the_texts() {
+        // (kind, guid, application) of the catalog rows.
+        let rows: Vec<(&str, Guid, Guid)> = kms::products::PRODUCTS_CSV
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let mut f = l.split(',');
+                let (kind, guid) = (f.next()?, Guid::parse(f.next()?)?);
+                Some((kind, guid, Guid::parse(f.nth(1)?)?))
+            })
+            .collect();
+        let unknown = Guid([0x5a; 16]);
+        let first = |kind: &str, app: Guid| {
+            rows.iter()
+                .find(|(k, _, a)| *k == kind && *a == app)
+                .map_or(unknown, |r| r.1)
+        };
+        let other_kms = |app: Guid| {
+            rows.iter()
+                .find(|(k, _, a)| *k == "kms" && *a != app)
+                .map_or(unknown, |r| r.1)
+        };
+        // For a sample of SKUs: matching and mismatching ApplicationIds and KMS counted ids,
+        // and unknown ids in each place.
+        let mut triples = Vec::new();
+        for &(_, sku, app) in rows.iter().filter(|r| r.0 == "sku").step_by(5) {
+            for app_id in [app, first("app", other_kms(app)), unknown] {
+                for kms_id in [first("kms", app), other_kms(app), unknown] {
+                    for sku_id in [sku, unknown] {
+                        triples.push((app_id, kms_id, sku_id));
+                    }
+                }
+            }
+        }
+        let mut consistent = 0;
+        for (i, &(app_id, kms_id, sku_id)) in triples.iter().enumerate() {
+            let q = KmsRequest {
+                version: kms::KmsVersion { major: 6, minor: 0 },
+                vm_info: 0,
+                license_status: kms::LicenseStatus(2),
+                binding_expiration: 0,
+                app_id,
+                sku_id,
+                kms_id,
+                cmid: Guid([i as u8; 16]),
+                required_count: 25,
+                client_time: 133_000_000_000_000_000 + i as u64 * 10_000_001,
+                previous_cmid: Guid::ZERO,
+                workstation: "pc".into(),
+            };
+            let mut r = KmsRequestInfo::default();
+            request_info(&mut q.clone(), &mut r);
+            let issues = crate::analysis::state::find_product_issues(&r);
+            assert_eq!(r.products_consistent, issues.is_empty(), "{issues:?}");
+            consistent += usize::from(r.products_consistent);
+            assert_eq!(r.cmid_guid, Some(q.cmid));
+            assert_eq!(r.cmid.as_str(), q.cmid.inline_text().as_str());
+            assert_eq!(
+                r.client_secs,
+                crate::analysis::state::parse_rfc3339_secs(&r.client_time)
+            );
+        }
+        assert!(consistent > 0);
+    }
 
     #[test]
     fn text_forms_match_display() {

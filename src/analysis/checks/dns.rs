@@ -648,12 +648,14 @@ pub fn dns_12_static_kms_host(state: &State, out: &mut Findings) {
             if !kms_like(&a.server) {
                 continue;
             }
-            let ch = state.net.chain_of(c, a);
-            let static_host = ch.method == "static_name" || ch.method == "static_address";
+            // Only the DNS part of the chain matters here (its steps are not built).
+            let part = state.net.dns_part_of(c, a);
+            let method = part.method();
+            let static_host = method == "static_name" || method == "static_address";
             // Without this client's DNS in the capture, only a host that the capture's SRV answers
             // do not publish is evidence.
             let unpublished =
-                ch.method == "unknown" && !published.is_empty() && !published.contains(&a.server);
+                method == "unknown" && !published.is_empty() && !published.contains(&a.server);
             if !static_host && !unpublished {
                 continue;
             }
@@ -661,7 +663,7 @@ pub fn dns_12_static_kms_host(state: &State, out: &mut Findings) {
                 .entry((*ip, a.server))
                 .or_insert_with(|| (Evidence::default(), None));
             e.0.add(a.frame, a.ts);
-            if let Some(l) = &ch.address_lookup {
+            if let Some(l) = part.address_lookup() {
                 e.0.add_frame(l.frame);
                 e.1.get_or_insert_with(|| format!("{} (looked up at frame {})", l.name, l.frame));
             }

@@ -34,12 +34,14 @@ pub const AZURE_KMS: [&str; 5] = [
 
 /// Runs the KMS family.
 pub fn run(state: &State, policy: &Policy, out: &mut Findings) {
+    // Sorted once for the checks that go through the clients.
+    let clients = sorted_clients(state);
     kms_01_count_below_threshold(state, out);
     kms_02_thin_margin(state, policy, out);
     kms_03_count_not_growing(state, out);
-    kms_04_duplicate_cmid(state, out);
-    kms_05_cmid_changed(state, out);
-    kms_06_client_clock_skew(state, policy, out);
+    kms_04_duplicate_cmid(&clients, out);
+    kms_05_cmid_changed(&clients, out);
+    kms_06_client_clock_skew(&clients, policy, out);
     kms_07_host_error(state, out);
     kms_08_response_integrity(state, out);
     kms_09_malformed_epid(state, out);
@@ -48,11 +50,11 @@ pub fn run(state: &State, policy: &Policy, out: &mut Findings) {
     kms_12_off_network_kms(state, policy, out);
     kms_13_unknown_product(state, out);
     kms_14_odd_n_policy(state, out);
-    kms_15_client_lapsed(state, out);
-    kms_16_grace_nearly_exhausted(state, out);
+    kms_15_client_lapsed(&clients, out);
+    kms_16_grace_nearly_exhausted(&clients, out);
     kms_17_nondefault_intervals(state, out);
-    kms_18_retry_loop(state, out);
-    kms_19_renewal_overdue(state, policy, out);
+    kms_18_retry_loop(&clients, out);
+    kms_19_renewal_overdue(state, &clients, policy, out);
     kms_20_population_below_threshold(state, policy, out);
     kms_21_old_protocol(state, out);
     kms_22_vm_client(state, out);
@@ -96,13 +98,21 @@ fn who(cmid: &CmidKey, c: &ClientState) -> String {
     format!("{} ({addr}CMID {cmid})", c.last_workstation)
 }
 
-fn sorted_clients(state: &State) -> Vec<(&CmidKey, &ClientState)> {
-    let mut v: Vec<(&CmidKey, &ClientState)> =
-        state.clients.iter().map(|(k, c)| (k, &**c)).collect();
+/// A client and its CMID, as [`sorted_clients`] lists them.
+pub type ClientRef<'a> = (&'a CmidKey, &'a ClientState);
+
+/// The clients by first frame (then CMID): the order of the findings about them.
+fn sorted_clients(state: &State) -> Vec<ClientRef<'_>> {
+    // The first frame is copied next to the references: the comparisons read no client state.
+    let mut v: Vec<(u64, &CmidKey, &ClientState)> = state
+        .clients
+        .iter()
+        .map(|(k, c)| (c.first_frame, k, &**c))
+        .collect();
     // (first frame, CMID) is unique: an unstable sort by reference gives the same order, without
     // cloning the key on every comparison.
-    v.sort_unstable_by(|a, b| (a.1.first_frame, a.0).cmp(&(b.1.first_frame, b.0)));
-    v
+    v.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    v.into_iter().map(|(_, k, c)| (k, c)).collect()
 }
 
 fn client_evidence(frames: &[u64], count: u64, first_ts: Option<crate::time::Ts>) -> Evidence {
@@ -209,8 +219,8 @@ pub fn kms_03_count_not_growing(state: &State, out: &mut Findings) {
 
 /// KMS-04 duplicate_cmid: one CMID sent with more than one workstation name, or from two addresses
 /// within 10 minutes: cloned images not generalised; the host counts them once. Error.
-pub fn kms_04_duplicate_cmid(state: &State, out: &mut Findings) {
-    for (cmid, c) in sorted_clients(state) {
+pub fn kms_04_duplicate_cmid(clients: &[ClientRef<'_>], out: &mut Findings) {
+    for &(cmid, c) in clients {
         let names = c.names.labels.len();
         let overlap = !c.addr_overlap.is_empty();
         if names < 2 && !overlap {
@@ -262,8 +272,8 @@ pub fn kms_04_duplicate_cmid(state: &State, out: &mut Findings) {
 
 /// KMS-05 cmid_changed: the request carries a non-zero previous CMID: the machine was rearmed or
 /// resealed (expected after imaging). Info.
-pub fn kms_05_cmid_changed(state: &State, out: &mut Findings) {
-    for (cmid, c) in sorted_clients(state) {
+pub fn kms_05_cmid_changed(clients: &[ClientRef<'_>], out: &mut Findings) {
+    for &(cmid, c) in clients {
         let Some((prev, frame)) = &c.previous_cmid else {
             continue;
         };
@@ -295,10 +305,10 @@ fn hm(secs: i64) -> String {
 /// KMS-06 client_clock_skew: the request's ClientRequestTime differs from the capture time of the
 /// request frame by more than `skew_error_min` (error; the host refuses with 0xC004F06C) or
 /// `skew_warn_min` (warning). The capture's clock is the reference.
-pub fn kms_06_client_clock_skew(state: &State, policy: &Policy, out: &mut Findings) {
+pub fn kms_06_client_clock_skew(clients: &[ClientRef<'_>], policy: &Policy, out: &mut Findings) {
     let warn = i64::try_from(policy.skew_warn_min.saturating_mul(60)).unwrap_or(i64::MAX);
     let error = i64::try_from(policy.skew_error_min.saturating_mul(60)).unwrap_or(i64::MAX);
-    for (cmid, c) in sorted_clients(state) {
+    for &(cmid, c) in clients {
         let Some((skew, frame, client_time, ts)) = &c.skew else {
             continue;
         };
@@ -755,8 +765,8 @@ pub fn kms_14_odd_n_policy(state: &State, out: &mut Findings) {
 
 /// KMS-15 client_lapsed: the request's license status is OOT grace (3), non-genuine grace (4),
 /// notification (5) or extended grace (6): the client already lost its activation. Error.
-pub fn kms_15_client_lapsed(state: &State, out: &mut Findings) {
-    for (cmid, c) in sorted_clients(state) {
+pub fn kms_15_client_lapsed(clients: &[ClientRef<'_>], out: &mut Findings) {
+    for &(cmid, c) in clients {
         let Some((status, code, minutes, frame)) = &c.lapsed else {
             continue;
         };
@@ -783,8 +793,8 @@ pub fn kms_15_client_lapsed(state: &State, out: &mut Findings) {
 
 /// KMS-16 grace_nearly_exhausted: licensed (1) or OOB grace (2) with 0 < minutes left < 7 days: the
 /// client enters notification mode soon unless it activates. Warning.
-pub fn kms_16_grace_nearly_exhausted(state: &State, out: &mut Findings) {
-    for (cmid, c) in sorted_clients(state) {
+pub fn kms_16_grace_nearly_exhausted(clients: &[ClientRef<'_>], out: &mut Findings) {
+    for &(cmid, c) in clients {
         let Some((status, minutes, frame)) = &c.grace else {
             continue;
         };
@@ -867,8 +877,8 @@ fn failure_gap_ns(a: &Failure, b: &Failure) -> i64 {
 /// KMS-18 retry_loop: one CMID failed at least three times, each try at least 15 minutes after the
 /// previous counted one (the shortest activation retry interval; by capture time or by the client's
 /// own request times): a persistent failure. Warning.
-pub fn kms_18_retry_loop(state: &State, out: &mut Findings) {
-    for (cmid, c) in sorted_clients(state) {
+pub fn kms_18_retry_loop(clients: &[ClientRef<'_>], out: &mut Findings) {
+    for &(cmid, c) in clients {
         let mut tries: Vec<&Failure> = Vec::new();
         let mut sorted: Vec<&Failure> = c.failures.iter().collect();
         sorted.sort_by_key(|f| (f.ts, f.frame));
@@ -912,14 +922,19 @@ pub fn kms_18_retry_loop(state: &State, out: &mut Findings) {
 /// KMS-19 renewal_overdue: an activated client that sent nothing more although the capture went on
 /// past its renewal interval + `renewal_slack_days` (info), or past the 180-day validity (warning):
 /// offline, moved, or using another host.
-pub fn kms_19_renewal_overdue(state: &State, policy: &Policy, out: &mut Findings) {
+pub fn kms_19_renewal_overdue(
+    state: &State,
+    clients: &[ClientRef<'_>],
+    policy: &Policy,
+    out: &mut Findings,
+) {
     let Some(end) = state.last_ts else {
         return;
     };
     let slack = i64::try_from(policy.renewal_slack_days)
         .unwrap_or(i64::MAX)
         .saturating_mul(86_400_000_000_000);
-    for (cmid, c) in sorted_clients(state) {
+    for &(cmid, c) in clients {
         let Some((ts, frame, renewal_min)) = c.last_success else {
             continue;
         };
