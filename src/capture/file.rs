@@ -1064,17 +1064,23 @@ mod tests {
         Vec<(&'static str, Option<u64>)>,
     )>;
 
-    /// Every packet (with the notices raised by the read that returned it) and the end.
-    fn read_all(bytes: Vec<u8>, dribble: bool) -> Seen {
+    /// The one source of `bytes`, read whole or `dribble`d a few bytes per read.
+    fn open_bytes(bytes: Vec<u8>, dribble: bool) -> Box<dyn PacketSource + Send> {
         let rd: Box<dyn std::io::Read + Send> = if dribble {
             Box::new(Dribble(bytes, 0))
         } else {
             Box::new(std::io::Cursor::new(bytes))
         };
         let mut sources = crate::capture::open_reader("t.pcap", rd).expect("opens");
-        let Some(Ok(crate::capture::Opened::Source(mut src))) = sources.next() else {
+        let Some(Ok(crate::capture::Opened::Source(src))) = sources.next() else {
             panic!("one source");
         };
+        src
+    }
+
+    /// Every packet (with the notices raised by the read that returned it) and the end.
+    fn read_all(bytes: Vec<u8>, dribble: bool) -> Seen {
+        let mut src = open_bytes(bytes, dribble);
         let mut seen = Vec::new();
         loop {
             let item = src.next_item().expect("reads");
@@ -1153,15 +1159,7 @@ mod tests {
             bytes.extend_from_slice(&(MAX_RECORD_LEN + 1).to_le_bytes());
             bytes.extend_from_slice(&(MAX_RECORD_LEN + 1).to_le_bytes());
             bytes.extend_from_slice(&[0; 64]);
-            let rd: Box<dyn std::io::Read + Send> = if dribble {
-                Box::new(Dribble(bytes, 0))
-            } else {
-                Box::new(std::io::Cursor::new(bytes))
-            };
-            let mut sources = crate::capture::open_reader("t.pcap", rd).expect("opens");
-            let Some(Ok(crate::capture::Opened::Source(mut src))) = sources.next() else {
-                panic!("one source");
-            };
+            let mut src = open_bytes(bytes, dribble);
             assert!(matches!(src.next_item(), Ok(Next::Packet(_))));
             let e = src.next_item().expect_err("over the limit");
             assert!(e.to_string().contains("more than the limit"), "{e}");
