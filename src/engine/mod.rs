@@ -816,39 +816,34 @@ impl Core {
                 ));
             }
         }
-        // Both rare: the common packet skips the loops.
-        if !tcp_anomalies.is_empty() {
-            for (kind, detail) in tcp_anomalies {
-                self.anomaly(
-                    frame,
-                    ts,
-                    Some(client),
-                    Some(server),
-                    "tcp",
-                    kind,
-                    detail,
-                    out,
-                );
-            }
+        for (kind, detail) in tcp_anomalies {
+            self.anomaly(
+                frame,
+                ts,
+                Some(client),
+                Some(server),
+                "tcp",
+                kind,
+                detail,
+                out,
+            );
         }
-        if !dns_msgs.is_empty() {
-            for (to_server, m) in dns_msgs {
-                let (from, to) = if to_server {
-                    (client, server)
-                } else {
-                    (server, client)
-                };
-                self.dns_message(
-                    (from.ip, from.port),
-                    (to.ip, to.port),
-                    dns::Transport::Tcp,
-                    &m,
-                    true,
-                    frame,
-                    ts,
-                    out,
-                );
-            }
+        for (to_server, m) in dns_msgs {
+            let (from, to) = if to_server {
+                (client, server)
+            } else {
+                (server, client)
+            };
+            self.dns_message(
+                (from.ip, from.port),
+                (to.ip, to.port),
+                dns::Transport::Tcp,
+                &m,
+                true,
+                frame,
+                ts,
+                out,
+            );
         }
         self.process_rpc_events(client, server, out);
         if let Some(reason) = close
