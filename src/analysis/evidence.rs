@@ -12,21 +12,30 @@ pub const MAX_EVIDENCE_FRAMES: usize = 8;
 pub const MAX_EVIDENCE_LABELS: usize = 8;
 
 /// How often something was seen, where first, and by whom.
+///
+/// `repr(C)`, in the order [`Evidence::add_labeled`] reads the fields: a busy list touches only
+/// its first cache line per occurrence (its frames, once spilled, live on the heap and are not
+/// read).
 #[derive(Clone, Debug, Default, PartialEq)]
+#[repr(C)]
 pub struct Evidence {
     /// Occurrences.
     pub count: u64,
-    /// The lowest [`MAX_EVIDENCE_FRAMES`] frame numbers, ascending, without duplicates. Most
-    /// lists (e.g. those of each client) hold one or two: kept inline, without an allocation.
-    pub frames: SmallVec<[u64; 2]>,
-    /// The first [`MAX_EVIDENCE_LABELS`] distinct labels, in order of first appearance (mostly
-    /// one per list: the first is kept inline).
-    pub labels: SmallVec<[String; 1]>,
     /// True when more distinct labels were seen than are kept.
     pub more_labels: bool,
     /// Packet time of the earliest and latest occurrence.
     pub first_ts: Option<Ts>,
     pub last_ts: Option<Ts>,
+    /// The last of [`Evidence::frames`] once it holds [`MAX_EVIDENCE_FRAMES`], 0 before (a list
+    /// never holds frame 0): the steady state of a busy list, full and a later frame, is settled
+    /// by this copy without reading the list.
+    pub(super) full_last: u64,
+    /// The first [`MAX_EVIDENCE_LABELS`] distinct labels, in order of first appearance (mostly
+    /// one per list: the first is kept inline).
+    pub labels: SmallVec<[String; 1]>,
+    /// The lowest [`MAX_EVIDENCE_FRAMES`] frame numbers, ascending, without duplicates. Most
+    /// lists (e.g. those of each client) hold one or two: kept inline, without an allocation.
+    pub frames: SmallVec<[u64; 2]>,
 }
 
 impl Evidence {
@@ -49,12 +58,13 @@ impl Evidence {
     #[inline]
     pub fn add_frame(&mut self, frame: u64) {
         // The steady state of a busy list: full, and a later frame (nothing to do).
-        if self.frames.len() >= MAX_EVIDENCE_FRAMES
-            && self.frames.last().is_some_and(|&last| frame > last)
-        {
+        if self.full_last != 0 && frame > self.full_last {
             return;
         }
         self.add_frame_slow(frame);
+        if self.frames.len() >= MAX_EVIDENCE_FRAMES {
+            self.full_last = self.frames.last().copied().unwrap_or(0);
+        }
     }
 
     fn add_frame_slow(&mut self, frame: u64) {
@@ -187,6 +197,14 @@ mod tests {
         }
         assert_eq!(e.count, 11);
         assert_eq!(e.frames[..], [5, 10, 20, 30, 40, 50, 60, 70]);
+        assert_eq!(e.full_last, 70);
+        // Once full, a later frame changes nothing; an earlier one still takes its place.
+        e.add_frame(75);
+        e.add_frame(7);
+        assert_eq!(e.frames[..], [5, 7, 10, 20, 30, 40, 50, 60]);
+        assert_eq!(e.full_last, 60);
+        e.add_frame(65);
+        assert_eq!(e.frames[..], [5, 7, 10, 20, 30, 40, 50, 60]);
         assert_eq!(e.first_ts, Some(Ts(5)));
         assert_eq!(e.last_ts, Some(Ts(90)));
     }

@@ -73,36 +73,43 @@ pub const EMULATOR_HWIDS: [(&str, &str); 2] = [
 pub const PYKMS_ASSOC_GROUP: u32 = 0x1063_BF3F;
 
 /// Per host and counted product group.
+///
+/// `repr(C)`, the fields every call reads or writes first (see [`ClientState`]).
 #[derive(Debug, Default)]
+#[repr(C)]
 pub struct AppState {
     /// Unique in the state (the clients' [`ClientState::counted_in`] names groups by it).
     uid: u32,
-    pub app_id: String,
-    pub app_name: Option<&'static str>,
-    pub kms_name: Option<&'static str>,
-    /// Threshold the catalog gives for this product group.
-    pub catalog_threshold: Option<u32>,
     /// Largest N policy of the requests.
     pub required_count: u32,
     pub requests: u64,
     pub refused: u64,
     pub failed: u64,
-    /// Distinct CMIDs that asked; value: true when the host answered one of its calls validly.
-    pub cmids: SeededMap<CmidKey, bool>,
-    pub cmids_untracked: u64,
-    /// Distinct CMIDs the host answered validly (so it counted them).
-    pub answered_cmids: usize,
-    pub first_ts: Option<Ts>,
-    pub last_ts: Option<Ts>,
+    pub app_name: Option<&'static str>,
+    pub kms_name: Option<&'static str>,
+    /// Threshold the catalog gives for this product group.
+    pub catalog_threshold: Option<u32>,
     pub last_count: Option<u32>,
     pub max_count: Option<u32>,
     pub min_count: Option<u32>,
-    pub count_history: Vec<CountSample>,
+    pub first_ts: Option<Ts>,
+    pub last_ts: Option<Ts>,
+    /// Distinct CMIDs the host answered validly (so it counted them).
+    pub answered_cmids: usize,
+    pub cmids_untracked: u64,
+    pub app_id: String,
     pub by_license_status: SmallMap<Cow<'static, str>, u64>,
+    pub count_history: Vec<CountSample>,
     /// ePIDs returned for this group, in order, with the frame of first appearance.
     pub epids: Vec<(String, u64)>,
-    /// Responses whose ePID differs from the previous one of this group (KMS-10).
-    pub epid_changes: Evidence,
+    /// The product identifications last checked for this group and their issues (at most
+    /// [`MAX_PRODUCT_CHECKS`], the oldest replaced first): the clients of a group send a few
+    /// combinations of ids over and over, and checking one means parsing three GUIDs.
+    product_checks: Vec<ProductCheck>,
+    /// The slot of [`AppState::product_checks`] replaced next once it is full.
+    product_checks_next: usize,
+    /// Distinct CMIDs that asked; value: true when the host answered one of its calls validly.
+    pub cmids: SeededMap<CmidKey, bool>,
     /// Answers below the client's N policy (KMS-01), labelled by workstation; the last (count, N).
     pub below: Evidence,
     pub last_below: Option<(u32, u32)>,
@@ -113,19 +120,15 @@ pub struct AppState {
     /// (frame, count, distinct CMIDs) of the first.
     pub flat: Evidence,
     pub first_flat: Option<(u64, u32, usize)>,
+    /// Counts above any genuine host's cache (2 × threshold): (count, N) of the first, KMS-11.
+    pub above_cache: Evidence,
+    pub first_above_cache: Option<(u32, u32)>,
+    /// Responses whose ePID differs from the previous one of this group (KMS-10).
+    pub epid_changes: Evidence,
     /// N policy values other than 25 / 5 (KMS-14), by value.
     pub odd_n: BTreeMap<u32, Evidence>,
     /// Product identification problems (KMS-13), by description.
     pub product_issues: BTreeMap<String, Evidence>,
-    /// The product identifications last checked for this group and their issues (at most
-    /// [`MAX_PRODUCT_CHECKS`], the oldest replaced first): the clients of a group send a few
-    /// combinations of ids over and over, and checking one means parsing three GUIDs.
-    product_checks: Vec<ProductCheck>,
-    /// The slot of [`AppState::product_checks`] replaced next once it is full.
-    product_checks_next: usize,
-    /// Counts above any genuine host's cache (2 × threshold): (count, N) of the first, KMS-11.
-    pub above_cache: Evidence,
-    pub first_above_cache: Option<(u32, u32)>,
 }
 
 /// The ids of a request [`product_issues`] checked, and what it found (KMS-13).
@@ -537,52 +540,60 @@ fn guid_bits_text(v: u128) -> String {
 }
 
 /// Per client machine (CMID) state.
+///
+/// `repr(C)`, the fields in the order a call reads them: a busy capture keeps thousands of clients
+/// and a call of one finds its state out of cache, so the fields every call reads or writes come
+/// first, packed into a few adjacent cache lines; those a call touches only when something changes
+/// (a new name, address or failure) or on rare statuses (lapsed, grace) come after them.
 #[derive(Debug, Default)]
+#[repr(C)]
 pub struct ClientState {
-    pub workstations: SortedSet<ShortText>,
-    pub addresses: SortedSet<IpAddr>,
+    /// The product groups ([`AppState::uid`]) whose CMID set holds this client, with its value
+    /// there (answered validly): a copy, so that most calls need not search that set. At most
+    /// [`MAX_CLIENT_FACTS`]; the sets of further groups are searched at every call.
+    counted_in: SmallVec<[(u32, bool); 2]>,
+    pub requests: u64,
+    pub last_frame: u64,
+    pub last_ts: Option<Ts>,
+    /// Workstation of the last request.
+    pub last_workstation: ShortText,
+    last_addr: Option<(IpAddr, Ts)>,
     /// SKU names (static) or, for SKUs the catalog does not know, their ids.
     pub products: SortedSet<Cow<'static, str>>,
     /// Most clients make a request or two: their frames are kept inline.
     pub frames: SmallVec<[u64; 2]>,
-    pub requests: u64,
-    pub first_frame: u64,
-    pub last_frame: u64,
-    pub last_ts: Option<Ts>,
     pub last_outcome: &'static str,
     pub last_server: Option<Endpoint>,
     pub last_client: Option<Endpoint>,
     pub last_license_status: Option<Cow<'static, str>>,
-    /// Case-insensitive distinct workstation names, with the frame of each first appearance.
-    pub names: Evidence,
-    /// Requests of this CMID from a second address within [`DUPLICATE_ADDR_WINDOW_NS`] (KMS-04).
-    pub addr_overlap: Evidence,
-    last_addr: Option<(IpAddr, Ts)>,
-    /// Non-zero previous CMID (KMS-05): value and frame.
-    pub previous_cmid: Option<(String, u64)>,
+    /// DNS part of the discovery chain of the last call, when its connection was not among the
+    /// tracked attempts of its address (a busy address): taken when the call was seen.
+    pub discovery_snapshot: Option<DnsPart>,
+    /// Last activation (KMS-19): (ts, frame, renewal interval in minutes).
+    pub last_success: Option<(Ts, u64, u32)>,
+    pub failure_count: u64,
+    pub skew_evidence: Evidence,
     /// Largest clock difference (KMS-06): seconds (client − capture), frame, client time, capture time.
     pub skew: Option<(i64, u64, TimeText, Ts)>,
-    pub skew_evidence: Evidence,
+    /// Case-insensitive distinct workstation names, with the frame of each first appearance
+    /// (a call reads its first line: `more_labels`).
+    pub names: Evidence,
+    // Read when something changes.
+    pub first_frame: u64,
+    pub workstations: SortedSet<ShortText>,
+    pub addresses: SortedSet<IpAddr>,
+    /// Non-zero previous CMID (KMS-05): value and frame.
+    pub previous_cmid: Option<(String, u64)>,
+    /// Failed requests (KMS-18), the first ones.
+    pub failures: Vec<Failure>,
+    /// Requests of this CMID from a second address within [`DUPLICATE_ADDR_WINDOW_NS`] (KMS-04).
+    pub addr_overlap: Evidence,
     /// Lapsed license status (KMS-15): (status, code, minutes left, frame).
     pub lapsed: Option<(String, u32, u32, u64)>,
     pub lapsed_evidence: Evidence,
     /// Grace nearly exhausted (KMS-16): (status, minutes left, frame).
     pub grace: Option<(String, u32, u64)>,
     pub grace_evidence: Evidence,
-    /// Failed requests (KMS-18), the first ones.
-    pub failures: Vec<Failure>,
-    pub failure_count: u64,
-    /// Last activation (KMS-19): (ts, frame, renewal interval in minutes).
-    pub last_success: Option<(Ts, u64, u32)>,
-    /// Workstation of the last request.
-    pub last_workstation: ShortText,
-    /// DNS part of the discovery chain of the last call, when its connection was not among the
-    /// tracked attempts of its address (a busy address): taken when the call was seen.
-    pub discovery_snapshot: Option<DnsPart>,
-    /// The product groups ([`AppState::uid`]) whose CMID set holds this client, with its value
-    /// there (answered validly): a copy, so that most calls need not search that set. At most
-    /// [`MAX_CLIENT_FACTS`]; the sets of further groups are searched at every call.
-    counted_in: SmallVec<[(u32, bool); 2]>,
 }
 
 /// One failed request of a client (KMS-18).
