@@ -97,7 +97,7 @@ pub struct AppState {
     /// Distinct CMIDs the host answered validly (so it counted them).
     pub answered_cmids: usize,
     pub cmids_untracked: u64,
-    pub app_id: String,
+    pub app_id: GuidText,
     pub by_license_status: SmallMap<Cow<'static, str>, u64>,
     pub count_history: Vec<CountSample>,
     /// ePIDs returned for this group, in order, with the frame of first appearance.
@@ -543,10 +543,11 @@ fn guid_bits_text(v: u128) -> String {
 ///
 /// `repr(C)`, the fields in the order a call reads them: a busy capture keeps thousands of clients
 /// and a call of one finds its state out of cache, so the fields every call reads or writes come
-/// first, packed into a few adjacent cache lines; those a call touches only when something changes
-/// (a new name, address or failure) or on rare statuses (lapsed, grace) come after them.
+/// first, packed into adjacent cache lines (which [`ClientState::warm`] reads ahead); those a call
+/// touches only when something changes (a new name or failure) or on rare statuses (lapsed, grace)
+/// come after them. Aligned to a cache line, so that the first line holds the first fields.
 #[derive(Debug, Default)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub struct ClientState {
     /// The product groups ([`AppState::uid`]) whose CMID set holds this client, with its value
     /// there (answered validly): a copy, so that most calls need not search that set. At most
@@ -557,11 +558,16 @@ pub struct ClientState {
     pub last_ts: Option<Ts>,
     /// Workstation of the last request.
     pub last_workstation: ShortText,
+    /// A copy of `names.more_labels` (which only this state's updates change), read by every
+    /// call: the rest of `names` only when the workstation changes.
+    names_more: bool,
     last_addr: Option<(IpAddr, Ts)>,
     /// SKU names (static) or, for SKUs the catalog does not know, their ids.
     pub products: SortedSet<Cow<'static, str>>,
     /// Most clients make a request or two: their frames are kept inline.
     pub frames: SmallVec<[u64; 2]>,
+    /// Read when the address changes, which on captures of address pools is every call.
+    pub addresses: SortedSet<IpAddr>,
     pub last_outcome: &'static str,
     pub last_server: Option<Endpoint>,
     pub last_client: Option<Endpoint>,
@@ -575,25 +581,58 @@ pub struct ClientState {
     pub skew_evidence: Evidence,
     /// Largest clock difference (KMS-06): seconds (client − capture), frame, client time, capture time.
     pub skew: Option<(i64, u64, TimeText, Ts)>,
-    /// Case-insensitive distinct workstation names, with the frame of each first appearance
-    /// (a call reads its first line: `more_labels`).
-    pub names: Evidence,
+    /// Requests of this CMID from a second address within [`DUPLICATE_ADDR_WINDOW_NS`] (KMS-04).
+    pub addr_overlap: Evidence,
     // Read when something changes.
+    /// Case-insensitive distinct workstation names, with the frame of each first appearance.
+    pub names: Evidence,
     pub first_frame: u64,
     pub workstations: SortedSet<ShortText>,
-    pub addresses: SortedSet<IpAddr>,
     /// Non-zero previous CMID (KMS-05): value and frame.
     pub previous_cmid: Option<(String, u64)>,
     /// Failed requests (KMS-18), the first ones.
     pub failures: Vec<Failure>,
-    /// Requests of this CMID from a second address within [`DUPLICATE_ADDR_WINDOW_NS`] (KMS-04).
-    pub addr_overlap: Evidence,
     /// Lapsed license status (KMS-15): (status, code, minutes left, frame).
     pub lapsed: Option<(String, u32, u32, u64)>,
     pub lapsed_evidence: Evidence,
     /// Grace nearly exhausted (KMS-16): (status, minutes left, frame).
     pub grace: Option<(String, u32, u64)>,
     pub grace_evidence: Evidence,
+}
+
+impl State {
+    /// Reads ahead the state [`State::observe`] will update for `ev`, where that is mostly out of
+    /// cache (a KMS call's client machine, one of thousands): the engine calls this before it
+    /// writes the event out, so that the misses overlap that work.
+    #[inline]
+    pub fn prefetch(&self, ev: &Event) {
+        if let Body::Kms(call) = &ev.body
+            && let Some(req) = &call.request
+            && let Some(c) = self.clients.get(&CmidKey::of_request(req))
+        {
+            c.warm();
+        }
+    }
+}
+
+impl ClientState {
+    /// Reads a word of each cache line a call uses (see [`State::observe_kms`]): independent
+    /// loads, whose misses the processor overlaps with one another and with the work that
+    /// follows, where the call's own reads would meet them one after another.
+    #[inline]
+    fn warm(&self) {
+        std::hint::black_box((
+            self.requests,
+            self.names_more,
+            self.products.len(),
+            self.addresses.len(),
+            self.last_license_status.is_some(),
+            self.failure_count,
+            self.skew_evidence.last_ts,
+            self.skew.is_some(),
+            self.addr_overlap.count,
+        ));
+    }
 }
 
 /// One failed request of a client (KMS-18).
@@ -768,13 +807,7 @@ impl State {
     }
 
     fn server_mut(&mut self, ep: Endpoint) -> Option<&mut ServerRpc> {
-        let full = self.servers.len() >= MAX_SERVERS;
-        // The key is `Copy`: one search, whether the endpoint is known or not.
-        match self.servers.entry(ep) {
-            Entry::Occupied(o) => Some(o.into_mut()),
-            Entry::Vacant(_) if full => None,
-            Entry::Vacant(v) => Some(v.insert(ServerRpc::default())),
-        }
+        server_in(&mut self.servers, ep)
     }
 
     /// Folds one event into the state.
@@ -934,6 +967,26 @@ impl State {
         let Some(server) = ev.server else {
             return;
         };
+        // The client machine's state, searched first: a busy capture keeps thousands, and the
+        // one of this call is mostly out of cache. Its first line is read here, so that the
+        // misses of the search and of that read overlap the server, connection and host work
+        // below instead of stalling the call where the state is used. A new CMID is inserted
+        // only where the call reaches the client facts (`clients_full` is the table's size
+        // before this call: nothing is inserted in between).
+        let clients_full = self.clients.len() >= MAX_CLIENTS;
+        let cmid = call.request.as_ref().map(CmidKey::of_request);
+        // The table grows with the clients (not sized to its bound at once): a capture of a few
+        // hundred machines keeps a table of a few cache lines of control bytes and buckets.
+        let client_entry = match &cmid {
+            Some(key) => {
+                let entry = self.clients.entry(key.clone());
+                if let HashEntry::Occupied(o) = &entry {
+                    o.get().warm();
+                }
+                Some(entry)
+            }
+            None => None,
+        };
         let client_ep = ev.client;
         // The client address as a label, formatted on the stack (no allocation per call) and
         // only when an evidence list still takes labels.
@@ -945,7 +998,7 @@ impl State {
         let rtt_ms = call.rtt_ms.unwrap_or(0.0);
         let slow = !unanswered && rtt_ms > self.limits.slow_rpc_ms;
         // Per server endpoint: RPC-level facts.
-        if let Some(s) = self.server_mut(server) {
+        if let Some(s) = server_in(&mut self.servers, server) {
             s.kms = true;
             if !unanswered {
                 s.established.get_or_insert(ev.frame);
@@ -1107,8 +1160,7 @@ impl State {
             return;
         };
         if !text_eq(&app.app_id, &req.app_id) {
-            app.app_id.clear();
-            app.app_id.push_str(&req.app_id);
+            app.app_id = req.app_id.clone();
         }
         app.app_name = req.app_name;
         app.kms_name = req.kms_name;
@@ -1140,16 +1192,12 @@ impl State {
         }
         // The CMID's key, made once for the client and the group's table (cheap to clone: a
         // number).
-        let cmid = CmidKey::of_request(req);
-        // The client, looked up here: what it remembers of the group's CMID set spares most
+        let (Some(cmid), Some(client_entry)) = (cmid, client_entry) else {
+            return;
+        };
+        // The client, searched above: what it remembers of the group's CMID set spares most
         // calls the search of that set. (Untracked when the table is full: counted below.)
-        let clients_full = self.clients.len() >= MAX_CLIENTS;
-        // The table fills up to its bound on busy captures: size it once instead of rehashing it
-        // at every doubling (16 Ki buckets of 48 bytes: about 800 KB per source with KMS calls).
-        if self.clients.is_empty() && !clients_full {
-            self.clients.reserve(MAX_CLIENTS);
-        }
-        let mut client: Option<&mut ClientState> = match self.clients.entry(cmid.clone()) {
+        let mut client: Option<&mut ClientState> = match client_entry {
             HashEntry::Occupied(o) => Some(o.into_mut()),
             HashEntry::Vacant(_) if clients_full => None,
             HashEntry::Vacant(v) => Some(v.insert(Box::default())),
@@ -1350,7 +1398,7 @@ impl State {
             client.workstations.insert(ShortText::from(workstation));
         }
         // The previous workstation's name is among the labels unless some did not fit.
-        let name_known = same_ws && !client.names.more_labels;
+        let name_known = same_ws && !client.names_more;
         if !name_known && !has_lowercase_label(&client.names, workstation) {
             client.names.add(ev.frame, ev.ts);
             // `str::to_lowercase` treats some letters by context; ASCII names need no tables.
@@ -1359,6 +1407,7 @@ impl State {
             } else {
                 workstation.to_lowercase()
             });
+            client.names_more = client.names.more_labels;
         }
         if let Some(c) = client_ep {
             // The previous request's address is in the set already (or the set was full).
@@ -1516,7 +1565,7 @@ impl State {
                     .apps
                     .iter()
                     .map(|(kms_id, a)| HostApp {
-                        app_id: a.app_id.clone(),
+                        app_id: a.app_id.to_string(),
                         app_name: a.app_name,
                         kms_id: kms_id.to_string(),
                         kms_name: a.kms_name,
@@ -1591,6 +1640,17 @@ impl State {
                 }
             })
             .collect()
+    }
+}
+
+/// The RPC-level state of `ep`, created while there is room ([`MAX_SERVERS`]).
+fn server_in(servers: &mut BTreeMap<Endpoint, ServerRpc>, ep: Endpoint) -> Option<&mut ServerRpc> {
+    let full = servers.len() >= MAX_SERVERS;
+    // The key is `Copy`: one search, whether the endpoint is known or not.
+    match servers.entry(ep) {
+        Entry::Occupied(o) => Some(o.into_mut()),
+        Entry::Vacant(_) if full => None,
+        Entry::Vacant(v) => Some(v.insert(ServerRpc::default())),
     }
 }
 

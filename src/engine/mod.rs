@@ -431,8 +431,11 @@ impl Core {
 
     /// [`Self::emit`] for a caller that keeps the event afterwards (to reuse its buffers).
     fn emit_ref(&mut self, ev: &Event, out: &mut dyn FnMut(&Event)) {
-        self.state.observe(ev);
+        // The state's reads are started before the sinks' work and used after it (the two are
+        // independent: the sinks see the event, not the state).
+        self.state.prefetch(ev);
         out(ev);
+        self.state.observe(ev);
     }
 
     #[allow(clippy::too_many_arguments)]
