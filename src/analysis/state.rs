@@ -2073,6 +2073,108 @@ mod tests {
         }
     }
 
+    /// A KMS call of `cmid` (a GUID of that byte) from `ws` to host `192.0.2.<host>`, product
+    /// group `kms`.
+    fn kms_call(cmid: u8, ws: &str, host: [u8; 2], kms: &str, frame: u64) -> Event {
+        let g = Guid([cmid; 16]);
+        let req = KmsRequestInfo {
+            cmid: g.inline_text(),
+            cmid_guid: Some(g),
+            kms_id: kms.into(),
+            workstation: ws.into(),
+            ..KmsRequestInfo::default()
+        };
+        Event {
+            ts: Ts::from_parts(1_700_000_000 + frame as i64, 0),
+            event: "kms",
+            frame,
+            client: Some(Endpoint {
+                ip: "192.0.2.1".parse().unwrap(),
+                port: 50000,
+            }),
+            server: Some(Endpoint {
+                ip: std::net::IpAddr::from([192, 0, host[0], host[1]]),
+                port: 1688,
+            }),
+            body: Body::Kms(Box::new(KmsCall {
+                status: "answered",
+                outcome: "activated",
+                request: Some(req),
+                ..KmsCall::default()
+            })),
+            source: "t".into(),
+        }
+    }
+
+    /// The client is searched at the start of a call but created only where the call reaches
+    /// the client facts: a call that stops at a full host or group table leaves no client.
+    #[test]
+    fn no_client_for_a_call_that_stops_early() {
+        let mut st = State::default();
+        let mut frame = 0;
+        for i in 0..MAX_HOSTS {
+            frame += 1;
+            let host = [(i >> 8) as u8, i as u8];
+            st.observe(&kms_call(1, "ws", host, "k", frame));
+        }
+        assert_eq!(st.hosts.len(), MAX_HOSTS);
+        assert_eq!(st.clients.len(), 1);
+        st.observe(&kms_call(2, "ws", [255, 255], "k", frame + 1));
+        assert_eq!((st.hosts_untracked, st.clients.len()), (1, 1));
+        // A full group table of a known host.
+        let mut st = State::default();
+        for i in 0..MAX_APPS_PER_HOST {
+            frame += 1;
+            st.observe(&kms_call(1, "ws", [0, 1], &format!("k{i:03}"), frame));
+        }
+        st.observe(&kms_call(3, "ws", [0, 1], "new", frame + 1));
+        assert_eq!(st.clients.len(), 1);
+        assert!(!st.clients.contains_key(&CmidKey::from_guid(&Guid([3; 16]))));
+        // A known group: the new client is created.
+        st.observe(&kms_call(3, "ws", [0, 1], "k000", frame + 2));
+        assert_eq!(st.clients.len(), 2);
+    }
+
+    /// The case-insensitive workstation names of a client (`names`) are what searching the
+    /// labels at every call gives, also once more names were seen than are kept (the call skips
+    /// the search for a repeated name only while all fit).
+    #[test]
+    fn client_names_match_a_search_at_every_call() {
+        use crate::analysis::evidence::MAX_EVIDENCE_LABELS;
+        let mut st = State::default();
+        let (mut count, mut labels, mut more) = (0u64, Vec::<String>::new(), false);
+        let mut x = 7u32;
+        for frame in 1..400u64 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            // Runs of one name, of 12 names (more than are kept) in two cases.
+            let n = (x >> 16) % 12;
+            let ws = if (x >> 8) % 2 == 0 {
+                format!("WS-{n}")
+            } else {
+                format!("ws-{n}")
+            };
+            for _ in 0..=(x >> 4) % 3 {
+                st.observe(&kms_call(1, &ws, [0, 1], "k", frame));
+                let lower = ws.to_lowercase();
+                if !labels.contains(&lower) {
+                    count += 1;
+                    if labels.len() < MAX_EVIDENCE_LABELS {
+                        labels.push(lower);
+                    } else {
+                        more = true;
+                    }
+                }
+            }
+        }
+        let c = st.clients.values().next().unwrap();
+        assert!(more);
+        assert_eq!(
+            (c.names.count, &c.names.labels[..], c.names.more_labels),
+            (count, &labels[..], more)
+        );
+        assert_eq!(c.names_more, c.names.more_labels);
+    }
+
     fn filetime_unix_secs_max() -> i64 {
         crate::time::filetime_unix_secs(u64::MAX)
     }
