@@ -2148,7 +2148,7 @@ mod tests {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
             // Runs of one name, of 12 names (more than are kept) in two cases.
             let n = (x >> 16) % 12;
-            let ws = if (x >> 8) % 2 == 0 {
+            let ws = if (x >> 8).is_multiple_of(2) {
                 format!("WS-{n}")
             } else {
                 format!("ws-{n}")
