@@ -135,6 +135,9 @@ impl PortSet {
     }
 }
 
+/// The `status` values of `kms` events (see [`kms_call`]), in the order of [`Stats::kms_by_status`].
+const KMS_STATUSES: [&str; 4] = ["answered", "fault", "refused", "unanswered"];
+
 /// Counters of one source.
 #[derive(Default)]
 struct Stats {
@@ -144,7 +147,11 @@ struct Stats {
     last_ts: Ts,
     last_frame: u64,
     kms_calls: u64,
-    kms_by_status: BTreeMap<&'static str, u64>,
+    /// `kms` events by `status`, counted per [`KMS_STATUSES`] entry (an array slot per call
+    /// instead of a map lookup by string; the summary's map is built from it).
+    kms_by_status: [u64; KMS_STATUSES.len()],
+    /// Any other status (none is produced today; kept so that a new one is still counted).
+    kms_by_other_status: BTreeMap<&'static str, u64>,
     dns_queries: u64,
     anomalies: u64,
     anomaly_kinds: FxMap<&'static str, u64>,
@@ -183,9 +190,10 @@ struct Core {
     /// The empty `transfer_syntaxes` list of the last bind_ack event, taken back after the event
     /// was observed and written, so that the next one does not allocate its list.
     spare_syntaxes: Vec<event::TransferSyntaxResult>,
-    /// The `kms` payload of the last call, taken back after the event was observed and written:
-    /// the next call's event is built in it (see [`Core::call_events`]).
-    spare_kms: Option<Box<KmsCall>>,
+    /// The `kms` event of the last call, kept after it was observed and written: the next call's
+    /// event is built in it (see [`Core::call_events`]), so no ~1 KB payload is allocated or
+    /// moved, and the envelope (with its shared `source`) is not rebuilt per call.
+    kms_event: Option<Event>,
     /// Texts remembered between events (see [`convert::Texts`]).
     texts: convert::Texts,
 }
@@ -216,7 +224,7 @@ impl Engine {
                 spare_rpc: Vec::new(),
                 spare_stubs: Vec::new(),
                 spare_syntaxes: Vec::new(),
-                spare_kms: None,
+                kms_event: None,
                 texts: convert::Texts::default(),
             },
         }
@@ -636,7 +644,8 @@ impl Core {
                     }
                     None => Box::new(RpcApp {
                         streams,
-                        session: Session::new(kms_port),
+                        // Bind events are not looked at here (`rpc_event`).
+                        session: Session::new(kms_port).bind_events(false),
                     }),
                 };
                 App::Rpc(app)
@@ -1224,12 +1233,31 @@ impl Core {
             (None, Reply::Fault { ts, frame, .. }) => (*ts, *frame),
             (None, Reply::Missing(_)) => return,
         };
-        // The event is built in the box of the previous call's event (no allocation, and the
-        // ~1 KB struct is written in place rather than built on the stack and moved).
-        let mut kc = self.spare_kms.take().unwrap_or_default();
-        let anomaly = kms_call(call, self.cfg.keep_payloads, &mut kc, &mut self.texts);
+        // The event is built in the previous call's event, where it stands (see `kms_event`).
+        if self.kms_event.is_none() {
+            let body = Body::Kms(Box::default());
+            self.kms_event = Some(self.event("kms", ts, frame, Some(client), Some(server), body));
+        }
+        let Some(ev) = &mut self.kms_event else {
+            return;
+        };
+        ev.ts = ts;
+        ev.frame = frame;
+        ev.client = Some(client);
+        ev.server = Some(server);
+        if !matches!(ev.body, Body::Kms(_)) {
+            ev.body = Body::Kms(Box::default());
+        }
+        let Body::Kms(kc) = &mut ev.body else {
+            return;
+        };
+        let anomaly = kms_call(call, self.cfg.keep_payloads, kc, &mut self.texts);
         self.stats.kms_calls += 1;
-        *self.stats.kms_by_status.entry(kc.status).or_insert(0) += 1;
+        let status = kc.status;
+        match KMS_STATUSES.iter().position(|s| *s == status) {
+            Some(i) => self.stats.kms_by_status[i] += 1,
+            None => *self.stats.kms_by_other_status.entry(status).or_insert(0) += 1,
+        }
         if let Some((kind, detail)) = anomaly {
             self.anomaly(
                 frame,
@@ -1242,11 +1270,10 @@ impl Core {
                 out,
             );
         }
-        let ev = self.event("kms", ts, frame, Some(client), Some(server), Body::Kms(kc));
-        // Emitted by reference, to take the box back for the next call.
-        self.emit_ref(&ev, out);
-        if let Body::Kms(kc) = ev.body {
-            self.spare_kms = Some(kc);
+        if let Some(ev) = &self.kms_event {
+            // As `emit_ref`, with the event borrowed from `self`.
+            self.state.observe(ev);
+            out(ev);
         }
     }
 
@@ -1391,7 +1418,15 @@ impl Core {
             dropped: self.capture_drops.map(|d| d.0),
             if_dropped: self.capture_drops.map(|d| d.1),
             kms_calls: self.stats.kms_calls,
-            kms_by_status: self.stats.kms_by_status.clone(),
+            kms_by_status: {
+                let mut m = self.stats.kms_by_other_status.clone();
+                for (name, n) in KMS_STATUSES.iter().zip(self.stats.kms_by_status) {
+                    if n > 0 {
+                        m.insert(name, n);
+                    }
+                }
+                m
+            },
             dns_queries: self.stats.dns_queries,
             anomalies: self.stats.anomalies,
             findings: self.stats.findings.clone(),
