@@ -1589,7 +1589,6 @@ fn kms_call(
     *request_size = None;
     *response_size = None;
     *kept = None;
-    let mut anomaly = None;
     let kms_reply = call.kms_reply();
     // UI only (keep_payloads): the bytes behind the event; filled as the halves are decoded.
     let mut raw = event::KmsRaw::default();
@@ -1610,23 +1609,69 @@ fn kms_call(
         Some(Ok(KmsReply::Success { kms: a, .. })) => Some(*a),
         _ => None,
     };
-    // The decoded halves stay here; the event takes what it needs by reference.
-    let mut decoded = match call.kms_request() {
+    // The decoded halves stay in `kms_call_decoded`'s caller frame; the event takes what it
+    // needs by reference. Bound by `let` in the branch that decodes, so that the decoder writes
+    // its large result straight into it (an `Option` around it was built aside and copied in).
+    match call.kms_request() {
         Some(Ok(q)) => {
             kc.request_size = Some(q.len());
-            Some(kms::decode_call(q, kms_response, keep_payloads))
+            let mut d = kms::decode_call(q, kms_response, keep_payloads);
+            let (req, resp) = (Some(&mut d.0), d.1.as_mut());
+            kms_call_decoded(
+                call,
+                keep_payloads,
+                kc,
+                texts,
+                kms_reply,
+                raw,
+                None,
+                req,
+                resp,
+            )
         }
         Some(Err(e)) => {
-            anomaly = Some(("stub_mismatch", format!("KMS request stub: {e}")));
             kc.integrity.request = Some("undecodable");
-            None
+            let anomaly = Some(("stub_mismatch", format!("KMS request stub: {e}")));
+            kms_call_decoded(
+                call,
+                keep_payloads,
+                kc,
+                texts,
+                kms_reply,
+                raw,
+                anomaly,
+                None,
+                None,
+            )
         }
-        None => None,
-    };
-    let (mut req, mut resp) = match &mut decoded {
-        Some((r, a)) => (Some(r), a.as_mut()),
-        None => (None, None),
-    };
+        None => kms_call_decoded(
+            call,
+            keep_payloads,
+            kc,
+            texts,
+            kms_reply,
+            raw,
+            None,
+            None,
+            None,
+        ),
+    }
+}
+
+/// The rest of [`kms_call`], with the decoded request and response (if any) and the anomaly found
+/// so far.
+#[allow(clippy::too_many_arguments)]
+fn kms_call_decoded(
+    call: &Call,
+    keep_payloads: bool,
+    kc: &mut KmsCall,
+    texts: &mut convert::Texts,
+    kms_reply: Option<Result<KmsReply<'_>, crate::dcerpc::StubError>>,
+    mut raw: event::KmsRaw,
+    mut anomaly: Option<(&'static str, String)>,
+    mut req: Option<&mut kms::RequestDecode>,
+    mut resp: Option<&mut kms::ResponseDecode>,
+) -> Option<(&'static str, String)> {
     if let Some(r) = &mut req {
         if keep_payloads {
             raw.request_plain = r.plaintext.take();
