@@ -187,9 +187,10 @@ struct Core {
     /// Empty stub buffers of calls already reported, lent to the session parsing a segment
     /// ([`Session::with_stub_pool`]) so that reassembling a call allocates nothing.
     spare_stubs: Vec<Vec<u8>>,
-    /// The empty `transfer_syntaxes` list of the last bind_ack event, taken back after the event
-    /// was observed and written, so that the next one does not allocate its list.
-    spare_syntaxes: Vec<event::TransferSyntaxResult>,
+    /// The `rpc` event of the last bind_ack, kept after it was observed and written: the next
+    /// one is written over it where it stands (its `transfer_syntaxes` list is not allocated
+    /// again, and the envelope with its shared `source` is not rebuilt per connection).
+    bind_ack_event: Option<Event>,
     /// The `kms` event of the last call, kept after it was observed and written: the next call's
     /// event is built in it (see [`Core::call_events`]), so no ~1 KB payload is allocated or
     /// moved, and the envelope (with its shared `source`) is not rebuilt per call.
@@ -223,7 +224,7 @@ impl Engine {
                 flow_state_bytes: 0,
                 spare_rpc: Vec::new(),
                 spare_stubs: Vec::new(),
-                spare_syntaxes: Vec::new(),
+                bind_ack_event: None,
                 kms_event: None,
                 texts: convert::Texts::default(),
             },
@@ -1069,8 +1070,45 @@ impl Core {
                     return;
                 }
                 let interface = results.iter().find_map(|r| r.abstract_syntax);
-                let mut transfer_syntaxes = std::mem::take(&mut self.spare_syntaxes);
+                if self.bind_ack_event.is_none() {
+                    let body = Body::Rpc(RpcInfo::default());
+                    let ev = self.event("rpc", ts, frame, Some(client), Some(server), body);
+                    self.bind_ack_event = Some(ev);
+                }
+                let Some(ev) = &mut self.bind_ack_event else {
+                    return;
+                };
+                ev.ts = ts;
+                ev.frame = frame;
+                ev.client = Some(client);
+                ev.server = Some(server);
+                if !matches!(ev.body, Body::Rpc(_)) {
+                    ev.body = Body::Rpc(RpcInfo::default());
+                }
+                let Body::Rpc(info) = &mut ev.body else {
+                    return;
+                };
+                // Every field set (destructured so that a new one cannot be left over from the
+                // last connection's event).
+                let RpcInfo {
+                    pdu,
+                    call_id: info_call_id,
+                    interface: info_interface,
+                    interface_name,
+                    transfer_syntaxes,
+                    assoc_group: info_assoc_group,
+                    sec_addr: info_sec_addr,
+                    status,
+                    result,
+                    syn_count,
+                    detail,
+                } = info;
                 let texts = &mut self.texts;
+                *pdu = ptype.known_name().unwrap_or("bind_ack");
+                *info_call_id = Some(call_id);
+                *info_interface = interface.map(|s| texts.guid(&s.uuid));
+                *interface_name = interface.and_then(|s| s.is_kms().then_some("KMS"));
+                transfer_syntaxes.clear();
                 transfer_syntaxes.extend(results.iter().map(|r| {
                     let syntax = if r.ack.transfer_syntax.uuid.is_zero() {
                         r.proposed.first().copied().unwrap_or(r.ack.transfer_syntax)
@@ -1085,33 +1123,22 @@ impl Core {
                         reason: r.ack.reason,
                     }
                 }));
-                let info = RpcInfo {
-                    pdu: ptype.known_name().unwrap_or("bind_ack"),
-                    call_id: Some(call_id),
-                    interface: interface.map(|s| self.texts.guid(&s.uuid)),
-                    interface_name: interface.and_then(|s| s.is_kms().then_some("KMS")),
-                    transfer_syntaxes,
-                    assoc_group: Some(assoc_group),
-                    sec_addr: Some(std::mem::take(sec_addr)),
-                    ..RpcInfo::default()
-                };
-                let ev = self.event(
-                    "rpc",
-                    ts,
-                    frame,
-                    Some(client),
-                    Some(server),
-                    Body::Rpc(info),
-                );
-                // Emitted by reference, to take its list back.
-                self.emit_ref(&ev, out);
-                // Keep the list for the next bind_ack (bounded: a hostile ack may list 255).
-                if let Body::Rpc(info) = ev.body
-                    && info.transfer_syntaxes.capacity() <= 8
-                {
-                    let mut list = info.transfer_syntaxes;
-                    list.clear();
-                    self.spare_syntaxes = list;
+                *info_assoc_group = Some(assoc_group);
+                *info_sec_addr = Some(std::mem::take(sec_addr));
+                *status = None;
+                *result = None;
+                *syn_count = None;
+                *detail = None;
+                if let Some(ev) = &mut self.bind_ack_event {
+                    // As `emit_ref`, with the event borrowed from `self`.
+                    self.state.observe(ev);
+                    out(ev);
+                    // Kept for the next bind_ack, bounded (a hostile ack may list 255 results).
+                    if let Body::Rpc(info) = &mut ev.body
+                        && info.transfer_syntaxes.capacity() > 8
+                    {
+                        info.transfer_syntaxes = Vec::new();
+                    }
                 }
             }
             RpcEvent::BindNak {
