@@ -928,10 +928,14 @@ impl Session {
                     }
                 }
             }
-            match parse_pdu_raw(rest) {
+            // Matched by reference, here and for the PDU bodies below: moving a just-parsed
+            // struct out of its `Result` copied it in wide loads right after the narrow stores
+            // that built it (a store-forwarding stall per PDU in the native profile).
+            let parsed = parse_pdu_raw(rest);
+            match &parsed {
                 Ok((_, pdu)) => {
                     off += pdu.bytes.len();
-                    self.on_pdu(dir, &pdu, here, out);
+                    self.on_pdu(dir, pdu, here, out);
                 }
                 Err(nom::Err::Incomplete(_)) => break,
                 Err(_) => {
@@ -1151,7 +1155,7 @@ impl Session {
     }
 
     fn on_pdu(&mut self, dir: Direction, pdu: &RawPdu<'_>, here: Here, out: &mut Vec<RpcEvent>) {
-        let h = pdu.header;
+        let h = &pdu.header;
         let di = dir.index();
         if h.drep != DataRep::LITTLE_ENDIAN && !self.dirs[di].drep_reported {
             self.dirs[di].drep_reported = true;
@@ -1240,7 +1244,7 @@ impl Session {
     }
 
     fn on_bind(&mut self, dir: Direction, pdu: &RawPdu<'_>, here: Here, out: &mut Vec<RpcEvent>) {
-        let h = pdu.header;
+        let h = &pdu.header;
         // Parsed into the slot the pending bind does not use, which it becomes.
         let slot = (self.pending_list + 1) % 2;
         let list = &mut self.bind_lists[slot];
@@ -1299,10 +1303,11 @@ impl Session {
     }
 
     fn on_bind_ack(&mut self, pdu: &RawPdu<'_>, here: Here, out: &mut Vec<RpcEvent>) {
-        let h = pdu.header;
-        let a = match parse_bind_ack(pdu) {
+        let h = &pdu.header;
+        let parsed = parse_bind_ack(pdu);
+        let a = match &parsed {
             Ok(a) => a,
-            Err(e) => return self.malformed(here, &e, out),
+            Err(e) => return self.malformed(here, e, out),
         };
         let pending = self.pending_bind.take();
         let k = self.pending_list % 2;
@@ -1426,10 +1431,11 @@ impl Session {
     }
 
     fn on_request(&mut self, pdu: &RawPdu<'_>, here: Here, out: &mut Vec<RpcEvent>) {
-        let h = pdu.header;
-        let r = match parse_request(pdu) {
+        let h = &pdu.header;
+        let parsed = parse_request(pdu);
+        let r = match &parsed {
             Ok(r) => r,
-            Err(e) => return self.malformed(here, &e, out),
+            Err(e) => return self.malformed(here, e, out),
         };
         let id = h.call_id;
         let (first, last) = (h.flags.first_frag(), h.flags.last_frag());
@@ -1590,7 +1596,7 @@ impl Session {
     }
 
     fn on_reply(&mut self, pdu: &RawPdu<'_>, here: Here, out: &mut Vec<RpcEvent>) {
-        let h = pdu.header;
+        let h = &pdu.header;
         let id = h.call_id;
         let is_fault = h.ptype == PacketType::FAULT;
         let (ctx_id, alloc_hint, stub, status) = if is_fault {
