@@ -901,3 +901,125 @@ fn calls_answered_out_of_order_whole_or_split() {
         Reply::Missing(CloseReason::ConnectionClosed)
     );
 }
+
+/// The events of `conn` fed PDU by PDU, or byte by byte, to `session`.
+fn feed_all(session: Session, conn: &[(Direction, Vec<u8>, u64)], byte_by_byte: bool) -> Feeder {
+    let mut f = Feeder::new(true);
+    f.session = session;
+    for (dir, bytes, frame) in conn {
+        if byte_by_byte {
+            for b in bytes {
+                f.feed(*dir, std::slice::from_ref(b), *frame);
+            }
+        } else {
+            f.feed(*dir, bytes, *frame);
+        }
+    }
+    f.close(CloseReason::ConnectionClosed, 99);
+    f
+}
+
+#[test]
+fn bind_events_off_leaves_out_only_the_binds() {
+    let mut conn = tv6_connection();
+    // A bind_ack with nothing pending, and a bind with more contexts than fit inline.
+    conn.push((
+        S,
+        enc::bind_ack(7, 1, None, &[enc::accept(SyntaxId::NDR32)]),
+        14,
+    ));
+    let many: Vec<_> = (0..5)
+        .map(|i| enc::context(10 + i, SyntaxId::KMS, SyntaxId::NDR32))
+        .collect();
+    conn.push((C, enc::alter_context(8, &many), 15));
+    let acks = [enc::accept(SyntaxId::NDR32); 5];
+    conn.push((S, enc::alter_context_resp(8, 1, None, &[], &acks), 16));
+    conn.push((C, hex(vectors::TV6B_REQUEST), 17));
+    for byte_by_byte in [false, true] {
+        let all = feed_all(Session::new(true), &conn, byte_by_byte);
+        let quiet = feed_all(Session::new(true).bind_events(false), &conn, byte_by_byte);
+        let expect: Vec<_> = all
+            .out
+            .iter()
+            .filter(|e| !matches!(e, RpcEvent::Bind { .. }))
+            .cloned()
+            .collect();
+        assert_eq!(quiet.out, expect);
+        assert_eq!(all.out.len(), expect.len() + 3);
+        assert_eq!(
+            quiet.session.context(12),
+            Some((SyntaxId::KMS, SyntaxId::NDR32, TransferSyntax::Ndr32))
+        );
+        // A reused session keeps the choice, and starts from nothing.
+        let mut s = quiet.session;
+        s.reset(true);
+        assert_eq!(s.context(12), None);
+        let again = feed_all(s, &conn, byte_by_byte);
+        assert_eq!(again.out, quiet.out);
+    }
+}
+
+#[test]
+fn bind_ack_matches_the_last_wellformed_bind_only() {
+    let mut f = Feeder::new(true);
+    f.feed(C, &enc::bind(2, &enc::kms_contexts_3()), 1);
+    // A malformed alter_context (its context list cut short) leaves the bind pending.
+    let mut bad = enc::alter_context(3, &[enc::context(7, SyntaxId::KMS, SyntaxId::NDR32)]);
+    bad.truncate(bad.len() - 4);
+    let len = u16::try_from(bad.len()).unwrap();
+    bad[8..10].copy_from_slice(&len.to_le_bytes());
+    f.feed(C, &bad, 2);
+    let results = [
+        enc::reject(2),
+        enc::accept(SyntaxId::NDR64),
+        enc::negotiate_ack(3),
+    ];
+    f.feed(S, &enc::bind_ack(2, 1, Some("1688"), &results), 3);
+    assert_eq!(f.anomaly_kinds(), vec![anomaly_kind::MALFORMED_PDU]);
+    let ack = |e: &RpcEvent| match e {
+        RpcEvent::BindAck { results, .. } => results
+            .iter()
+            .map(|r| (r.ctx_id, r.proposed.to_vec()))
+            .collect::<Vec<_>>(),
+        e => panic!("{e:?}"),
+    };
+    assert_eq!(
+        ack(&f.out[2]),
+        vec![
+            (Some(0), vec![SyntaxId::NDR32]),
+            (Some(1), vec![SyntaxId::NDR64]),
+            (Some(2), vec![SyntaxId::BTFN_BOTH]),
+        ]
+    );
+    assert_eq!(
+        f.session.context(1),
+        Some((SyntaxId::KMS, SyntaxId::NDR64, TransferSyntax::Ndr64))
+    );
+    // A second ack has nothing to match: the answered bind's list is not reused.
+    f.feed(S, &enc::bind_ack(2, 1, None, &results), 4);
+    assert_eq!(
+        ack(&f.out[4]),
+        vec![(None, vec![]), (None, vec![]), (None, vec![])]
+    );
+    assert_eq!(
+        f.anomaly_kinds(),
+        vec![
+            anomaly_kind::MALFORMED_PDU,
+            anomaly_kind::UNMATCHED_BIND_ACK
+        ]
+    );
+    // After a bind_nak, an ack does not match the rejected bind either.
+    f.feed(
+        C,
+        &enc::alter_context(5, &[enc::context(9, SyntaxId::KMS, SyntaxId::NDR32)]),
+        5,
+    );
+    f.feed(S, &enc::bind_nak(5, 4, &[(5, 0)]), 6);
+    f.feed(
+        S,
+        &enc::bind_ack(5, 1, None, &[enc::accept(SyntaxId::NDR32)]),
+        7,
+    );
+    assert_eq!(ack(f.out.last().unwrap()), vec![(None, vec![])]);
+    assert_eq!(f.session.context(9), None);
+}

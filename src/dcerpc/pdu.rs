@@ -871,6 +871,25 @@ impl<'a> Fields<'a> {
 
 /// [`parse_bind`] without the nom combinators (binds come with every KMS connection).
 fn parse_bind_fast(pdu: &RawPdu<'_>) -> Option<Bind> {
+    let mut contexts = ContextList::new();
+    let (max_xmit_frag, max_recv_frag, assoc_group) = parse_bind_into(pdu, &mut contexts)?;
+    Some(Bind {
+        max_xmit_frag,
+        max_recv_frag,
+        assoc_group,
+        contexts,
+    })
+}
+
+/// The fast path of [`parse_bind`], filling `contexts` (emptied first) where it stands instead of
+/// returning a new list: `(max_xmit_frag, max_recv_frag, assoc_group)`, or `None` when a field
+/// does not fit (`contexts` then holds part of the list; [`parse_bind`] names the field). The
+/// session parses every bind into a list it keeps, so the list is not built and moved around.
+pub(crate) fn parse_bind_into(
+    pdu: &RawPdu<'_>,
+    contexts: &mut ContextList,
+) -> Option<(u16, u16, u32)> {
+    contexts.clear();
     let mut f = Fields {
         b: pdu.body,
         le: pdu.header.drep.is_little_endian(),
@@ -878,29 +897,25 @@ fn parse_bind_fast(pdu: &RawPdu<'_>) -> Option<Bind> {
     let (max_xmit_frag, max_recv_frag, assoc_group) = (f.u16()?, f.u16()?, f.u32()?);
     let n = f.u8()?;
     f.take(3)?;
-    let mut contexts = ContextList::with_capacity(usize::from(n).min(f.b.len() / 24));
+    contexts.reserve_exact(usize::from(n).min(f.b.len() / 24));
     for _ in 0..n {
         let ctx_id = f.u16()?;
         let n_transfer = f.u8()?;
         f.u8()?;
         let abstract_syntax = f.syntax_id()?;
-        let mut transfer_syntaxes =
-            TransferSyntaxes::with_capacity(usize::from(n_transfer).min(f.b.len() / 20));
-        for _ in 0..n_transfer {
-            transfer_syntaxes.push(f.syntax_id()?);
-        }
+        // The element goes in first and its transfer syntaxes are appended where it stands.
         contexts.push(ContextElem {
             ctx_id,
             abstract_syntax,
-            transfer_syntaxes,
+            transfer_syntaxes: TransferSyntaxes::new(),
         });
+        let list = &mut contexts.last_mut()?.transfer_syntaxes;
+        list.reserve_exact(usize::from(n_transfer).min(f.b.len() / 20));
+        for _ in 0..n_transfer {
+            list.push(f.syntax_id()?);
+        }
     }
-    Some(Bind {
-        max_xmit_frag,
-        max_recv_frag,
-        assoc_group,
-        contexts,
-    })
+    Some((max_xmit_frag, max_recv_frag, assoc_group))
 }
 
 /// [`parse_bind_ack`] without the nom combinators.

@@ -17,8 +17,8 @@
 use super::ndr::{self, KmsReply, StubError, TransferSyntax};
 use super::pdu::{
     AckResult, ContextElem, ContextList, DataRep, HEADER_LEN, PacketType, PfcFlags, RawPdu,
-    SecAddr, SyntaxId, TransferSyntaxes, parse_bind, parse_bind_ack, parse_bind_nak, parse_fault,
-    parse_pdu_raw, parse_request, parse_response,
+    SecAddr, SyntaxId, TransferSyntaxes, parse_bind, parse_bind_ack, parse_bind_into,
+    parse_bind_nak, parse_fault, parse_pdu_raw, parse_request, parse_response,
 };
 use crate::Direction;
 use crate::guid::Guid;
@@ -479,12 +479,6 @@ struct Context {
     ndr: TransferSyntax,
 }
 
-struct PendingBind {
-    call_id: u32,
-    /// A copy of the bind's list (inline for up to three elements).
-    contexts: ContextList,
-}
-
 struct Partial {
     first_frame: u64,
     first_ts: Ts,
@@ -603,7 +597,17 @@ pub struct Session {
     closed: bool,
     dirs: [DirState; 2],
     contexts: Vec<(u16, Context)>,
-    pending_bind: Option<PendingBind>,
+    /// call_id of the bind / alter_context waiting for its ack; its context list is
+    /// `bind_lists[pending_list]`.
+    pending_bind: Option<u32>,
+    /// Context lists of binds, kept and refilled in place (inline for up to three elements): the
+    /// pending bind's, and the one the next bind is parsed into (a malformed bind then leaves the
+    /// pending one as it was; two slots, because swapping inline lists would copy them).
+    bind_lists: [ContextList; 2],
+    /// Which of `bind_lists` belongs to the pending bind (0 or 1).
+    pending_list: usize,
+    /// Report binds and alter_contexts as [`RpcEvent::Bind`] (see [`Session::bind_events`]).
+    report_binds: bool,
     calls: Vec<OpenCall>,
     anomalies: u32,
     /// Empty stub buffers lent by the consumer for the reassemblies that start during one call
@@ -617,6 +621,16 @@ fn emptied<T>(v: &mut Vec<T>, max: usize) {
         *v = Vec::new();
     } else {
         v.clear();
+    }
+}
+
+/// Empties a bind's context list, and frees it when it no longer fits inline (a bind proposing
+/// more than three contexts; what a reused session keeps is the inline list).
+fn emptied_list(l: &mut ContextList) {
+    if l.spilled() {
+        *l = ContextList::new();
+    } else {
+        l.clear();
     }
 }
 
@@ -661,14 +675,27 @@ impl Session {
             dirs: [DirState::default(), DirState::default()],
             contexts: Vec::new(),
             pending_bind: None,
+            bind_lists: [ContextList::new(), ContextList::new()],
+            pending_list: 0,
+            report_binds: true,
             calls: Vec::new(),
             anomalies: 0,
             spare_stubs: Vec::new(),
         }
     }
 
+    /// Whether binds and alter_contexts are reported as [`RpcEvent::Bind`] (the default): a
+    /// consumer that does not look at them turns them off, so that the bind's context list is
+    /// not copied into an event per connection. The session tracks the negotiated contexts
+    /// either way ([`RpcEvent::BindAck`] and [`Call`] are the same).
+    pub fn bind_events(mut self, on: bool) -> Session {
+        self.report_binds = on;
+        self
+    }
+
     /// Makes this session what [`Session::new`] returns, keeping the capacity of its small
     /// lists, so that a session reused for the next connection does not allocate them again.
+    /// The consumer's choice of [`Session::bind_events`] is kept.
     pub fn reset(&mut self, server_port_is_kms: bool) {
         // Field by field (building a new session and moving it in was a copy of the whole
         // struct per connection); destructured so that a new field cannot be forgotten.
@@ -681,6 +708,9 @@ impl Session {
             dirs,
             contexts,
             pending_bind,
+            bind_lists,
+            pending_list,
+            report_binds: _,
             calls,
             anomalies,
             spare_stubs,
@@ -693,6 +723,10 @@ impl Session {
         *dirs = [DirState::default(), DirState::default()];
         emptied(contexts, 8);
         *pending_bind = None;
+        for l in bind_lists {
+            emptied_list(l);
+        }
+        *pending_list = 0;
         emptied(calls, 4);
         *anomalies = 0;
         // Empty outside `with_stub_pool`; a leftover list is not the session's to keep.
@@ -894,10 +928,14 @@ impl Session {
                     }
                 }
             }
-            match parse_pdu_raw(rest) {
+            // Matched by reference, here and for the PDU bodies below: moving a just-parsed
+            // struct out of its `Result` copied it in wide loads right after the narrow stores
+            // that built it (a store-forwarding stall per PDU in the native profile).
+            let parsed = parse_pdu_raw(rest);
+            match &parsed {
                 Ok((_, pdu)) => {
                     off += pdu.bytes.len();
-                    self.on_pdu(dir, &pdu, here, out);
+                    self.on_pdu(dir, pdu, here, out);
                 }
                 Err(nom::Err::Incomplete(_)) => break,
                 Err(_) => {
@@ -1117,7 +1155,7 @@ impl Session {
     }
 
     fn on_pdu(&mut self, dir: Direction, pdu: &RawPdu<'_>, here: Here, out: &mut Vec<RpcEvent>) {
-        let h = pdu.header;
+        let h = &pdu.header;
         let di = dir.index();
         if h.drep != DataRep::LITTLE_ENDIAN && !self.dirs[di].drep_reported {
             self.dirs[di].drep_reported = true;
@@ -1206,30 +1244,41 @@ impl Session {
     }
 
     fn on_bind(&mut self, dir: Direction, pdu: &RawPdu<'_>, here: Here, out: &mut Vec<RpcEvent>) {
-        let h = pdu.header;
-        let b = match parse_bind(pdu) {
-            Ok(b) => b,
-            Err(e) => return self.malformed(here, &e, out),
+        let h = &pdu.header;
+        // Parsed into the slot the pending bind does not use, which it becomes.
+        let slot = (self.pending_list + 1) % 2;
+        let list = &mut self.bind_lists[slot];
+        let (max_xmit_frag, max_recv_frag, assoc_group) = match parse_bind_into(pdu, list) {
+            Some(f) => f,
+            // The nom parser names the field that does not fit.
+            None => match parse_bind(pdu) {
+                Ok(b) => {
+                    *list = b.contexts;
+                    (b.max_xmit_frag, b.max_recv_frag, b.assoc_group)
+                }
+                Err(e) => return self.malformed(here, &e, out),
+            },
         };
+        self.pending_list = slot;
+        self.pending_bind = Some(h.call_id);
         self.bind_seen = true;
-        if b.contexts.iter().any(|c| c.abstract_syntax.is_kms()) {
+        let list = &self.bind_lists[slot];
+        if list.iter().any(|c| c.abstract_syntax.is_kms()) {
             self.kms = true;
         }
-        self.pending_bind = Some(PendingBind {
-            call_id: h.call_id,
-            contexts: copy_contexts(&b.contexts),
-        });
-        out.push(RpcEvent::Bind {
-            dir,
-            frame: here.frame,
-            ts: here.ts,
-            call_id: h.call_id,
-            ptype: h.ptype,
-            max_xmit_frag: b.max_xmit_frag,
-            max_recv_frag: b.max_recv_frag,
-            assoc_group: b.assoc_group,
-            contexts: b.contexts,
-        });
+        if self.report_binds {
+            out.push(RpcEvent::Bind {
+                dir,
+                frame: here.frame,
+                ts: here.ts,
+                call_id: h.call_id,
+                ptype: h.ptype,
+                max_xmit_frag,
+                max_recv_frag,
+                assoc_group,
+                contexts: copy_contexts(list),
+            });
+        }
     }
 
     fn add_context(&mut self, ctx_id: u16, ctx: Context, here: Here, out: &mut Vec<RpcEvent>) {
@@ -1254,26 +1303,37 @@ impl Session {
     }
 
     fn on_bind_ack(&mut self, pdu: &RawPdu<'_>, here: Here, out: &mut Vec<RpcEvent>) {
-        let h = pdu.header;
-        let a = match parse_bind_ack(pdu) {
+        let h = &pdu.header;
+        let parsed = parse_bind_ack(pdu);
+        let a = match &parsed {
             Ok(a) => a,
-            Err(e) => return self.malformed(here, &e, out),
+            Err(e) => return self.malformed(here, e, out),
         };
         let pending = self.pending_bind.take();
-        match &pending {
-            None => self.anomaly(
-                here,
-                ak::UNMATCHED_BIND_ACK,
-                || format!("{} (call_id {}) without a preceding bind/alter_context; contexts cannot be matched", h.ptype, h.call_id),
-                out,
-            ),
-            Some(p) => {
-                let (n_prop, n_res, pid) = (p.contexts.len(), a.results.len(), p.call_id);
+        let k = self.pending_list % 2;
+        match pending {
+            None => {
+                // No proposed list to match the results to.
+                self.bind_lists[k].clear();
+                self.anomaly(
+                    here,
+                    ak::UNMATCHED_BIND_ACK,
+                    || format!("{} (call_id {}) without a preceding bind/alter_context; contexts cannot be matched", h.ptype, h.call_id),
+                    out,
+                )
+            }
+            Some(pid) => {
+                let (n_prop, n_res) = (self.bind_lists[k].len(), a.results.len());
                 if n_prop != n_res {
                     self.anomaly(
                         here,
                         ak::UNMATCHED_BIND_ACK,
-                        || format!("{} has {n_res} results for {n_prop} proposed contexts", h.ptype),
+                        || {
+                            format!(
+                                "{} has {n_res} results for {n_prop} proposed contexts",
+                                h.ptype
+                            )
+                        },
                         out,
                     );
                 }
@@ -1281,44 +1341,40 @@ impl Session {
                     self.anomaly(
                         here,
                         ak::CALL_ID_MISMATCH,
-                        || format!("{} call_id {} answers a bind with call_id {pid}", h.ptype, h.call_id),
+                        || {
+                            format!(
+                                "{} call_id {} answers a bind with call_id {pid}",
+                                h.ptype, h.call_id
+                            )
+                        },
                         out,
                     );
                 }
             }
         }
-        let mut proposed = pending.map(|p| p.contexts).unwrap_or_default();
-        let mut results = AckedContexts::with_capacity(a.results.len());
+        // The accepted contexts first (a `context_limit` anomaly comes before the event)...
         for (i, r) in a.results.iter().enumerate() {
-            let elem = proposed.get_mut(i);
-            if let Some(e) = elem.as_deref().filter(|_| r.accepted()) {
-                let transfer_syntax = if r.transfer_syntax.is_null() {
-                    e.transfer_syntaxes
-                        .first()
-                        .copied()
-                        .unwrap_or(SyntaxId::NULL)
-                } else {
-                    r.transfer_syntax
-                };
-                let ctx = Context {
-                    abstract_syntax: e.abstract_syntax,
-                    transfer_syntax,
-                    ndr: TransferSyntax::from_syntax(&transfer_syntax),
-                };
-                if e.abstract_syntax.is_kms() {
-                    self.kms = true;
-                }
-                self.add_context(e.ctx_id, ctx, here, out);
+            let Some(e) = self.bind_lists[k].get(i).filter(|_| r.accepted()) else {
+                continue;
+            };
+            let transfer_syntax = if r.transfer_syntax.is_null() {
+                e.transfer_syntaxes
+                    .first()
+                    .copied()
+                    .unwrap_or(SyntaxId::NULL)
+            } else {
+                r.transfer_syntax
+            };
+            let (ctx_id, abstract_syntax) = (e.ctx_id, e.abstract_syntax);
+            let ctx = Context {
+                abstract_syntax,
+                transfer_syntax,
+                ndr: TransferSyntax::from_syntax(&transfer_syntax),
+            };
+            if abstract_syntax.is_kms() {
+                self.kms = true;
             }
-            results.push(AckedContext {
-                ctx_id: elem.as_deref().map(|e| e.ctx_id),
-                abstract_syntax: elem.as_deref().map(|e| e.abstract_syntax),
-                // Each proposed element answers one result: its list moves, no copy.
-                proposed: elem
-                    .map(|e| std::mem::take(&mut e.transfer_syntaxes))
-                    .unwrap_or_default(),
-                ack: *r,
-            });
+            self.add_context(ctx_id, ctx, here, out);
         }
         if a.max_recv_frag as usize >= HEADER_LEN {
             self.dirs[Direction::ToServer.index()].max_frag = Some(a.max_recv_frag);
@@ -1326,6 +1382,8 @@ impl Session {
         if a.max_xmit_frag as usize >= HEADER_LEN {
             self.dirs[Direction::ToClient.index()].max_frag = Some(a.max_xmit_frag);
         }
+        // ...then the event, whose results are filled where it stands in `out` (a list built
+        // beside it was one more copy of a few hundred bytes).
         out.push(RpcEvent::BindAck {
             frame: here.frame,
             ts: here.ts,
@@ -1335,8 +1393,26 @@ impl Session {
             max_recv_frag: a.max_recv_frag,
             assoc_group: a.assoc_group,
             sec_addr: a.sec_addr_text(),
-            results,
+            results: AckedContexts::new(),
         });
+        let proposed = &mut self.bind_lists[k];
+        if let Some(RpcEvent::BindAck { results, .. }) = out.last_mut() {
+            results.reserve_exact(a.results.len());
+            for (i, r) in a.results.iter().enumerate() {
+                let elem = proposed.get_mut(i);
+                results.push(AckedContext {
+                    ctx_id: elem.as_deref().map(|e| e.ctx_id),
+                    abstract_syntax: elem.as_deref().map(|e| e.abstract_syntax),
+                    // Each proposed element answers one result: its list moves, no copy.
+                    proposed: elem
+                        .map(|e| std::mem::take(&mut e.transfer_syntaxes))
+                        .unwrap_or_default(),
+                    ack: *r,
+                });
+            }
+        }
+        // The bind is answered: its list is not needed any more.
+        emptied_list(proposed);
     }
 
     fn on_bind_nak(&mut self, pdu: &RawPdu<'_>, here: Here, out: &mut Vec<RpcEvent>) {
@@ -1355,10 +1431,11 @@ impl Session {
     }
 
     fn on_request(&mut self, pdu: &RawPdu<'_>, here: Here, out: &mut Vec<RpcEvent>) {
-        let h = pdu.header;
-        let r = match parse_request(pdu) {
+        let h = &pdu.header;
+        let parsed = parse_request(pdu);
+        let r = match &parsed {
             Ok(r) => r,
-            Err(e) => return self.malformed(here, &e, out),
+            Err(e) => return self.malformed(here, e, out),
         };
         let id = h.call_id;
         let (first, last) = (h.flags.first_frag(), h.flags.last_frag());
@@ -1519,7 +1596,7 @@ impl Session {
     }
 
     fn on_reply(&mut self, pdu: &RawPdu<'_>, here: Here, out: &mut Vec<RpcEvent>) {
-        let h = pdu.header;
+        let h = &pdu.header;
         let id = h.call_id;
         let is_fault = h.ptype == PacketType::FAULT;
         let (ctx_id, alloc_hint, stub, status) = if is_fault {

@@ -265,21 +265,24 @@ fn filetime_text(ft: u64) -> TimeText {
     if year > 9999 {
         return TimeText::display(&filetime_rfc3339(ft));
     }
-    let mut b = *b"0000-00-00T00:00:00Z";
-    for (at, v, width) in [
-        (0, u64::from(year), 4),
-        (5, u64::from(m), 2),
-        (8, u64::from(d), 2),
-        (11, (sod / 3600) as u64, 2),
-        (14, (sod / 60 % 60) as u64, 2),
-        (17, (sod % 60) as u64, 2),
-    ] {
-        let mut v = v;
-        for c in b[at..at + width].iter_mut().rev() {
-            *c = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    }
+    // Two digits at a time (every value is below 100): a division by 10 per pair, not per digit.
+    let pair = |v: u32| [b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8];
+    let sod = sod as u32;
+    let year = u32::from(year);
+    let [y1, y2, mm, dd, hh, mi, ss] = [
+        year / 100,
+        year % 100,
+        m,
+        d,
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60,
+    ]
+    .map(pair);
+    let b = [
+        y1[0], y1[1], y2[0], y2[1], b'-', mm[0], mm[1], b'-', dd[0], dd[1], b'T', hh[0], hh[1],
+        b':', mi[0], mi[1], b':', ss[0], ss[1], b'Z',
+    ];
     // Digits and separators: always UTF-8.
     TimeText::from(std::str::from_utf8(&b).unwrap_or_default())
 }

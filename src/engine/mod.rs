@@ -135,6 +135,9 @@ impl PortSet {
     }
 }
 
+/// The `status` values of `kms` events (see [`kms_call`]), in the order of [`Stats::kms_by_status`].
+const KMS_STATUSES: [&str; 4] = ["answered", "fault", "refused", "unanswered"];
+
 /// Counters of one source.
 #[derive(Default)]
 struct Stats {
@@ -144,7 +147,11 @@ struct Stats {
     last_ts: Ts,
     last_frame: u64,
     kms_calls: u64,
-    kms_by_status: BTreeMap<&'static str, u64>,
+    /// `kms` events by `status`, counted per [`KMS_STATUSES`] entry (an array slot per call
+    /// instead of a map lookup by string; the summary's map is built from it).
+    kms_by_status: [u64; KMS_STATUSES.len()],
+    /// Any other status (none is produced today; kept so that a new one is still counted).
+    kms_by_other_status: BTreeMap<&'static str, u64>,
     dns_queries: u64,
     anomalies: u64,
     anomaly_kinds: FxMap<&'static str, u64>,
@@ -180,12 +187,14 @@ struct Core {
     /// Empty stub buffers of calls already reported, lent to the session parsing a segment
     /// ([`Session::with_stub_pool`]) so that reassembling a call allocates nothing.
     spare_stubs: Vec<Vec<u8>>,
-    /// The empty `transfer_syntaxes` list of the last bind_ack event, taken back after the event
-    /// was observed and written, so that the next one does not allocate its list.
-    spare_syntaxes: Vec<event::TransferSyntaxResult>,
-    /// The `kms` payload of the last call, taken back after the event was observed and written:
-    /// the next call's event is built in it (see [`Core::call_events`]).
-    spare_kms: Option<Box<KmsCall>>,
+    /// The `rpc` event of the last bind_ack, kept after it was observed and written: the next
+    /// one is written over it where it stands (its `transfer_syntaxes` list is not allocated
+    /// again, and the envelope with its shared `source` is not rebuilt per connection).
+    bind_ack_event: Option<Event>,
+    /// The `kms` event of the last call, kept after it was observed and written: the next call's
+    /// event is built in it (see [`Core::call_events`]), so no ~1 KB payload is allocated or
+    /// moved, and the envelope (with its shared `source`) is not rebuilt per call.
+    kms_event: Option<Event>,
     /// Texts remembered between events (see [`convert::Texts`]).
     texts: convert::Texts,
 }
@@ -215,8 +224,8 @@ impl Engine {
                 flow_state_bytes: 0,
                 spare_rpc: Vec::new(),
                 spare_stubs: Vec::new(),
-                spare_syntaxes: Vec::new(),
-                spare_kms: None,
+                bind_ack_event: None,
+                kms_event: None,
                 texts: convert::Texts::default(),
             },
         }
@@ -639,7 +648,8 @@ impl Core {
                     }
                     None => Box::new(RpcApp {
                         streams,
-                        session: Session::new(kms_port),
+                        // Bind events are not looked at here (`rpc_event`).
+                        session: Session::new(kms_port).bind_events(false),
                     }),
                 };
                 App::Rpc(app)
@@ -1063,8 +1073,45 @@ impl Core {
                     return;
                 }
                 let interface = results.iter().find_map(|r| r.abstract_syntax);
-                let mut transfer_syntaxes = std::mem::take(&mut self.spare_syntaxes);
+                if self.bind_ack_event.is_none() {
+                    let body = Body::Rpc(RpcInfo::default());
+                    let ev = self.event("rpc", ts, frame, Some(client), Some(server), body);
+                    self.bind_ack_event = Some(ev);
+                }
+                let Some(ev) = &mut self.bind_ack_event else {
+                    return;
+                };
+                ev.ts = ts;
+                ev.frame = frame;
+                ev.client = Some(client);
+                ev.server = Some(server);
+                if !matches!(ev.body, Body::Rpc(_)) {
+                    ev.body = Body::Rpc(RpcInfo::default());
+                }
+                let Body::Rpc(info) = &mut ev.body else {
+                    return;
+                };
+                // Every field set (destructured so that a new one cannot be left over from the
+                // last connection's event).
+                let RpcInfo {
+                    pdu,
+                    call_id: info_call_id,
+                    interface: info_interface,
+                    interface_name,
+                    transfer_syntaxes,
+                    assoc_group: info_assoc_group,
+                    sec_addr: info_sec_addr,
+                    status,
+                    result,
+                    syn_count,
+                    detail,
+                } = info;
                 let texts = &mut self.texts;
+                *pdu = ptype.known_name().unwrap_or("bind_ack");
+                *info_call_id = Some(call_id);
+                *info_interface = interface.map(|s| texts.guid(&s.uuid));
+                *interface_name = interface.and_then(|s| s.is_kms().then_some("KMS"));
+                transfer_syntaxes.clear();
                 transfer_syntaxes.extend(results.iter().map(|r| {
                     let syntax = if r.ack.transfer_syntax.uuid.is_zero() {
                         r.proposed.first().copied().unwrap_or(r.ack.transfer_syntax)
@@ -1079,33 +1126,22 @@ impl Core {
                         reason: r.ack.reason,
                     }
                 }));
-                let info = RpcInfo {
-                    pdu: ptype.known_name().unwrap_or("bind_ack"),
-                    call_id: Some(call_id),
-                    interface: interface.map(|s| self.texts.guid(&s.uuid)),
-                    interface_name: interface.and_then(|s| s.is_kms().then_some("KMS")),
-                    transfer_syntaxes,
-                    assoc_group: Some(assoc_group),
-                    sec_addr: Some(std::mem::take(sec_addr)),
-                    ..RpcInfo::default()
-                };
-                let ev = self.event(
-                    "rpc",
-                    ts,
-                    frame,
-                    Some(client),
-                    Some(server),
-                    Body::Rpc(info),
-                );
-                // Emitted by reference, to take its list back.
-                self.emit_ref(&ev, out);
-                // Keep the list for the next bind_ack (bounded: a hostile ack may list 255).
-                if let Body::Rpc(info) = ev.body
-                    && info.transfer_syntaxes.capacity() <= 8
-                {
-                    let mut list = info.transfer_syntaxes;
-                    list.clear();
-                    self.spare_syntaxes = list;
+                *info_assoc_group = Some(assoc_group);
+                *info_sec_addr = Some(std::mem::take(sec_addr));
+                *status = None;
+                *result = None;
+                *syn_count = None;
+                *detail = None;
+                if let Some(ev) = &mut self.bind_ack_event {
+                    // As `emit_ref`, with the event borrowed from `self`.
+                    self.state.observe(ev);
+                    out(ev);
+                    // Kept for the next bind_ack, bounded (a hostile ack may list 255 results).
+                    if let Body::Rpc(info) = &mut ev.body
+                        && info.transfer_syntaxes.capacity() > 8
+                    {
+                        info.transfer_syntaxes = Vec::new();
+                    }
                 }
             }
             RpcEvent::BindNak {
@@ -1227,12 +1263,31 @@ impl Core {
             (None, Reply::Fault { ts, frame, .. }) => (*ts, *frame),
             (None, Reply::Missing(_)) => return,
         };
-        // The event is built in the box of the previous call's event (no allocation, and the
-        // ~1 KB struct is written in place rather than built on the stack and moved).
-        let mut kc = self.spare_kms.take().unwrap_or_default();
-        let anomaly = kms_call(call, self.cfg.keep_payloads, &mut kc, &mut self.texts);
+        // The event is built in the previous call's event, where it stands (see `kms_event`).
+        if self.kms_event.is_none() {
+            let body = Body::Kms(Box::default());
+            self.kms_event = Some(self.event("kms", ts, frame, Some(client), Some(server), body));
+        }
+        let Some(ev) = &mut self.kms_event else {
+            return;
+        };
+        ev.ts = ts;
+        ev.frame = frame;
+        ev.client = Some(client);
+        ev.server = Some(server);
+        if !matches!(ev.body, Body::Kms(_)) {
+            ev.body = Body::Kms(Box::default());
+        }
+        let Body::Kms(kc) = &mut ev.body else {
+            return;
+        };
+        let anomaly = kms_call(call, self.cfg.keep_payloads, kc, &mut self.texts);
         self.stats.kms_calls += 1;
-        *self.stats.kms_by_status.entry(kc.status).or_insert(0) += 1;
+        let status = kc.status;
+        match KMS_STATUSES.iter().position(|s| *s == status) {
+            Some(i) => self.stats.kms_by_status[i] += 1,
+            None => *self.stats.kms_by_other_status.entry(status).or_insert(0) += 1,
+        }
         if let Some((kind, detail)) = anomaly {
             self.anomaly(
                 frame,
@@ -1245,11 +1300,10 @@ impl Core {
                 out,
             );
         }
-        let ev = self.event("kms", ts, frame, Some(client), Some(server), Body::Kms(kc));
-        // Emitted by reference, to take the box back for the next call.
-        self.emit_ref(&ev, out);
-        if let Body::Kms(kc) = ev.body {
-            self.spare_kms = Some(kc);
+        if let Some(ev) = &self.kms_event {
+            // As `emit_ref`, with the event borrowed from `self`.
+            self.state.observe(ev);
+            out(ev);
         }
     }
 
@@ -1394,7 +1448,15 @@ impl Core {
             dropped: self.capture_drops.map(|d| d.0),
             if_dropped: self.capture_drops.map(|d| d.1),
             kms_calls: self.stats.kms_calls,
-            kms_by_status: self.stats.kms_by_status.clone(),
+            kms_by_status: {
+                let mut m = self.stats.kms_by_other_status.clone();
+                for (name, n) in KMS_STATUSES.iter().zip(self.stats.kms_by_status) {
+                    if n > 0 {
+                        m.insert(name, n);
+                    }
+                }
+                m
+            },
             dns_queries: self.stats.dns_queries,
             anomalies: self.stats.anomalies,
             findings: self.stats.findings.clone(),
@@ -1557,7 +1619,6 @@ fn kms_call(
     *request_size = None;
     *response_size = None;
     *kept = None;
-    let mut anomaly = None;
     let kms_reply = call.kms_reply();
     // UI only (keep_payloads): the bytes behind the event; filled as the halves are decoded.
     let mut raw = event::KmsRaw::default();
@@ -1578,23 +1639,69 @@ fn kms_call(
         Some(Ok(KmsReply::Success { kms: a, .. })) => Some(*a),
         _ => None,
     };
-    // The decoded halves stay here; the event takes what it needs by reference.
-    let mut decoded = match call.kms_request() {
+    // The decoded halves stay in `kms_call_decoded`'s caller frame; the event takes what it
+    // needs by reference. Bound by `let` in the branch that decodes, so that the decoder writes
+    // its large result straight into it (an `Option` around it was built aside and copied in).
+    match call.kms_request() {
         Some(Ok(q)) => {
             kc.request_size = Some(q.len());
-            Some(kms::decode_call(q, kms_response, keep_payloads))
+            let mut d = kms::decode_call(q, kms_response, keep_payloads);
+            let (req, resp) = (Some(&mut d.0), d.1.as_mut());
+            kms_call_decoded(
+                call,
+                keep_payloads,
+                kc,
+                texts,
+                kms_reply,
+                raw,
+                None,
+                req,
+                resp,
+            )
         }
         Some(Err(e)) => {
-            anomaly = Some(("stub_mismatch", format!("KMS request stub: {e}")));
             kc.integrity.request = Some("undecodable");
-            None
+            let anomaly = Some(("stub_mismatch", format!("KMS request stub: {e}")));
+            kms_call_decoded(
+                call,
+                keep_payloads,
+                kc,
+                texts,
+                kms_reply,
+                raw,
+                anomaly,
+                None,
+                None,
+            )
         }
-        None => None,
-    };
-    let (mut req, mut resp) = match &mut decoded {
-        Some((r, a)) => (Some(r), a.as_mut()),
-        None => (None, None),
-    };
+        None => kms_call_decoded(
+            call,
+            keep_payloads,
+            kc,
+            texts,
+            kms_reply,
+            raw,
+            None,
+            None,
+            None,
+        ),
+    }
+}
+
+/// The rest of [`kms_call`], with the decoded request and response (if any) and the anomaly found
+/// so far.
+#[allow(clippy::too_many_arguments)]
+fn kms_call_decoded(
+    call: &Call,
+    keep_payloads: bool,
+    kc: &mut KmsCall,
+    texts: &mut convert::Texts,
+    kms_reply: Option<Result<KmsReply<'_>, crate::dcerpc::StubError>>,
+    mut raw: event::KmsRaw,
+    mut anomaly: Option<(&'static str, String)>,
+    mut req: Option<&mut kms::RequestDecode>,
+    mut resp: Option<&mut kms::ResponseDecode>,
+) -> Option<(&'static str, String)> {
     if let Some(r) = &mut req {
         if keep_payloads {
             raw.request_plain = r.plaintext.take();
