@@ -16,8 +16,8 @@
 
 use aes::cipher::array::Array;
 use aes::hazmat::{
-    Block, Block8, cipher_round, cipher_round_par, equiv_inv_cipher_round,
-    equiv_inv_cipher_round_par, inv_mix_columns, mix_columns,
+    Block, Block8, cipher_round, equiv_inv_cipher_round, equiv_inv_cipher_round_par,
+    inv_mix_columns, mix_columns,
 };
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
@@ -208,7 +208,7 @@ const V5_DRK: [[u8; 16]; 11] = decryption_schedule(&V5_RK);
 const V6_DRK: [[u8; 16]; 11] = decryption_schedule(&V6_RK);
 
 static V4_ENC: [Block; 12] = to_blocks(&V4_RK);
-static V4_ENC8: [Block8; 12] = to_blocks8(&V4_RK);
+static V4_DEC: [Block; 12] = to_blocks(&decryption_schedule(&V4_RK));
 static V5_ENC: [Block; 11] = to_blocks(&V5_RK);
 static V6_ENC: [Block; 11] = to_blocks(&V6_RK);
 static V5_DEC: [Block; 11] = to_blocks(&V5_DRK);
@@ -267,28 +267,35 @@ fn decrypt_with(drk: &[Block], block: &mut Block) {
     xor_block(block, first);
 }
 
-/// Decrypts 8 blocks in parallel with an equivalent-inverse-cipher schedule. (Inlined into its
-/// one caller, with the lanes indexed by constants: how the compiler split the crate otherwise
-/// decided whether these loops were unrolled, a third of the cost of a decryption outside the
-/// AES rounds themselves.)
+/// Decrypts `N` batches of 8 blocks with equivalent-inverse-cipher schedules (`drk8[i]` for batch
+/// `i`), round by round across the batches.
+///
+/// Every round function call stores its lanes and the next one loads them back, so one batch is a
+/// chain of dependent calls whose latency, not the AES units, sets the pace. The batches are
+/// independent chains: issued side by side, they overlap in the out-of-order core, and two to four
+/// batches cost little more than one. (Inlined, with the lanes indexed by constants: how the
+/// compiler split the crate otherwise decided whether these loops were unrolled.)
 #[inline(always)]
-fn decrypt8_with(drk8: &[Block8], blocks: &mut Block8) {
-    let Some((first, rest)) = drk8.split_first() else {
-        return;
-    };
-    let Some((last, middle)) = rest.split_last() else {
-        return;
-    };
-    for i in 0..8 {
-        xor_block(&mut blocks[i], &last[i]);
+fn decrypt_batches<const N: usize>(drk8: [&[Block8; 11]; N], batches: &mut [Block8; N]) {
+    for (b, k) in batches.iter_mut().zip(drk8) {
+        for i in 0..8 {
+            xor_block(&mut b[i], &k[10][i]);
+        }
     }
-    for k in middle.iter().rev() {
-        equiv_inv_cipher_round_par(blocks, k);
+    for r in (1..10).rev() {
+        for (b, k) in batches.iter_mut().zip(drk8) {
+            equiv_inv_cipher_round_par(b, &k[r]);
+        }
     }
-    equiv_inv_cipher_round_par(blocks, &ZERO_BLOCK8);
-    for i in 0..8 {
-        mix_columns(&mut blocks[i]);
-        xor_block(&mut blocks[i], &first[i]);
+    for b in batches.iter_mut() {
+        equiv_inv_cipher_round_par(b, &ZERO_BLOCK8);
+    }
+    // Final round has no InvMixColumns: AESDEC with a zero key, redo MixColumns, add the key.
+    for (b, k) in batches.iter_mut().zip(drk8) {
+        for i in 0..8 {
+            mix_columns(&mut b[i]);
+            xor_block(&mut b[i], &k[0][i]);
+        }
     }
 }
 
@@ -380,38 +387,139 @@ pub fn cbc_decrypt_zero_iv(
     data: &[u8],
     out: &mut [u8],
 ) -> Result<(), CryptoError> {
-    if !data.len().is_multiple_of(BLOCK) {
-        return Err(CryptoError::NotBlockAligned(data.len()));
+    cbc_decrypt_zero_iv_many(&mut [CbcJob { cipher, data, out }])
+}
+
+/// One message for [`cbc_decrypt_zero_iv_many`].
+#[derive(Debug)]
+pub struct CbcJob<'a> {
+    /// The message's cipher.
+    pub cipher: KmsCipher,
+    /// Its ciphertext (a whole number of blocks).
+    pub data: &'a [u8],
+    /// Receives the plaintext in `out[..data.len()]`.
+    pub out: &'a mut [u8],
+}
+
+/// Batches of 8 blocks decrypted side by side (see [`decrypt_batches`]): a v5/v6 request and its
+/// response are two batches each.
+const BATCHES: usize = 4;
+
+/// [`cbc_decrypt_zero_iv`] of several messages at once, each with its own zero IV and cipher: the
+/// blocks of all of them go through the rounds together, up to [`BATCHES`] batches of 8 blocks at
+/// a time (a batch holds blocks of one message only). The same plaintexts as one message after the
+/// other; nothing is written unless every job is well formed.
+pub fn cbc_decrypt_zero_iv_many(jobs: &mut [CbcJob<'_>]) -> Result<(), CryptoError> {
+    for j in jobs.iter() {
+        if !j.data.len().is_multiple_of(BLOCK) {
+            return Err(CryptoError::NotBlockAligned(j.data.len()));
+        }
+        if j.out.len() < j.data.len() {
+            return Err(CryptoError::OutputTooShort {
+                input: j.data.len(),
+                out: j.out.len(),
+            });
+        }
     }
-    if out.len() < data.len() {
-        return Err(CryptoError::OutputTooShort {
-            input: data.len(),
-            out: out.len(),
-        });
+    let mut group = BatchGroup {
+        batches: [ZERO_BLOCK8; BATCHES],
+        keys: [&V5_DEC8; BATCHES],
+        slots: [(0, 0); BATCHES],
+        len: 0,
+    };
+    for job in 0..jobs.len() {
+        let Some(data) = jobs.get(job).map(|j| j.data) else {
+            break;
+        };
+        let cipher = jobs.get(job).map_or(KmsCipher::V5, |j| j.cipher);
+        for (first, chunk) in data.chunks(8 * BLOCK).enumerate() {
+            group.add(cipher, job, 8 * first, chunk);
+            if group.len == BATCHES {
+                group.run(jobs);
+            }
+        }
     }
-    let dec8 = cipher.dec8();
-    let mut batch: Block8 = Array([Array([0u8; 16]); 8]);
-    // The previous ciphertext block (the zero IV first), as one integer: the chaining XOR is one
-    // operation per block rather than sixteen byte operations.
-    let mut prev = 0u128;
-    for (ct, pt) in data.chunks(8 * BLOCK).zip(out.chunks_mut(8 * BLOCK)) {
-        for (lane, c) in batch.iter_mut().zip(ct.chunks_exact(BLOCK)) {
+    group.run(jobs);
+    Ok(())
+}
+
+/// The batches of [`cbc_decrypt_zero_iv_many`] waiting for their rounds.
+struct BatchGroup {
+    batches: [Block8; BATCHES],
+    keys: [&'static [Block8; 11]; BATCHES],
+    /// Per batch: the job and the index of its first block in the job's data.
+    slots: [(usize, usize); BATCHES],
+    len: usize,
+}
+
+impl BatchGroup {
+    /// Queues up to 8 ciphertext blocks of `job` starting at its block `first`.
+    fn add(&mut self, cipher: KmsCipher, job: usize, first: usize, chunk: &[u8]) {
+        let (Some(batch), Some(key), Some(slot)) = (
+            self.batches.get_mut(self.len),
+            self.keys.get_mut(self.len),
+            self.slots.get_mut(self.len),
+        ) else {
+            return;
+        };
+        for (lane, c) in batch.iter_mut().zip(chunk.chunks_exact(BLOCK)) {
             lane.copy_from_slice(c);
         }
-        decrypt8_with(dec8, &mut batch);
-        for ((lane, c), p) in batch
-            .iter()
-            .zip(ct.chunks_exact(BLOCK))
-            .zip(pt.chunks_exact_mut(BLOCK))
-        {
-            let Ok(c) = <[u8; BLOCK]>::try_from(c) else {
-                break;
+        *key = cipher.dec8();
+        *slot = (job, first);
+        self.len += 1;
+    }
+
+    /// Decrypts the queued batches and writes their plaintexts (decrypted block ⊕ previous
+    /// ciphertext block, or the zero IV) into the jobs' outputs; empties the group.
+    fn run(&mut self, jobs: &mut [CbcJob<'_>]) {
+        let n = std::mem::take(&mut self.len);
+        match n {
+            1 => run_n::<1>(&self.keys, &mut self.batches),
+            2 => run_n::<2>(&self.keys, &mut self.batches),
+            3 => run_n::<3>(&self.keys, &mut self.batches),
+            4 => run_n::<4>(&self.keys, &mut self.batches),
+            _ => return,
+        }
+        for (batch, &(job, first)) in self.batches.iter().zip(&self.slots).take(n) {
+            let Some(CbcJob { data, out, .. }) = jobs.get_mut(job) else {
+                continue;
             };
-            p.copy_from_slice(&(u128::from_ne_bytes(lane.0) ^ prev).to_ne_bytes());
-            prev = u128::from_ne_bytes(c);
+            let start = first * BLOCK;
+            // The ciphertext block before each block of the batch (the zero IV before block 0).
+            let mut prev = match first.checked_sub(1) {
+                Some(p) => arr16(data, p * BLOCK),
+                None => 0,
+            };
+            let ct = data.get(start..).unwrap_or(&[]);
+            let pt = out.get_mut(start..).unwrap_or(&mut []);
+            for ((lane, c), p) in batch
+                .iter()
+                .zip(ct.chunks_exact(BLOCK))
+                .zip(pt.chunks_exact_mut(BLOCK))
+            {
+                p.copy_from_slice(&(u128::from_ne_bytes(lane.0) ^ prev).to_ne_bytes());
+                prev = arr16(c, 0);
+            }
         }
     }
-    Ok(())
+}
+
+/// [`decrypt_batches`] of the first `N` batches.
+#[inline(always)]
+fn run_n<const N: usize>(keys: &[&'static [Block8; 11]; BATCHES], batches: &mut [Block8; BATCHES]) {
+    if let (Some(k), Some(b)) = (keys.first_chunk::<N>(), batches.first_chunk_mut::<N>()) {
+        decrypt_batches(*k, b);
+    }
+}
+
+/// The 16 bytes at `off` as one integer (zero when out of range), for the chaining XOR: one
+/// operation per block rather than sixteen byte operations.
+#[inline(always)]
+fn arr16(b: &[u8], off: usize) -> u128 {
+    b.get(off..off.wrapping_add(BLOCK))
+        .and_then(|s| <[u8; BLOCK]>::try_from(s).ok())
+        .map_or(0, u128::from_ne_bytes)
 }
 
 /// Encrypts one block in place with Rijndael-160 under [`V4_KEY`] (§2.4, 11 rounds).
@@ -483,33 +591,106 @@ pub fn v4_mac(msg: &[u8]) -> [u8; 16] {
     v4_mac_from(state, msg, 0).0
 }
 
-/// [`v4_mac`] of two messages at once: `(v4_mac(a), v4_mac(b))`. A CBC-MAC is one chain of
-/// dependent rounds, so the request and response MACs of a v4 call run side by side in two lanes
-/// of the parallel round function while both have blocks left (about a sixth less time than one
-/// after the other).
-pub fn v4_mac_pair(a: &[u8], b: &[u8]) -> ([u8; 16], [u8; 16]) {
-    let msgs = [a, b];
-    let n = msgs.map(|m| m.len() / BLOCK + 1);
-    let both = n[0].min(n[1]);
-    let mut lanes: Block8 = ZERO_BLOCK8;
-    for (lane, msg) in lanes.iter_mut().zip(msgs) {
-        *lane = v4_mac_block(msg, 0);
-        xor_block(lane, &V4_ENC[0]);
-    }
-    for j in 1..=both {
-        for k in &V4_ENC8[1..11] {
-            cipher_round_par(&mut lanes, k);
+/// One v4 MAC being checked by [`v4_mac_check_pair`]: a forward chain over the first blocks and
+/// a backward one from the wire value over the others.
+struct MacMeet<'m> {
+    msg: &'m [u8],
+    /// Blocks of the MAC input (`msg.len() / 16 + 1`).
+    n: usize,
+    /// Blocks taken by the forward chain (the first `k`); the backward chain takes the rest.
+    k: usize,
+    /// Forward chain: chain value ⊕ next block ⊕ first round key (then, after `k` blocks, the
+    /// chain value itself).
+    fwd: Block,
+    /// Backward chain: chain value ⊕ last round key (then, after `n - k` blocks, the chain value
+    /// itself).
+    bwd: Block,
+}
+
+impl<'m> MacMeet<'m> {
+    fn new(msg: &'m [u8], wire: &[u8; 16]) -> MacMeet<'m> {
+        let n = msg.len() / BLOCK + 1;
+        // The backward block costs two more InvMixColumns than the forward one: the forward chain
+        // takes the odd block.
+        let k = n.div_ceil(2);
+        let mut fwd = v4_mac_block(msg, 0);
+        xor_block(&mut fwd, &V4_ENC[0]);
+        let mut bwd = Array(*wire);
+        if k < n {
+            xor_block(&mut bwd, &V4_DEC[11]);
         }
-        cipher_round_par(&mut lanes, &ZERO_BLOCK8);
-        for ((lane, msg), n) in lanes.iter_mut().zip(msgs).zip(n) {
-            inv_mix_columns(lane);
-            xor_block(lane, &v4_mac_fold(msg, j, n));
+        MacMeet {
+            msg,
+            n,
+            k,
+            fwd,
+            bwd,
         }
     }
-    (
-        v4_mac_from(lanes[0], a, both).0,
-        v4_mac_from(lanes[1], b, both).0,
-    )
+
+    /// What is XORed into the backward chain after decrypting into block `i`: the first round
+    /// key, message block `i`, and (unless `i == k`, the end) the last round key.
+    fn bwd_fold(&self, i: usize) -> Block {
+        let mut x = V4_DEC[0];
+        xor_block(&mut x, &v4_mac_block(self.msg, i));
+        if i > self.k {
+            xor_block(&mut x, &V4_DEC[11]);
+        }
+        x
+    }
+}
+
+/// Checks the v4 MACs (§2.5) of two messages against their wire values and returns the MACs of
+/// the messages: `(v4_mac(a), v4_mac(b))`.
+///
+/// A CBC-MAC is a chain of dependent block encryptions, whose latency is the cost. The cipher is
+/// a permutation, so the chain from the zero IV reaches the wire value exactly when it meets, at
+/// a middle block, the chain decrypted back from the wire value (`c[i-1] = D(c[i]) ⊕ m[i]`): both
+/// halves run side by side, four independent chains for the two messages, every block processed
+/// once. When they meet, the MAC is the wire value; when they do not (a tampered message, rare),
+/// the MAC is computed in full, forward.
+pub fn v4_mac_check_pair(
+    a: &[u8],
+    wire_a: &[u8; 16],
+    b: &[u8],
+    wire_b: &[u8; 16],
+) -> ([u8; 16], [u8; 16]) {
+    let mut m = [MacMeet::new(a, wire_a), MacMeet::new(b, wire_b)];
+    let steps = m.iter().map(|c| c.k.max(c.n - c.k)).max().unwrap_or(0);
+    for s in 0..steps {
+        // Which chains still have a block (branches that stay put for whole steps).
+        let f = m.each_ref().map(|c| s < c.k);
+        let g = m.each_ref().map(|c| s < c.n - c.k);
+        for r in 1..11 {
+            for (c, _) in m.iter_mut().zip(f).filter(|x| x.1) {
+                cipher_round(&mut c.fwd, &V4_ENC[r]);
+            }
+            for (c, _) in m.iter_mut().zip(g).filter(|x| x.1) {
+                equiv_inv_cipher_round(&mut c.bwd, &V4_DEC[11 - r]);
+            }
+        }
+        // Final rounds have no (Inv)MixColumns: AESENC / AESDEC with a zero key, then undo it.
+        for (c, _) in m.iter_mut().zip(f).filter(|x| x.1) {
+            cipher_round(&mut c.fwd, &ZERO_BLOCK);
+            inv_mix_columns(&mut c.fwd);
+            let x = v4_mac_fold(c.msg, s + 1, c.k);
+            xor_block(&mut c.fwd, &x);
+        }
+        for (c, _) in m.iter_mut().zip(g).filter(|x| x.1) {
+            equiv_inv_cipher_round(&mut c.bwd, &ZERO_BLOCK);
+            mix_columns(&mut c.bwd);
+            let x = c.bwd_fold(c.n - 1 - s);
+            xor_block(&mut c.bwd, &x);
+        }
+    }
+    let [ra, rb] = m.map(|c| if c.fwd == c.bwd { None } else { Some(c.msg) });
+    (ra.map_or(*wire_a, v4_mac), rb.map_or(*wire_b, v4_mac))
+}
+
+/// [`v4_mac_check_pair`] of one message: `v4_mac(msg)`, found by checking it against `wire`.
+pub fn v4_mac_check(msg: &[u8], wire: &[u8; 16]) -> [u8; 16] {
+    // The second chain (one block) runs beside the first for free.
+    v4_mac_check_pair(msg, wire, &[], &[0; 16]).0
 }
 
 /// SHA-256 (used for the v5/v6 `Hash` field and the v6 HMAC key).
@@ -698,14 +879,130 @@ mod tests {
     }
 
     #[test]
-    fn v4_mac_pair_matches_two_macs() {
+    fn v4_mac_check_finds_the_mac_whether_or_not_the_wire_matches() {
         let m: Vec<u8> = (0..300u32).map(|i| (i * 37 + 11) as u8).collect();
-        for la in [0usize, 1, 15, 16, 17, 142, 144, 236, 300] {
+        for la in [
+            0usize, 1, 15, 16, 17, 31, 32, 33, 47, 48, 142, 144, 236, 300,
+        ] {
             for lb in [0usize, 12, 16, 31, 32, 144, 236] {
                 let (a, b) = (&m[..la], &m[m.len() - lb..]);
-                assert_eq!(v4_mac_pair(a, b), (v4_mac(a), v4_mac(b)), "{la} {lb}");
+                let (ma, mb) = (v4_mac(a), v4_mac(b));
+                let mut bad_a = ma;
+                bad_a[la % 16] ^= 1 << (la % 8);
+                let mut bad_b = mb;
+                bad_b[15 - lb % 16] ^= 0x80;
+                for (wa, wb) in [
+                    (ma, mb),
+                    (bad_a, mb),
+                    (ma, bad_b),
+                    (bad_a, bad_b),
+                    ([0; 16], [0; 16]),
+                ] {
+                    assert_eq!(v4_mac_check_pair(a, &wa, b, &wb), (ma, mb), "{la} {lb}");
+                }
+                assert_eq!(v4_mac_check(a, &ma), ma);
+                assert_eq!(v4_mac_check(a, &bad_a), ma);
             }
         }
+        // Random messages of every length up to 20 blocks, right and wrong wire values.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for len in 0..=320usize {
+            let msg: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let mac = v4_mac(&msg);
+            assert_eq!(v4_mac_check(&msg, &mac), mac, "{len}");
+            let mut wrong = mac;
+            wrong[(x % 16) as usize] ^= 1 << (x % 7);
+            assert_eq!(v4_mac_check(&msg, &wrong), mac, "{len}");
+        }
+    }
+
+    #[test]
+    fn cbc_many_matches_one_message_at_a_time() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut bytes = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        };
+        for (la, lb, lc) in [
+            (0, 0, 0),
+            (16, 0, 16),
+            (256, 256, 0),
+            (256, 224, 48),
+            (128, 144, 16),
+            (16, 512, 80),
+            (736, 16, 272),
+        ] {
+            let ins = [bytes(la), bytes(lb), bytes(lc)];
+            let ciphers = [KmsCipher::V6, KmsCipher::V5, KmsCipher::V6];
+            let want: Vec<Vec<u8>> = ins
+                .iter()
+                .zip(ciphers)
+                .map(|(d, c)| {
+                    let mut o = vec![0u8; d.len()];
+                    let mut prev = [0u8; 16];
+                    for (cb, ob) in d.chunks_exact(16).zip(o.chunks_exact_mut(16)) {
+                        let mut blk: [u8; 16] = cb.try_into().unwrap();
+                        c.decrypt_block(&mut blk);
+                        for i in 0..16 {
+                            ob[i] = blk[i] ^ prev[i];
+                        }
+                        prev = cb.try_into().unwrap();
+                    }
+                    o
+                })
+                .collect();
+            let mut outs = [vec![0u8; la], vec![0u8; lb + 5], vec![0u8; lc]];
+            let [o0, o1, o2] = &mut outs;
+            let mut jobs = [
+                CbcJob {
+                    cipher: ciphers[0],
+                    data: &ins[0],
+                    out: o0,
+                },
+                CbcJob {
+                    cipher: ciphers[1],
+                    data: &ins[1],
+                    out: o1,
+                },
+                CbcJob {
+                    cipher: ciphers[2],
+                    data: &ins[2],
+                    out: o2,
+                },
+            ];
+            cbc_decrypt_zero_iv_many(&mut jobs).unwrap();
+            assert_eq!(outs[0], want[0], "{la}");
+            assert_eq!(outs[1][..lb], want[1][..], "{lb}");
+            assert_eq!(outs[2], want[2], "{lc}");
+        }
+        let (mut o1, mut o2) = ([0u8; 32], [0u8; 16]);
+        let mut jobs = [
+            CbcJob {
+                cipher: KmsCipher::V5,
+                data: &[0u8; 32],
+                out: &mut o1,
+            },
+            CbcJob {
+                cipher: KmsCipher::V5,
+                data: &[0u8; 32],
+                out: &mut o2,
+            },
+        ];
+        assert!(cbc_decrypt_zero_iv_many(&mut jobs).is_err());
+        assert_eq!(o1, [0u8; 32], "nothing written when a job is malformed");
     }
 
     #[test]
