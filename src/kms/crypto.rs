@@ -19,8 +19,7 @@ use aes::hazmat::{
     Block, Block8, cipher_round, equiv_inv_cipher_round, equiv_inv_cipher_round_par,
     inv_mix_columns, mix_columns,
 };
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
+use sha2::block_api::compress256;
 
 /// Cipher block size in bytes.
 pub const BLOCK: usize = 16;
@@ -693,9 +692,60 @@ pub fn v4_mac_check(msg: &[u8], wire: &[u8; 16]) -> [u8; 16] {
     v4_mac_check_pair(msg, wire, &[], &[0; 16]).0
 }
 
+/// The SHA-256 initial hash value (FIPS 180-4 §5.3.3).
+const SHA256_IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+/// SHA-256 block size in bytes.
+const SHA256_BLOCK: usize = 64;
+
+/// Finishes a SHA-256 whose `state` has absorbed `done` whole blocks with the bytes of `msg`:
+/// its whole blocks straight from the slice, then the rest with the padding of FIPS 180-4 §5.1.1
+/// (`0x80`, zeros, the bit length big-endian) in one or two blocks on the stack.
+///
+/// The messages hashed here are short (a 16-byte R, a 232-byte HMAC input): on the raw
+/// compression function, a hash costs its compressions and little else, where the buffered
+/// `Digest` and `Hmac` types copied every byte through their block buffer, cloned the keyed HMAC
+/// state per message and re-encoded it between the inner and outer hash.
+fn sha256_finish(mut state: [u32; 8], done: u64, msg: &[u8]) -> [u8; 32] {
+    let (blocks, rest) = msg.as_chunks::<SHA256_BLOCK>();
+    compress256(&mut state, blocks);
+    let bits = done
+        .wrapping_mul(SHA256_BLOCK as u64)
+        .wrapping_add(msg.len() as u64)
+        .wrapping_mul(8);
+    let mut tail = [[0u8; SHA256_BLOCK]; 2];
+    // The 0x80 byte and the 8-byte length after the rest: one block if they fit, else two.
+    let n = if rest.len() < SHA256_BLOCK - 8 { 1 } else { 2 };
+    let flat = tail.as_flattened_mut();
+    if let Some(head) = flat.get_mut(..rest.len()) {
+        head.copy_from_slice(rest);
+    }
+    if let Some(b) = flat.get_mut(rest.len()) {
+        *b = 0x80;
+    }
+    if let Some(len) = flat.get_mut(n * SHA256_BLOCK - 8..n * SHA256_BLOCK) {
+        len.copy_from_slice(&bits.to_be_bytes());
+    }
+    compress256(&mut state, tail.get(..n).unwrap_or(&[]));
+    let mut out = [0u8; 32];
+    for (o, w) in out.chunks_exact_mut(4).zip(state) {
+        o.copy_from_slice(&w.to_be_bytes());
+    }
+    out
+}
+
 /// SHA-256 (used for the v5/v6 `Hash` field and the v6 HMAC key).
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    Sha256::digest(data).into()
+    sha256_finish(SHA256_IV, 0, data)
 }
 
 /// The v6 HMAC time slot T of §2.7 for a ClientRequestTime FILETIME.
@@ -707,62 +757,77 @@ pub fn v6_time_slot(client_time: u64) -> u64 {
 
 /// The v6 HMAC key of §2.7: bytes 16..32 of SHA-256(T as 8 little-endian bytes).
 pub fn v6_hmac_key(client_time: u64) -> [u8; 16] {
-    let h = sha256(&v6_time_slot(client_time).to_le_bytes());
+    slot_key(v6_time_slot(client_time))
+}
+
+fn slot_key(slot: u64) -> [u8; 16] {
+    let h = sha256(&slot.to_le_bytes());
     let mut k = [0u8; 16];
     k.copy_from_slice(&h[16..32]);
     k
 }
 
-/// The HMAC key of one time slot with the HMAC state already keyed (inner and outer pads
-/// absorbed), so that a message costs only its own SHA-256 blocks.
-#[derive(Clone)]
+/// The HMAC key of one time slot with the SHA-256 states after its inner and outer pad blocks
+/// (RFC 2104), so that a message costs only its own blocks and one outer block.
+#[derive(Clone, Copy)]
 struct V6HmacSlot {
     slot: u64,
     key: [u8; 16],
-    mac: Hmac<Sha256>,
+    inner: [u32; 8],
+    outer: [u32; 8],
 }
 
 impl V6HmacSlot {
-    fn new(slot: u64) -> Option<V6HmacSlot> {
-        let h = sha256(&slot.to_le_bytes());
-        let mut key = [0u8; 16];
-        key.copy_from_slice(&h[16..32]);
-        // HMAC accepts keys of any length, so this never fails.
-        let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).ok()?;
-        Some(V6HmacSlot { slot, key, mac })
+    fn new(slot: u64) -> V6HmacSlot {
+        let key = slot_key(slot);
+        let pad = |x: u8| {
+            let mut b = [x; SHA256_BLOCK];
+            for (b, k) in b.iter_mut().zip(key) {
+                *b ^= k;
+            }
+            let mut state = SHA256_IV;
+            compress256(&mut state, &[b]);
+            state
+        };
+        V6HmacSlot {
+            slot,
+            key,
+            inner: pad(0x36),
+            outer: pad(0x5c),
+        }
+    }
+
+    /// HMAC-SHA256 of `msg` under this slot's key.
+    fn mac(&self, msg: &[u8]) -> [u8; 32] {
+        sha256_finish(self.outer, 1, &sha256_finish(self.inner, 1, msg))
     }
 }
 
 thread_local! {
     /// The keyed HMAC of the last time slot seen on this thread. A slot spans about 4.1 hours
     /// (`V6_HMAC_C1` × 100 ns), so consecutive responses nearly always share it; re-deriving the
-    /// key and re-absorbing the pads per message cost three of the eight SHA-256 blocks of a
-    /// response check.
-    static V6_HMAC_CACHE: std::cell::RefCell<Option<V6HmacSlot>> =
-        const { std::cell::RefCell::new(None) };
+    /// key and the pad states per message cost three of the eight SHA-256 blocks of a response
+    /// check.
+    static V6_HMAC_CACHE: std::cell::Cell<Option<V6HmacSlot>> =
+        const { std::cell::Cell::new(None) };
 }
 
-/// Runs `f` on the keyed HMAC state of `client_time`'s slot (cached per thread).
-fn with_v6_slot<R>(client_time: u64, f: impl FnOnce(&V6HmacSlot) -> R) -> Option<R> {
+/// The keyed HMAC state of `client_time`'s slot (cached per thread).
+fn v6_slot(client_time: u64) -> V6HmacSlot {
     let slot = v6_time_slot(client_time);
-    V6_HMAC_CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.as_ref().is_none_or(|s| s.slot != slot) {
-            *c = V6HmacSlot::new(slot);
+    V6_HMAC_CACHE.with(|c| match c.get() {
+        Some(s) if s.slot == slot => s,
+        _ => {
+            let s = V6HmacSlot::new(slot);
+            c.set(Some(s));
+            s
         }
-        c.as_ref().map(f)
     })
 }
 
 /// Full HMAC-SHA256 of `msg` under the v6 key for `client_time`. The wire carries bytes 16..32.
 pub fn v6_hmac_full(client_time: u64, msg: &[u8]) -> [u8; 32] {
-    // Degrade to zeros rather than panic (cannot happen: HMAC takes keys of any length).
-    with_v6_slot(client_time, |s| {
-        let mut mac = s.mac.clone();
-        mac.update(msg);
-        mac.finalize().into_bytes().into()
-    })
-    .unwrap_or([0u8; 32])
+    v6_slot(client_time).mac(msg)
 }
 
 /// The 16-byte v6 HMAC field value (second half of HMAC-SHA256), §2.7.
@@ -772,15 +837,11 @@ pub fn v6_hmac(client_time: u64, msg: &[u8]) -> [u8; 16] {
 
 /// [`v6_hmac_key`] and [`v6_hmac`] in one call, from one cached slot.
 pub fn v6_hmac_with_key(client_time: u64, msg: &[u8]) -> ([u8; 16], [u8; 16]) {
-    with_v6_slot(client_time, |s| {
-        let mut mac = s.mac.clone();
-        mac.update(msg);
-        let full: [u8; 32] = mac.finalize().into_bytes().into();
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&full[16..32]);
-        (s.key, out)
-    })
-    .unwrap_or_else(|| (v6_hmac_key(client_time), [0u8; 16]))
+    let s = v6_slot(client_time);
+    let full = s.mac(msg);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[16..32]);
+    (s.key, out)
 }
 
 #[cfg(test)]
@@ -1007,7 +1068,7 @@ mod tests {
 
     #[test]
     fn v5_matches_aes_crate() {
-        use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt};
+        use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
         let reference = aes::Aes128::new(&V5_KEY.into());
         for seed in 0u8..40 {
             let block: [u8; 16] =
@@ -1055,6 +1116,38 @@ mod tests {
     }
 
     #[test]
+    fn sha256_and_hmac_match_the_sha2_and_hmac_crates() {
+        use hmac::{Hmac, KeyInit, Mac};
+        use sha2::Digest;
+        let mut x = 0x6A09_E667_F3BC_C908u64;
+        let data: Vec<u8> = (0..600)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        // Every length across the one/two padding block boundary (55, 56, 63, 64) and several
+        // whole blocks.
+        for len in 0..=600 {
+            let m = &data[..len];
+            let want: [u8; 32] = sha2::Sha256::digest(m).into();
+            assert_eq!(sha256(m), want, "{len}");
+        }
+        for t in [0u64, 134_399_202_010_000_000, u64::MAX] {
+            for len in (0..=300).chain([600]) {
+                let m = &data[600 - len..];
+                let mut mac =
+                    <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&v6_hmac_key(t)).unwrap();
+                mac.update(m);
+                let want: [u8; 32] = mac.finalize().into_bytes().into();
+                assert_eq!(v6_hmac_full(t, m), want, "{t} {len}");
+            }
+        }
+    }
+
+    #[test]
     fn v6_hmac_key_from_tv6() {
         let t = 134_399_202_010_000_000u64;
         assert_eq!(v6_time_slot(t), 0x3319_385e_ce70_3a33);
@@ -1072,8 +1165,9 @@ mod tests {
             u64::MAX,
             134_399_202_010_000_000,
         ] {
+            use hmac::{Hmac, KeyInit, Mac};
             let key = v6_hmac_key(t);
-            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).unwrap();
+            let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&key).unwrap();
             mac.update(&msg);
             let full: [u8; 32] = mac.finalize().into_bytes().into();
             assert_eq!(v6_hmac_full(t, &msg), full);
