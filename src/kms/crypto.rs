@@ -14,7 +14,10 @@
 //! ARMv8 instructions when the CPU has them and a constant-time software fallback otherwise.
 //! Nothing here allocates; nothing expands a key at run time.
 
+use std::sync::LazyLock;
+
 use aes::cipher::array::Array;
+use aes::cipher::{BlockCipherDecrypt, KeyInit};
 use aes::hazmat::{
     Block, Block8, cipher_round, equiv_inv_cipher_round, equiv_inv_cipher_round_par,
     inv_mix_columns, mix_columns,
@@ -215,6 +218,12 @@ static V6_DEC: [Block; 11] = to_blocks(&V6_DRK);
 static V5_DEC8: [Block8; 11] = to_blocks8(&V5_DRK);
 static V6_DEC8: [Block8; 11] = to_blocks8(&V6_DRK);
 
+/// The v5 cipher as the aes crate's AES-128, whose own AES-NI code keeps the state and round keys
+/// in registers through all rounds and ends on AESDECLAST: half the time of the hazmat rounds
+/// (which load and store the state at every round, and emulate the last round with three
+/// InvMixColumns). v6's modified schedule has no such stock cipher.
+static V5_AES: LazyLock<aes::Aes128> = LazyLock::new(|| aes::Aes128::new(&V5_KEY.into()));
+
 static ZERO_BLOCK: Block = Array([0u8; 16]);
 static ZERO_BLOCK8: Block8 = Array([Array([0u8; 16]); 8]);
 
@@ -405,9 +414,10 @@ pub struct CbcJob<'a> {
 const BATCHES: usize = 4;
 
 /// [`cbc_decrypt_zero_iv`] of several messages at once, each with its own zero IV and cipher: the
-/// blocks of all of them go through the rounds together, up to [`BATCHES`] batches of 8 blocks at
-/// a time (a batch holds blocks of one message only). The same plaintexts as one message after the
-/// other; nothing is written unless every job is well formed.
+/// v6 blocks of all of them go through the rounds together, up to [`BATCHES`] batches of 8 blocks
+/// at a time (a batch holds blocks of one message only); v5 messages are decrypted by the stock
+/// AES-128 ([`V5_AES`]). The same plaintexts as one message after the other; nothing is written
+/// unless every job is well formed.
 pub fn cbc_decrypt_zero_iv_many(jobs: &mut [CbcJob<'_>]) -> Result<(), CryptoError> {
     for j in jobs.iter() {
         if !j.data.len().is_multiple_of(BLOCK) {
@@ -431,6 +441,12 @@ pub fn cbc_decrypt_zero_iv_many(jobs: &mut [CbcJob<'_>]) -> Result<(), CryptoErr
             break;
         };
         let cipher = jobs.get(job).map_or(KmsCipher::V5, |j| j.cipher);
+        if cipher == KmsCipher::V5 {
+            if let Some(j) = jobs.get_mut(job) {
+                cbc_decrypt_v5(j.data, j.out);
+            }
+            continue;
+        }
         for (first, chunk) in data.chunks(8 * BLOCK).enumerate() {
             group.add(cipher, job, 8 * first, chunk);
             if group.len == BATCHES {
@@ -440,6 +456,25 @@ pub fn cbc_decrypt_zero_iv_many(jobs: &mut [CbcJob<'_>]) -> Result<(), CryptoErr
     }
     group.run(jobs);
     Ok(())
+}
+
+/// v5 CBC decryption (zero IV) of `data` into `out[..data.len()]` (checked by the caller: `data`
+/// block aligned, `out` long enough) with [`V5_AES`].
+fn cbc_decrypt_v5(data: &[u8], out: &mut [u8]) {
+    let Some(out) = out.get_mut(..data.len()) else {
+        return;
+    };
+    let (ct, _) = Array::slice_as_chunks(data);
+    let (pt, _) = Array::slice_as_chunks_mut(out);
+    // Same number of blocks: cannot fail.
+    if V5_AES.decrypt_blocks_b2b(ct, pt).is_err() {
+        return;
+    }
+    let mut prev = 0u128;
+    for (p, c) in pt.iter_mut().zip(ct) {
+        p.0 = (u128::from_ne_bytes(p.0) ^ prev).to_ne_bytes();
+        prev = u128::from_ne_bytes(c.0);
+    }
 }
 
 /// The batches of [`cbc_decrypt_zero_iv_many`] waiting for their rounds.
@@ -1068,7 +1103,7 @@ mod tests {
 
     #[test]
     fn v5_matches_aes_crate() {
-        use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
+        use aes::cipher::BlockCipherEncrypt;
         let reference = aes::Aes128::new(&V5_KEY.into());
         for seed in 0u8..40 {
             let block: [u8; 16] =
