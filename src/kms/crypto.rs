@@ -14,13 +14,15 @@
 //! ARMv8 instructions when the CPU has them and a constant-time software fallback otherwise.
 //! Nothing here allocates; nothing expands a key at run time.
 
+use std::sync::LazyLock;
+
 use aes::cipher::array::Array;
+use aes::cipher::{BlockCipherDecrypt, KeyInit};
 use aes::hazmat::{
-    Block, Block8, cipher_round, cipher_round_par, equiv_inv_cipher_round,
-    equiv_inv_cipher_round_par, inv_mix_columns, mix_columns,
+    Block, Block8, cipher_round, equiv_inv_cipher_round, equiv_inv_cipher_round_par,
+    inv_mix_columns, mix_columns,
 };
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
+use sha2::block_api::compress256;
 
 /// Cipher block size in bytes.
 pub const BLOCK: usize = 16;
@@ -208,13 +210,19 @@ const V5_DRK: [[u8; 16]; 11] = decryption_schedule(&V5_RK);
 const V6_DRK: [[u8; 16]; 11] = decryption_schedule(&V6_RK);
 
 static V4_ENC: [Block; 12] = to_blocks(&V4_RK);
-static V4_ENC8: [Block8; 12] = to_blocks8(&V4_RK);
+static V4_DEC: [Block; 12] = to_blocks(&decryption_schedule(&V4_RK));
 static V5_ENC: [Block; 11] = to_blocks(&V5_RK);
 static V6_ENC: [Block; 11] = to_blocks(&V6_RK);
 static V5_DEC: [Block; 11] = to_blocks(&V5_DRK);
 static V6_DEC: [Block; 11] = to_blocks(&V6_DRK);
 static V5_DEC8: [Block8; 11] = to_blocks8(&V5_DRK);
 static V6_DEC8: [Block8; 11] = to_blocks8(&V6_DRK);
+
+/// The v5 cipher as the aes crate's AES-128, whose own AES-NI code keeps the state and round keys
+/// in registers through all rounds and ends on AESDECLAST: half the time of the hazmat rounds
+/// (which load and store the state at every round, and emulate the last round with three
+/// InvMixColumns). v6's modified schedule has no such stock cipher.
+static V5_AES: LazyLock<aes::Aes128> = LazyLock::new(|| aes::Aes128::new(&V5_KEY.into()));
 
 static ZERO_BLOCK: Block = Array([0u8; 16]);
 static ZERO_BLOCK8: Block8 = Array([Array([0u8; 16]); 8]);
@@ -267,28 +275,35 @@ fn decrypt_with(drk: &[Block], block: &mut Block) {
     xor_block(block, first);
 }
 
-/// Decrypts 8 blocks in parallel with an equivalent-inverse-cipher schedule. (Inlined into its
-/// one caller, with the lanes indexed by constants: how the compiler split the crate otherwise
-/// decided whether these loops were unrolled, a third of the cost of a decryption outside the
-/// AES rounds themselves.)
+/// Decrypts `N` batches of 8 blocks with equivalent-inverse-cipher schedules (`drk8[i]` for batch
+/// `i`), round by round across the batches.
+///
+/// Every round function call stores its lanes and the next one loads them back, so one batch is a
+/// chain of dependent calls whose latency, not the AES units, sets the pace. The batches are
+/// independent chains: issued side by side, they overlap in the out-of-order core, and two to four
+/// batches cost little more than one. (Inlined, with the lanes indexed by constants: how the
+/// compiler split the crate otherwise decided whether these loops were unrolled.)
 #[inline(always)]
-fn decrypt8_with(drk8: &[Block8], blocks: &mut Block8) {
-    let Some((first, rest)) = drk8.split_first() else {
-        return;
-    };
-    let Some((last, middle)) = rest.split_last() else {
-        return;
-    };
-    for i in 0..8 {
-        xor_block(&mut blocks[i], &last[i]);
+fn decrypt_batches<const N: usize>(drk8: [&[Block8; 11]; N], batches: &mut [Block8; N]) {
+    for (b, k) in batches.iter_mut().zip(drk8) {
+        for i in 0..8 {
+            xor_block(&mut b[i], &k[10][i]);
+        }
     }
-    for k in middle.iter().rev() {
-        equiv_inv_cipher_round_par(blocks, k);
+    for r in (1..10).rev() {
+        for (b, k) in batches.iter_mut().zip(drk8) {
+            equiv_inv_cipher_round_par(b, &k[r]);
+        }
     }
-    equiv_inv_cipher_round_par(blocks, &ZERO_BLOCK8);
-    for i in 0..8 {
-        mix_columns(&mut blocks[i]);
-        xor_block(&mut blocks[i], &first[i]);
+    for b in batches.iter_mut() {
+        equiv_inv_cipher_round_par(b, &ZERO_BLOCK8);
+    }
+    // Final round has no InvMixColumns: AESDEC with a zero key, redo MixColumns, add the key.
+    for (b, k) in batches.iter_mut().zip(drk8) {
+        for i in 0..8 {
+            mix_columns(&mut b[i]);
+            xor_block(&mut b[i], &k[0][i]);
+        }
     }
 }
 
@@ -380,38 +395,165 @@ pub fn cbc_decrypt_zero_iv(
     data: &[u8],
     out: &mut [u8],
 ) -> Result<(), CryptoError> {
-    if !data.len().is_multiple_of(BLOCK) {
-        return Err(CryptoError::NotBlockAligned(data.len()));
+    cbc_decrypt_zero_iv_many(&mut [CbcJob { cipher, data, out }])
+}
+
+/// One message for [`cbc_decrypt_zero_iv_many`].
+#[derive(Debug)]
+pub struct CbcJob<'a> {
+    /// The message's cipher.
+    pub cipher: KmsCipher,
+    /// Its ciphertext (a whole number of blocks).
+    pub data: &'a [u8],
+    /// Receives the plaintext in `out[..data.len()]`.
+    pub out: &'a mut [u8],
+}
+
+/// Batches of 8 blocks decrypted side by side (see [`decrypt_batches`]): a v5/v6 request and its
+/// response are two batches each.
+const BATCHES: usize = 4;
+
+/// [`cbc_decrypt_zero_iv`] of several messages at once, each with its own zero IV and cipher: the
+/// v6 blocks of all of them go through the rounds together, up to [`BATCHES`] batches of 8 blocks
+/// at a time (a batch holds blocks of one message only); v5 messages are decrypted by the stock
+/// AES-128 ([`V5_AES`]). The same plaintexts as one message after the other; nothing is written
+/// unless every job is well formed.
+pub fn cbc_decrypt_zero_iv_many(jobs: &mut [CbcJob<'_>]) -> Result<(), CryptoError> {
+    for j in jobs.iter() {
+        if !j.data.len().is_multiple_of(BLOCK) {
+            return Err(CryptoError::NotBlockAligned(j.data.len()));
+        }
+        if j.out.len() < j.data.len() {
+            return Err(CryptoError::OutputTooShort {
+                input: j.data.len(),
+                out: j.out.len(),
+            });
+        }
     }
-    if out.len() < data.len() {
-        return Err(CryptoError::OutputTooShort {
-            input: data.len(),
-            out: out.len(),
-        });
+    let mut group = BatchGroup {
+        batches: [ZERO_BLOCK8; BATCHES],
+        keys: [&V5_DEC8; BATCHES],
+        slots: [(0, 0); BATCHES],
+        len: 0,
+    };
+    for job in 0..jobs.len() {
+        let Some(data) = jobs.get(job).map(|j| j.data) else {
+            break;
+        };
+        let cipher = jobs.get(job).map_or(KmsCipher::V5, |j| j.cipher);
+        if cipher == KmsCipher::V5 {
+            if let Some(j) = jobs.get_mut(job) {
+                cbc_decrypt_v5(j.data, j.out);
+            }
+            continue;
+        }
+        for (first, chunk) in data.chunks(8 * BLOCK).enumerate() {
+            group.add(cipher, job, 8 * first, chunk);
+            if group.len == BATCHES {
+                group.run(jobs);
+            }
+        }
     }
-    let dec8 = cipher.dec8();
-    let mut batch: Block8 = Array([Array([0u8; 16]); 8]);
-    // The previous ciphertext block (the zero IV first), as one integer: the chaining XOR is one
-    // operation per block rather than sixteen byte operations.
+    group.run(jobs);
+    Ok(())
+}
+
+/// v5 CBC decryption (zero IV) of `data` into `out[..data.len()]` (checked by the caller: `data`
+/// block aligned, `out` long enough) with [`V5_AES`].
+fn cbc_decrypt_v5(data: &[u8], out: &mut [u8]) {
+    let Some(out) = out.get_mut(..data.len()) else {
+        return;
+    };
+    let (ct, _) = Array::slice_as_chunks(data);
+    let (pt, _) = Array::slice_as_chunks_mut(out);
+    // Same number of blocks: cannot fail.
+    if V5_AES.decrypt_blocks_b2b(ct, pt).is_err() {
+        return;
+    }
     let mut prev = 0u128;
-    for (ct, pt) in data.chunks(8 * BLOCK).zip(out.chunks_mut(8 * BLOCK)) {
-        for (lane, c) in batch.iter_mut().zip(ct.chunks_exact(BLOCK)) {
+    for (p, c) in pt.iter_mut().zip(ct) {
+        p.0 = (u128::from_ne_bytes(p.0) ^ prev).to_ne_bytes();
+        prev = u128::from_ne_bytes(c.0);
+    }
+}
+
+/// The batches of [`cbc_decrypt_zero_iv_many`] waiting for their rounds.
+struct BatchGroup {
+    batches: [Block8; BATCHES],
+    keys: [&'static [Block8; 11]; BATCHES],
+    /// Per batch: the job and the index of its first block in the job's data.
+    slots: [(usize, usize); BATCHES],
+    len: usize,
+}
+
+impl BatchGroup {
+    /// Queues up to 8 ciphertext blocks of `job` starting at its block `first`.
+    fn add(&mut self, cipher: KmsCipher, job: usize, first: usize, chunk: &[u8]) {
+        let (Some(batch), Some(key), Some(slot)) = (
+            self.batches.get_mut(self.len),
+            self.keys.get_mut(self.len),
+            self.slots.get_mut(self.len),
+        ) else {
+            return;
+        };
+        for (lane, c) in batch.iter_mut().zip(chunk.chunks_exact(BLOCK)) {
             lane.copy_from_slice(c);
         }
-        decrypt8_with(dec8, &mut batch);
-        for ((lane, c), p) in batch
-            .iter()
-            .zip(ct.chunks_exact(BLOCK))
-            .zip(pt.chunks_exact_mut(BLOCK))
-        {
-            let Ok(c) = <[u8; BLOCK]>::try_from(c) else {
-                break;
+        *key = cipher.dec8();
+        *slot = (job, first);
+        self.len += 1;
+    }
+
+    /// Decrypts the queued batches and writes their plaintexts (decrypted block ⊕ previous
+    /// ciphertext block, or the zero IV) into the jobs' outputs; empties the group.
+    fn run(&mut self, jobs: &mut [CbcJob<'_>]) {
+        let n = std::mem::take(&mut self.len);
+        match n {
+            1 => run_n::<1>(&self.keys, &mut self.batches),
+            2 => run_n::<2>(&self.keys, &mut self.batches),
+            3 => run_n::<3>(&self.keys, &mut self.batches),
+            4 => run_n::<4>(&self.keys, &mut self.batches),
+            _ => return,
+        }
+        for (batch, &(job, first)) in self.batches.iter().zip(&self.slots).take(n) {
+            let Some(CbcJob { data, out, .. }) = jobs.get_mut(job) else {
+                continue;
             };
-            p.copy_from_slice(&(u128::from_ne_bytes(lane.0) ^ prev).to_ne_bytes());
-            prev = u128::from_ne_bytes(c);
+            let start = first * BLOCK;
+            // The ciphertext block before each block of the batch (the zero IV before block 0).
+            let mut prev = match first.checked_sub(1) {
+                Some(p) => arr16(data, p * BLOCK),
+                None => 0,
+            };
+            let ct = data.get(start..).unwrap_or(&[]);
+            let pt = out.get_mut(start..).unwrap_or(&mut []);
+            for ((lane, c), p) in batch
+                .iter()
+                .zip(ct.chunks_exact(BLOCK))
+                .zip(pt.chunks_exact_mut(BLOCK))
+            {
+                p.copy_from_slice(&(u128::from_ne_bytes(lane.0) ^ prev).to_ne_bytes());
+                prev = arr16(c, 0);
+            }
         }
     }
-    Ok(())
+}
+
+/// [`decrypt_batches`] of the first `N` batches.
+#[inline(always)]
+fn run_n<const N: usize>(keys: &[&'static [Block8; 11]; BATCHES], batches: &mut [Block8; BATCHES]) {
+    if let (Some(k), Some(b)) = (keys.first_chunk::<N>(), batches.first_chunk_mut::<N>()) {
+        decrypt_batches(*k, b);
+    }
+}
+
+/// The 16 bytes at `off` as one integer (zero when out of range), for the chaining XOR: one
+/// operation per block rather than sixteen byte operations.
+#[inline(always)]
+fn arr16(b: &[u8], off: usize) -> u128 {
+    b.get(off..off.wrapping_add(BLOCK))
+        .and_then(|s| <[u8; BLOCK]>::try_from(s).ok())
+        .map_or(0, u128::from_ne_bytes)
 }
 
 /// Encrypts one block in place with Rijndael-160 under [`V4_KEY`] (§2.4, 11 rounds).
@@ -483,38 +625,162 @@ pub fn v4_mac(msg: &[u8]) -> [u8; 16] {
     v4_mac_from(state, msg, 0).0
 }
 
-/// [`v4_mac`] of two messages at once: `(v4_mac(a), v4_mac(b))`. A CBC-MAC is one chain of
-/// dependent rounds, so the request and response MACs of a v4 call run side by side in two lanes
-/// of the parallel round function while both have blocks left (about a sixth less time than one
-/// after the other).
-pub fn v4_mac_pair(a: &[u8], b: &[u8]) -> ([u8; 16], [u8; 16]) {
-    let msgs = [a, b];
-    let n = msgs.map(|m| m.len() / BLOCK + 1);
-    let both = n[0].min(n[1]);
-    let mut lanes: Block8 = ZERO_BLOCK8;
-    for (lane, msg) in lanes.iter_mut().zip(msgs) {
-        *lane = v4_mac_block(msg, 0);
-        xor_block(lane, &V4_ENC[0]);
-    }
-    for j in 1..=both {
-        for k in &V4_ENC8[1..11] {
-            cipher_round_par(&mut lanes, k);
+/// One v4 MAC being checked by [`v4_mac_check_pair`]: a forward chain over the first blocks and
+/// a backward one from the wire value over the others.
+struct MacMeet<'m> {
+    msg: &'m [u8],
+    /// Blocks of the MAC input (`msg.len() / 16 + 1`).
+    n: usize,
+    /// Blocks taken by the forward chain (the first `k`); the backward chain takes the rest.
+    k: usize,
+    /// Forward chain: chain value ⊕ next block ⊕ first round key (then, after `k` blocks, the
+    /// chain value itself).
+    fwd: Block,
+    /// Backward chain: chain value ⊕ last round key (then, after `n - k` blocks, the chain value
+    /// itself).
+    bwd: Block,
+}
+
+impl<'m> MacMeet<'m> {
+    fn new(msg: &'m [u8], wire: &[u8; 16]) -> MacMeet<'m> {
+        let n = msg.len() / BLOCK + 1;
+        // The backward block costs two more InvMixColumns than the forward one: the forward chain
+        // takes the odd block.
+        let k = n.div_ceil(2);
+        let mut fwd = v4_mac_block(msg, 0);
+        xor_block(&mut fwd, &V4_ENC[0]);
+        let mut bwd = Array(*wire);
+        if k < n {
+            xor_block(&mut bwd, &V4_DEC[11]);
         }
-        cipher_round_par(&mut lanes, &ZERO_BLOCK8);
-        for ((lane, msg), n) in lanes.iter_mut().zip(msgs).zip(n) {
-            inv_mix_columns(lane);
-            xor_block(lane, &v4_mac_fold(msg, j, n));
+        MacMeet {
+            msg,
+            n,
+            k,
+            fwd,
+            bwd,
         }
     }
-    (
-        v4_mac_from(lanes[0], a, both).0,
-        v4_mac_from(lanes[1], b, both).0,
-    )
+
+    /// What is XORed into the backward chain after decrypting into block `i`: the first round
+    /// key, message block `i`, and (unless `i == k`, the end) the last round key.
+    fn bwd_fold(&self, i: usize) -> Block {
+        let mut x = V4_DEC[0];
+        xor_block(&mut x, &v4_mac_block(self.msg, i));
+        if i > self.k {
+            xor_block(&mut x, &V4_DEC[11]);
+        }
+        x
+    }
+}
+
+/// Checks the v4 MACs (§2.5) of two messages against their wire values and returns the MACs of
+/// the messages: `(v4_mac(a), v4_mac(b))`.
+///
+/// A CBC-MAC is a chain of dependent block encryptions, whose latency is the cost. The cipher is
+/// a permutation, so the chain from the zero IV reaches the wire value exactly when it meets, at
+/// a middle block, the chain decrypted back from the wire value (`c[i-1] = D(c[i]) ⊕ m[i]`): both
+/// halves run side by side, four independent chains for the two messages, every block processed
+/// once. When they meet, the MAC is the wire value; when they do not (a tampered message, rare),
+/// the MAC is computed in full, forward.
+pub fn v4_mac_check_pair(
+    a: &[u8],
+    wire_a: &[u8; 16],
+    b: &[u8],
+    wire_b: &[u8; 16],
+) -> ([u8; 16], [u8; 16]) {
+    let mut m = [MacMeet::new(a, wire_a), MacMeet::new(b, wire_b)];
+    let steps = m.iter().map(|c| c.k.max(c.n - c.k)).max().unwrap_or(0);
+    for s in 0..steps {
+        // Which chains still have a block (branches that stay put for whole steps).
+        let f = m.each_ref().map(|c| s < c.k);
+        let g = m.each_ref().map(|c| s < c.n - c.k);
+        for r in 1..11 {
+            for (c, _) in m.iter_mut().zip(f).filter(|x| x.1) {
+                cipher_round(&mut c.fwd, &V4_ENC[r]);
+            }
+            for (c, _) in m.iter_mut().zip(g).filter(|x| x.1) {
+                equiv_inv_cipher_round(&mut c.bwd, &V4_DEC[11 - r]);
+            }
+        }
+        // Final rounds have no (Inv)MixColumns: AESENC / AESDEC with a zero key, then undo it.
+        for (c, _) in m.iter_mut().zip(f).filter(|x| x.1) {
+            cipher_round(&mut c.fwd, &ZERO_BLOCK);
+            inv_mix_columns(&mut c.fwd);
+            let x = v4_mac_fold(c.msg, s + 1, c.k);
+            xor_block(&mut c.fwd, &x);
+        }
+        for (c, _) in m.iter_mut().zip(g).filter(|x| x.1) {
+            equiv_inv_cipher_round(&mut c.bwd, &ZERO_BLOCK);
+            mix_columns(&mut c.bwd);
+            let x = c.bwd_fold(c.n - 1 - s);
+            xor_block(&mut c.bwd, &x);
+        }
+    }
+    let [ra, rb] = m.map(|c| if c.fwd == c.bwd { None } else { Some(c.msg) });
+    (ra.map_or(*wire_a, v4_mac), rb.map_or(*wire_b, v4_mac))
+}
+
+/// [`v4_mac_check_pair`] of one message: `v4_mac(msg)`, found by checking it against `wire`.
+pub fn v4_mac_check(msg: &[u8], wire: &[u8; 16]) -> [u8; 16] {
+    // The second chain (one block) runs beside the first for free.
+    v4_mac_check_pair(msg, wire, &[], &[0; 16]).0
+}
+
+/// The SHA-256 initial hash value (FIPS 180-4 §5.3.3).
+const SHA256_IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+/// SHA-256 block size in bytes.
+const SHA256_BLOCK: usize = 64;
+
+/// Finishes a SHA-256 whose `state` has absorbed `done` whole blocks with the bytes of `msg`:
+/// its whole blocks straight from the slice, then the rest with the padding of FIPS 180-4 §5.1.1
+/// (`0x80`, zeros, the bit length big-endian) in one or two blocks on the stack.
+///
+/// The messages hashed here are short (a 16-byte R, a 232-byte HMAC input): on the raw
+/// compression function, a hash costs its compressions and little else, where the buffered
+/// `Digest` and `Hmac` types copied every byte through their block buffer, cloned the keyed HMAC
+/// state per message and re-encoded it between the inner and outer hash.
+fn sha256_finish(mut state: [u32; 8], done: u64, msg: &[u8]) -> [u8; 32] {
+    let (blocks, rest) = msg.as_chunks::<SHA256_BLOCK>();
+    compress256(&mut state, blocks);
+    let bits = done
+        .wrapping_mul(SHA256_BLOCK as u64)
+        .wrapping_add(msg.len() as u64)
+        .wrapping_mul(8);
+    let mut tail = [[0u8; SHA256_BLOCK]; 2];
+    // The 0x80 byte and the 8-byte length after the rest: one block if they fit, else two.
+    let n = if rest.len() < SHA256_BLOCK - 8 { 1 } else { 2 };
+    let flat = tail.as_flattened_mut();
+    if let Some(head) = flat.get_mut(..rest.len()) {
+        head.copy_from_slice(rest);
+    }
+    if let Some(b) = flat.get_mut(rest.len()) {
+        *b = 0x80;
+    }
+    if let Some(len) = flat.get_mut(n * SHA256_BLOCK - 8..n * SHA256_BLOCK) {
+        len.copy_from_slice(&bits.to_be_bytes());
+    }
+    compress256(&mut state, tail.get(..n).unwrap_or(&[]));
+    let mut out = [0u8; 32];
+    for (o, w) in out.chunks_exact_mut(4).zip(state) {
+        o.copy_from_slice(&w.to_be_bytes());
+    }
+    out
 }
 
 /// SHA-256 (used for the v5/v6 `Hash` field and the v6 HMAC key).
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    Sha256::digest(data).into()
+    sha256_finish(SHA256_IV, 0, data)
 }
 
 /// The v6 HMAC time slot T of §2.7 for a ClientRequestTime FILETIME.
@@ -526,62 +792,77 @@ pub fn v6_time_slot(client_time: u64) -> u64 {
 
 /// The v6 HMAC key of §2.7: bytes 16..32 of SHA-256(T as 8 little-endian bytes).
 pub fn v6_hmac_key(client_time: u64) -> [u8; 16] {
-    let h = sha256(&v6_time_slot(client_time).to_le_bytes());
+    slot_key(v6_time_slot(client_time))
+}
+
+fn slot_key(slot: u64) -> [u8; 16] {
+    let h = sha256(&slot.to_le_bytes());
     let mut k = [0u8; 16];
     k.copy_from_slice(&h[16..32]);
     k
 }
 
-/// The HMAC key of one time slot with the HMAC state already keyed (inner and outer pads
-/// absorbed), so that a message costs only its own SHA-256 blocks.
-#[derive(Clone)]
+/// The HMAC key of one time slot with the SHA-256 states after its inner and outer pad blocks
+/// (RFC 2104), so that a message costs only its own blocks and one outer block.
+#[derive(Clone, Copy)]
 struct V6HmacSlot {
     slot: u64,
     key: [u8; 16],
-    mac: Hmac<Sha256>,
+    inner: [u32; 8],
+    outer: [u32; 8],
 }
 
 impl V6HmacSlot {
-    fn new(slot: u64) -> Option<V6HmacSlot> {
-        let h = sha256(&slot.to_le_bytes());
-        let mut key = [0u8; 16];
-        key.copy_from_slice(&h[16..32]);
-        // HMAC accepts keys of any length, so this never fails.
-        let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).ok()?;
-        Some(V6HmacSlot { slot, key, mac })
+    fn new(slot: u64) -> V6HmacSlot {
+        let key = slot_key(slot);
+        let pad = |x: u8| {
+            let mut b = [x; SHA256_BLOCK];
+            for (b, k) in b.iter_mut().zip(key) {
+                *b ^= k;
+            }
+            let mut state = SHA256_IV;
+            compress256(&mut state, &[b]);
+            state
+        };
+        V6HmacSlot {
+            slot,
+            key,
+            inner: pad(0x36),
+            outer: pad(0x5c),
+        }
+    }
+
+    /// HMAC-SHA256 of `msg` under this slot's key.
+    fn mac(&self, msg: &[u8]) -> [u8; 32] {
+        sha256_finish(self.outer, 1, &sha256_finish(self.inner, 1, msg))
     }
 }
 
 thread_local! {
     /// The keyed HMAC of the last time slot seen on this thread. A slot spans about 4.1 hours
     /// (`V6_HMAC_C1` × 100 ns), so consecutive responses nearly always share it; re-deriving the
-    /// key and re-absorbing the pads per message cost three of the eight SHA-256 blocks of a
-    /// response check.
-    static V6_HMAC_CACHE: std::cell::RefCell<Option<V6HmacSlot>> =
-        const { std::cell::RefCell::new(None) };
+    /// key and the pad states per message cost three of the eight SHA-256 blocks of a response
+    /// check.
+    static V6_HMAC_CACHE: std::cell::Cell<Option<V6HmacSlot>> =
+        const { std::cell::Cell::new(None) };
 }
 
-/// Runs `f` on the keyed HMAC state of `client_time`'s slot (cached per thread).
-fn with_v6_slot<R>(client_time: u64, f: impl FnOnce(&V6HmacSlot) -> R) -> Option<R> {
+/// The keyed HMAC state of `client_time`'s slot (cached per thread).
+fn v6_slot(client_time: u64) -> V6HmacSlot {
     let slot = v6_time_slot(client_time);
-    V6_HMAC_CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.as_ref().is_none_or(|s| s.slot != slot) {
-            *c = V6HmacSlot::new(slot);
+    V6_HMAC_CACHE.with(|c| match c.get() {
+        Some(s) if s.slot == slot => s,
+        _ => {
+            let s = V6HmacSlot::new(slot);
+            c.set(Some(s));
+            s
         }
-        c.as_ref().map(f)
     })
 }
 
 /// Full HMAC-SHA256 of `msg` under the v6 key for `client_time`. The wire carries bytes 16..32.
 pub fn v6_hmac_full(client_time: u64, msg: &[u8]) -> [u8; 32] {
-    // Degrade to zeros rather than panic (cannot happen: HMAC takes keys of any length).
-    with_v6_slot(client_time, |s| {
-        let mut mac = s.mac.clone();
-        mac.update(msg);
-        mac.finalize().into_bytes().into()
-    })
-    .unwrap_or([0u8; 32])
+    v6_slot(client_time).mac(msg)
 }
 
 /// The 16-byte v6 HMAC field value (second half of HMAC-SHA256), §2.7.
@@ -591,15 +872,11 @@ pub fn v6_hmac(client_time: u64, msg: &[u8]) -> [u8; 16] {
 
 /// [`v6_hmac_key`] and [`v6_hmac`] in one call, from one cached slot.
 pub fn v6_hmac_with_key(client_time: u64, msg: &[u8]) -> ([u8; 16], [u8; 16]) {
-    with_v6_slot(client_time, |s| {
-        let mut mac = s.mac.clone();
-        mac.update(msg);
-        let full: [u8; 32] = mac.finalize().into_bytes().into();
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&full[16..32]);
-        (s.key, out)
-    })
-    .unwrap_or_else(|| (v6_hmac_key(client_time), [0u8; 16]))
+    let s = v6_slot(client_time);
+    let full = s.mac(msg);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[16..32]);
+    (s.key, out)
 }
 
 #[cfg(test)]
@@ -698,19 +975,135 @@ mod tests {
     }
 
     #[test]
-    fn v4_mac_pair_matches_two_macs() {
+    fn v4_mac_check_finds_the_mac_whether_or_not_the_wire_matches() {
         let m: Vec<u8> = (0..300u32).map(|i| (i * 37 + 11) as u8).collect();
-        for la in [0usize, 1, 15, 16, 17, 142, 144, 236, 300] {
+        for la in [
+            0usize, 1, 15, 16, 17, 31, 32, 33, 47, 48, 142, 144, 236, 300,
+        ] {
             for lb in [0usize, 12, 16, 31, 32, 144, 236] {
                 let (a, b) = (&m[..la], &m[m.len() - lb..]);
-                assert_eq!(v4_mac_pair(a, b), (v4_mac(a), v4_mac(b)), "{la} {lb}");
+                let (ma, mb) = (v4_mac(a), v4_mac(b));
+                let mut bad_a = ma;
+                bad_a[la % 16] ^= 1 << (la % 8);
+                let mut bad_b = mb;
+                bad_b[15 - lb % 16] ^= 0x80;
+                for (wa, wb) in [
+                    (ma, mb),
+                    (bad_a, mb),
+                    (ma, bad_b),
+                    (bad_a, bad_b),
+                    ([0; 16], [0; 16]),
+                ] {
+                    assert_eq!(v4_mac_check_pair(a, &wa, b, &wb), (ma, mb), "{la} {lb}");
+                }
+                assert_eq!(v4_mac_check(a, &ma), ma);
+                assert_eq!(v4_mac_check(a, &bad_a), ma);
             }
+        }
+        // Random messages of every length up to 20 blocks, right and wrong wire values.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for len in 0..=320usize {
+            let msg: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let mac = v4_mac(&msg);
+            assert_eq!(v4_mac_check(&msg, &mac), mac, "{len}");
+            let mut wrong = mac;
+            wrong[(x % 16) as usize] ^= 1 << (x % 7);
+            assert_eq!(v4_mac_check(&msg, &wrong), mac, "{len}");
         }
     }
 
     #[test]
+    fn cbc_many_matches_one_message_at_a_time() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut bytes = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        };
+        for (la, lb, lc) in [
+            (0, 0, 0),
+            (16, 0, 16),
+            (256, 256, 0),
+            (256, 224, 48),
+            (128, 144, 16),
+            (16, 512, 80),
+            (736, 16, 272),
+        ] {
+            let ins = [bytes(la), bytes(lb), bytes(lc)];
+            let ciphers = [KmsCipher::V6, KmsCipher::V5, KmsCipher::V6];
+            let want: Vec<Vec<u8>> = ins
+                .iter()
+                .zip(ciphers)
+                .map(|(d, c)| {
+                    let mut o = vec![0u8; d.len()];
+                    let mut prev = [0u8; 16];
+                    for (cb, ob) in d.chunks_exact(16).zip(o.chunks_exact_mut(16)) {
+                        let mut blk: [u8; 16] = cb.try_into().unwrap();
+                        c.decrypt_block(&mut blk);
+                        for i in 0..16 {
+                            ob[i] = blk[i] ^ prev[i];
+                        }
+                        prev = cb.try_into().unwrap();
+                    }
+                    o
+                })
+                .collect();
+            let mut outs = [vec![0u8; la], vec![0u8; lb + 5], vec![0u8; lc]];
+            let [o0, o1, o2] = &mut outs;
+            let mut jobs = [
+                CbcJob {
+                    cipher: ciphers[0],
+                    data: &ins[0],
+                    out: o0,
+                },
+                CbcJob {
+                    cipher: ciphers[1],
+                    data: &ins[1],
+                    out: o1,
+                },
+                CbcJob {
+                    cipher: ciphers[2],
+                    data: &ins[2],
+                    out: o2,
+                },
+            ];
+            cbc_decrypt_zero_iv_many(&mut jobs).unwrap();
+            assert_eq!(outs[0], want[0], "{la}");
+            assert_eq!(outs[1][..lb], want[1][..], "{lb}");
+            assert_eq!(outs[2], want[2], "{lc}");
+        }
+        let (mut o1, mut o2) = ([0u8; 32], [0u8; 16]);
+        let mut jobs = [
+            CbcJob {
+                cipher: KmsCipher::V5,
+                data: &[0u8; 32],
+                out: &mut o1,
+            },
+            CbcJob {
+                cipher: KmsCipher::V5,
+                data: &[0u8; 32],
+                out: &mut o2,
+            },
+        ];
+        assert!(cbc_decrypt_zero_iv_many(&mut jobs).is_err());
+        assert_eq!(o1, [0u8; 32], "nothing written when a job is malformed");
+    }
+
+    #[test]
     fn v5_matches_aes_crate() {
-        use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt};
+        use aes::cipher::BlockCipherEncrypt;
         let reference = aes::Aes128::new(&V5_KEY.into());
         for seed in 0u8..40 {
             let block: [u8; 16] =
@@ -758,6 +1151,38 @@ mod tests {
     }
 
     #[test]
+    fn sha256_and_hmac_match_the_sha2_and_hmac_crates() {
+        use hmac::{Hmac, KeyInit, Mac};
+        use sha2::Digest;
+        let mut x = 0x6A09_E667_F3BC_C908u64;
+        let data: Vec<u8> = (0..600)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        // Every length across the one/two padding block boundary (55, 56, 63, 64) and several
+        // whole blocks.
+        for len in 0..=600 {
+            let m = &data[..len];
+            let want: [u8; 32] = sha2::Sha256::digest(m).into();
+            assert_eq!(sha256(m), want, "{len}");
+        }
+        for t in [0u64, 134_399_202_010_000_000, u64::MAX] {
+            for len in (0..=300).chain([600]) {
+                let m = &data[600 - len..];
+                let mut mac =
+                    <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&v6_hmac_key(t)).unwrap();
+                mac.update(m);
+                let want: [u8; 32] = mac.finalize().into_bytes().into();
+                assert_eq!(v6_hmac_full(t, m), want, "{t} {len}");
+            }
+        }
+    }
+
+    #[test]
     fn v6_hmac_key_from_tv6() {
         let t = 134_399_202_010_000_000u64;
         assert_eq!(v6_time_slot(t), 0x3319_385e_ce70_3a33);
@@ -775,8 +1200,9 @@ mod tests {
             u64::MAX,
             134_399_202_010_000_000,
         ] {
+            use hmac::{Hmac, KeyInit, Mac};
             let key = v6_hmac_key(t);
-            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).unwrap();
+            let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&key).unwrap();
             mac.update(&msg);
             let full: [u8; 32] = mac.finalize().into_bytes().into();
             assert_eq!(v6_hmac_full(t, &msg), full);

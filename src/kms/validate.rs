@@ -269,31 +269,93 @@ pub fn decode_request_opts(q: &[u8], keep_plaintext: bool) -> RequestDecode {
 }
 
 /// Decodes and validates both halves of a call: [`decode_request_opts`] of `q`, then
-/// [`decode_response_opts`] of the response `a`, if any. The same results; when both are v4 their
-/// two MACs are computed side by side ([`crypto::v4_mac_pair`]).
+/// [`decode_response_opts`] of the response `a`, if any. The same results, with the work of the
+/// two halves done side by side: when both are v4 their MACs are checked together
+/// ([`crypto::v4_mac_check_pair`]); when both are v5/v6 their blocks are decrypted together
+/// ([`crypto::cbc_decrypt_zero_iv_many`]).
 pub fn decode_call(
     q: &[u8],
     a: Option<&[u8]>,
     keep_plaintext: bool,
 ) -> (RequestDecode, Option<ResponseDecode>) {
-    let macs = a
-        .and_then(|a| v4_mac_inputs(q, a))
-        .map(|(q, a)| crypto::v4_mac_pair(q, a));
-    let req = match (KmsVersion::from_wire(q), macs) {
-        (Some(v), Some((mac, _))) => decode_known(q, v, keep_plaintext, Some(mac)),
-        _ => decode_request_opts(q, keep_plaintext),
+    let Some(a) = a else {
+        return (decode_request_opts(q, keep_plaintext), None);
     };
-    let resp = a.map(|a| match (KmsVersion::from_wire(a), macs) {
-        (Some(v), Some((_, mac))) => decode_response_v4(&req, v, a, Some(mac)),
-        _ => decode_response_opts(&req, a, keep_plaintext),
-    });
-    (req, resp)
+    if let Some(m) = v4_mac_inputs(q, a) {
+        let (qmac, amac) = crypto::v4_mac_check_pair(m.q, &m.q_wire, m.a, &m.a_wire);
+        let req = decode_known(q, KmsVersion::V4, keep_plaintext, Some(qmac));
+        let resp = decode_response_v4(&req, KmsVersion::V4, a, Some(amac));
+        return (req, Some(resp));
+    }
+    let qv = KmsVersion::from_wire(q).filter(|v| v.is_known() && v.major != 4);
+    if let (Some(qv), ResponseKind::Encrypted(av, acipher, act)) = (qv, classify_response(a)) {
+        let Some((qcipher, qct)) = request_ciphertext(q, qv) else {
+            return decode_call_halves(q, a, keep_plaintext);
+        };
+        let decode = |apt: &mut Vec<u8>| {
+            let mut qpt = [0u8; V5_REQUEST_PLAINTEXT_LEN];
+            apt.clear();
+            apt.resize(act.len(), 0);
+            let mut jobs = [
+                crypto::CbcJob {
+                    cipher: qcipher,
+                    data: qct,
+                    out: &mut qpt,
+                },
+                crypto::CbcJob {
+                    cipher: acipher,
+                    data: act,
+                    out: apt,
+                },
+            ];
+            if crypto::cbc_decrypt_zero_iv_many(&mut jobs).is_err() {
+                // Cannot happen: both are block aligned and their buffers fit.
+                return None;
+            }
+            let req = request_from_plaintext(q, qv, &qpt, keep_plaintext);
+            let resp = response_from_plaintext(&req, a, av, apt);
+            Some((req, resp))
+        };
+        let done = if keep_plaintext {
+            let mut apt = Vec::new();
+            decode(&mut apt).map(|(req, mut resp)| {
+                resp.plaintext = Some(apt);
+                (req, resp)
+            })
+        } else {
+            with_response_scratch(decode)
+        };
+        return match done {
+            Some((req, resp)) => (req, Some(resp)),
+            None => decode_call_halves(q, a, keep_plaintext),
+        };
+    }
+    decode_call_halves(q, a, keep_plaintext)
+}
+
+/// [`decode_call`] one half after the other.
+fn decode_call_halves(
+    q: &[u8],
+    a: &[u8],
+    keep_plaintext: bool,
+) -> (RequestDecode, Option<ResponseDecode>) {
+    let req = decode_request_opts(q, keep_plaintext);
+    let resp = decode_response_opts(&req, a, keep_plaintext);
+    (req, Some(resp))
+}
+
+/// What the v4 request and response MACs of a call cover, and their wire values.
+struct V4MacInputs<'q, 'a> {
+    q: &'q [u8],
+    q_wire: [u8; 16],
+    a: &'a [u8],
+    a_wire: [u8; 16],
 }
 
 /// The bytes the request and response MACs cover when both messages are v4 and complete (the
 /// request's base, the response's base up to its declared ePID size), as [`decode_known`] and
-/// [`decode_response_v4`] would take them; `None` otherwise.
-fn v4_mac_inputs<'q, 'a>(q: &'q [u8], a: &'a [u8]) -> Option<(&'q [u8], &'a [u8])> {
+/// [`decode_response_v4`] would take them, with the MACs that follow them; `None` otherwise.
+fn v4_mac_inputs<'q, 'a>(q: &'q [u8], a: &'a [u8]) -> Option<V4MacInputs<'q, 'a>> {
     let v4 = Some(KmsVersion::V4);
     if KmsVersion::from_wire(q) != v4 || KmsVersion::from_wire(a) != v4 {
         return None;
@@ -303,10 +365,12 @@ fn v4_mac_inputs<'q, 'a>(q: &'q [u8], a: &'a [u8]) -> Option<(&'q [u8], &'a [u8]
     }
     let epid_size = usize::try_from(message::le32(a, 4)?).ok()?;
     let base_len = epid_size.checked_add(message::BASE_RESPONSE_FIXED_LEN)?;
-    if a.len() < base_len.checked_add(16)? {
-        return None;
-    }
-    Some((q.get(..BASE_REQUEST_LEN)?, a.get(..base_len)?))
+    Some(V4MacInputs {
+        q: q.get(..BASE_REQUEST_LEN)?,
+        q_wire: arr::<16>(q, BASE_REQUEST_LEN)?,
+        a: a.get(..base_len)?,
+        a_wire: arr::<16>(a, base_len)?,
+    })
 }
 
 /// A request with a version no host supports (e.g. `vlmcs -K 7.0`): hosts refuse it, but a client
@@ -351,7 +415,9 @@ fn decode_known(
         };
         let mac = match arr::<16>(q, BASE_REQUEST_LEN) {
             Some(wire) => {
-                let computed = v4_mac.unwrap_or_else(|| crypto::v4_mac(&q[..BASE_REQUEST_LEN]));
+                let computed = v4_mac.unwrap_or_else(|| {
+                    crypto::v4_mac_check(q.get(..BASE_REQUEST_LEN).unwrap_or(&[]), &wire)
+                });
                 let m = MacCheck { wire, computed };
                 if !m.ok() {
                     push(&mut failures, failure::REQUEST_MAC);
@@ -377,10 +443,7 @@ fn decode_known(
         };
     }
 
-    let (Some(cipher), Some(ct)) = (
-        KmsCipher::for_major(version.major),
-        q.get(4..V5_REQUEST_LEN),
-    ) else {
+    let Some((cipher, ct)) = request_ciphertext(q, version) else {
         return RequestDecode::undecodable(
             Some(version),
             DecodeError::TooShort {
@@ -394,8 +457,28 @@ fn decode_known(
         // Cannot happen: 256 bytes, 16-aligned, same-size buffer.
         return RequestDecode::undecodable(Some(version), DecodeError::NotBlockAligned(ct.len()));
     }
+    request_from_plaintext(q, version, &pt, keep_plaintext)
+}
+
+/// The cipher and the 256 ciphertext bytes of a v5/v6 request (`version.major` 5 or 6); `None`
+/// when `q` is too short for them.
+fn request_ciphertext(q: &[u8], version: KmsVersion) -> Option<(KmsCipher, &[u8])> {
+    Some((
+        KmsCipher::for_major(version.major)?,
+        q.get(4..V5_REQUEST_LEN)?,
+    ))
+}
+
+/// The v5/v6 request `q` of `version` from its decrypted bytes `pt`.
+fn request_from_plaintext(
+    q: &[u8],
+    version: KmsVersion,
+    pt: &[u8; V5_REQUEST_PLAINTEXT_LEN],
+    keep_plaintext: bool,
+) -> RequestDecode {
+    let mut failures = Vec::new();
     let iv = arr::<16>(q, 4);
-    let salt = arr::<16>(&pt, 0);
+    let salt = arr::<16>(pt, 0);
     let base = pt.get(16..16 + BASE_REQUEST_LEN).unwrap_or(&[]);
     let request = message::parse_request(base).ok();
     if pt.get(16 + BASE_REQUEST_LEN..) != Some(&[4u8, 4, 4, 4][..]) {
@@ -500,6 +583,15 @@ thread_local! {
     static RESPONSE_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Runs `f` on the per-thread response decryption buffer.
+fn with_response_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    RESPONSE_SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut pt) => f(&mut pt),
+        // Re-entered on this thread (cannot happen today): fall back to a fresh buffer.
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
 /// [`decode_response`]; `keep_plaintext: false` leaves [`ResponseDecode::plaintext`] `None` and
 /// decrypts into a per-thread buffer reused across calls instead of a fresh allocation.
 pub fn decode_response_opts(req: &RequestDecode, a: &[u8], keep_plaintext: bool) -> ResponseDecode {
@@ -511,53 +603,74 @@ pub fn decode_response_opts(req: &RequestDecode, a: &[u8], keep_plaintext: bool)
         }
         return r;
     }
-    RESPONSE_SCRATCH.with(|s| match s.try_borrow_mut() {
-        Ok(mut pt) => decode_response_into(req, a, &mut pt),
-        // Re-entered on this thread (cannot happen today): fall back to a fresh buffer.
-        Err(_) => decode_response_into(req, a, &mut Vec::new()),
-    })
+    with_response_scratch(|pt| decode_response_into(req, a, pt))
+}
+
+/// A response by what its outer version and length allow.
+enum ResponseKind<'a> {
+    /// Undecodable: its outer version, if it has one, and why.
+    Undecodable(Option<KmsVersion>, DecodeError),
+    /// v4 (plaintext).
+    V4(KmsVersion),
+    /// v5/v6: version, cipher and ciphertext (at least two blocks, block aligned).
+    Encrypted(KmsVersion, KmsCipher, &'a [u8]),
+}
+
+fn classify_response(a: &[u8]) -> ResponseKind<'_> {
+    let Some(outer) = KmsVersion::from_wire(a) else {
+        let need = DecodeError::TooShort {
+            need: 4,
+            have: a.len(),
+        };
+        return ResponseKind::Undecodable(None, need);
+    };
+    if !outer.is_known() {
+        return ResponseKind::Undecodable(Some(outer), DecodeError::UnsupportedVersion(outer));
+    }
+    if outer.major == 4 {
+        return ResponseKind::V4(outer);
+    }
+    let Some(cipher) = KmsCipher::for_major(outer.major) else {
+        return ResponseKind::Undecodable(Some(outer), DecodeError::UnsupportedVersion(outer));
+    };
+    let ct = a.get(4..).unwrap_or(&[]);
+    if ct.len() < 32 {
+        let need = DecodeError::TooShort {
+            need: 4 + 32,
+            have: a.len(),
+        };
+        return ResponseKind::Undecodable(Some(outer), need);
+    }
+    if !ct.len().is_multiple_of(16) {
+        return ResponseKind::Undecodable(Some(outer), DecodeError::NotBlockAligned(ct.len()));
+    }
+    ResponseKind::Encrypted(outer, cipher, ct)
 }
 
 /// [`decode_response`] with the v5/v6 plaintext decrypted into `pt` (resized to fit) rather than
 /// into [`ResponseDecode::plaintext`], which stays `None`.
 fn decode_response_into(req: &RequestDecode, a: &[u8], pt: &mut Vec<u8>) -> ResponseDecode {
-    let Some(outer) = KmsVersion::from_wire(a) else {
-        return ResponseDecode::undecodable(
-            None,
-            DecodeError::TooShort {
-                need: 4,
-                have: a.len(),
-            },
-        );
+    let (outer, cipher, ct) = match classify_response(a) {
+        ResponseKind::Undecodable(v, e) => return ResponseDecode::undecodable(v, e),
+        ResponseKind::V4(outer) => return decode_response_v4(req, outer, a, None),
+        ResponseKind::Encrypted(outer, cipher, ct) => (outer, cipher, ct),
     };
-    if !outer.is_known() {
-        return ResponseDecode::undecodable(Some(outer), DecodeError::UnsupportedVersion(outer));
-    }
-    if outer.major == 4 {
-        return decode_response_v4(req, outer, a, None);
-    }
-    let Some(cipher) = KmsCipher::for_major(outer.major) else {
-        return ResponseDecode::undecodable(Some(outer), DecodeError::UnsupportedVersion(outer));
-    };
-    let ct = a.get(4..).unwrap_or(&[]);
-    if ct.len() < 32 {
-        return ResponseDecode::undecodable(
-            Some(outer),
-            DecodeError::TooShort {
-                need: 4 + 32,
-                have: a.len(),
-            },
-        );
-    }
-    if ct.len() % 16 != 0 {
-        return ResponseDecode::undecodable(Some(outer), DecodeError::NotBlockAligned(ct.len()));
-    }
     pt.clear();
     pt.resize(ct.len(), 0);
     if let Err(_e) = crypto::cbc_decrypt_zero_iv(cipher, ct, pt) {
         return ResponseDecode::undecodable(Some(outer), DecodeError::NotBlockAligned(ct.len()));
     }
-    let pt: &[u8] = pt;
+    response_from_plaintext(req, a, outer, pt)
+}
+
+/// The v5/v6 response `a` of version `outer` from its decrypted bytes `pt` (`a.len() - 4`
+/// bytes, at least 32).
+fn response_from_plaintext(
+    req: &RequestDecode,
+    a: &[u8],
+    outer: KmsVersion,
+    pt: &[u8],
+) -> ResponseDecode {
     let mut r = ResponseDecode::empty(Some(outer));
     r.iv = arr::<16>(a, 4);
     r.server_salt = arr::<16>(pt, 0);
@@ -566,8 +679,10 @@ fn decode_response_into(req: &RequestDecode, a: &[u8], pt: &mut Vec<u8>) -> Resp
     let n = pt.len();
     let p = pt.last().copied().unwrap_or(0);
     let pad_ok = (1..=16).contains(&p)
-        && usize::from(p) <= n - 16
-        && pt[n - usize::from(p)..].iter().all(|&x| x == p);
+        && usize::from(p) <= n.saturating_sub(16)
+        && pt
+            .get(n - usize::from(p)..)
+            .is_some_and(|t| t.iter().all(|&x| x == p));
     let body_end = if pad_ok {
         r.pad_len = Some(p);
         n - usize::from(p)
@@ -693,7 +808,9 @@ fn decode_response_v4(
         Some(wire) => {
             let m = MacCheck {
                 wire,
-                computed: v4_mac.unwrap_or_else(|| crypto::v4_mac(&a[..base_len])),
+                computed: v4_mac.unwrap_or_else(|| {
+                    crypto::v4_mac_check(a.get(..base_len).unwrap_or(&[]), &wire)
+                }),
             };
             if !m.ok() {
                 push(&mut r.failures, failure::RESPONSE_MAC);
