@@ -247,7 +247,7 @@ impl Engine {
         }
         if let Some(d) = self.decoder.decode_fast(pkt) {
             // The common packet, decoded in place.
-            core.transport(&d, pkt, out);
+            core.transport(d, pkt, out);
         } else {
             match self.decoder.decode_slow(pkt) {
                 Err(a) => {
@@ -255,7 +255,7 @@ impl Engine {
                     core.anomaly(pkt.frame, pkt.ts, None, None, a.layer, a.kind, detail, out);
                 }
                 Ok(None) => {}
-                Ok(Some(d)) => core.transport(&d, pkt, out),
+                Ok(Some(d)) => core.transport(d, pkt, out),
             }
         }
         if self.decoder.has_queued_anomalies() {
@@ -507,18 +507,19 @@ impl Core {
 
     /// A decoded packet to the TCP or UDP handling. Inlined into [`Engine::packet`], which decodes
     /// the common packet in place: the flow key is built there from the decoded addresses while
-    /// they are still in registers. Built from a `Decoded` written to memory, the key's wide
-    /// loads of the addresses would each wait for the narrow stores that wrote them (failed
-    /// store forwarding; about 5% of the TCP path natively).
+    /// they are still in registers, and only the TCP header fields go through memory (as a
+    /// copy of its own, so that the rest of `d` need not be written). Built from a `Decoded` in
+    /// memory, the key's wide loads of the addresses waited for the narrow stores that wrote
+    /// them (failed store forwarding: the hottest instructions of the TCP path natively).
     #[inline(always)]
-    fn transport(&mut self, d: &Decoded<'_>, pkt: &RawPacket<'_>, out: &mut dyn FnMut(&Event)) {
-        match &d.transport {
+    fn transport(&mut self, d: Decoded<'_>, pkt: &RawPacket<'_>, out: &mut dyn FnMut(&Event)) {
+        match d.transport {
             Transport::Tcp(seg) => {
                 let (key, src_is_lo) =
                     FlowKey::with_side((d.src, seg.src_port), (d.dst, seg.dst_port));
-                self.tcp(&key, src_is_lo, seg, pkt.frame, pkt.ts, out);
+                self.tcp(&key, src_is_lo, &seg, pkt.frame, pkt.ts, out);
             }
-            Transport::Udp(u) => self.udp(d.src, d.dst, u, pkt.frame, pkt.ts, out),
+            Transport::Udp(u) => self.udp(d.src, d.dst, &u, pkt.frame, pkt.ts, out),
             Transport::Other { .. } => {}
         }
     }
