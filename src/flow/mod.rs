@@ -249,18 +249,24 @@ pub struct Handshake {
 }
 
 /// A TCP connection being tracked; `A` is the application state (set by the engine).
+///
+/// Laid out in declaration order (`repr(C)`), what every packet reads first: in a table entry,
+/// after the 40-byte key, what a packet without data reads (`watched`, `last_ts`, the variant of
+/// `app`) lies within the entry's first 64 bytes, so that such a packet touches at most two
+/// cache lines of the entry (these fields spread over 150 bytes, three or four lines).
 #[derive(Debug)]
+#[repr(C)]
 pub struct Flow<A> {
-    pub client: Endpoint,
-    pub server: Endpoint,
-    pub last_ts: Ts,
-    pub hs: Handshake,
     /// True when the server port is one the engine watches for connection outcomes (KMS ports,
     /// SRV-advertised ports).
     pub watched: bool,
     /// The client is the lower endpoint of the flow's key ([`FlowKey::is_lo`]).
     pub client_is_lo: bool,
+    pub last_ts: Ts,
     pub app: A,
+    pub hs: Handshake,
+    pub client: Endpoint,
+    pub server: Endpoint,
 }
 
 impl<A> Flow<A> {
@@ -607,6 +613,21 @@ mod tests {
     fn a_key_stays_compact() {
         // The table's memory bounds (see MAX_SYN_ONLY) assume 40-byte keys.
         assert_eq!(std::mem::size_of::<FlowKey>(), 40);
+    }
+
+    #[test]
+    fn a_flow_entry_keeps_its_hot_fields_together() {
+        // See `Flow`: the key, then what a packet without data reads, within 64 bytes.
+        type Entry = (FlowKey, Flow<[usize; 2]>);
+        let e = std::mem::offset_of!(Entry, 1);
+        assert!(
+            std::mem::offset_of!(Entry, 0) == 0 && e == 40,
+            "the key first: {e}"
+        );
+        let f = |o: usize| e + o;
+        assert_eq!(f(std::mem::offset_of!(Flow<[usize; 2]>, watched)), 40);
+        assert_eq!(f(std::mem::offset_of!(Flow<[usize; 2]>, last_ts)), 48);
+        assert_eq!(f(std::mem::offset_of!(Flow<[usize; 2]>, app)) + 16, 72);
     }
 
     #[test]
