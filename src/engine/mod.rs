@@ -21,7 +21,7 @@ use crate::decode::{Decoded, Decoder, TcpSegment, Transport, UdpDatagram};
 use crate::dns::{self, DnsTracker};
 use crate::event::{self, Anomaly, Body, Endpoint, Event, Hresult, KmsCall, RpcInfo, Summary};
 use crate::flow::stream::{SegmentOutcome, Stream};
-use crate::flow::{Flow, FlowKey, FlowTable, FxMap, Handshake};
+use crate::flow::{Flow, FlowKey, FlowTable, FxMap, Handshake, HashedKey};
 use crate::kms;
 use crate::time::Ts;
 
@@ -256,7 +256,7 @@ impl Engine {
         }
         if let Some(d) = self.decoder.decode_fast(pkt) {
             // The common packet, decoded in place.
-            core.transport(&d, pkt, out);
+            core.transport(d, pkt, out);
         } else {
             match self.decoder.decode_slow(pkt) {
                 Err(a) => {
@@ -264,7 +264,7 @@ impl Engine {
                     core.anomaly(pkt.frame, pkt.ts, None, None, a.layer, a.kind, detail, out);
                 }
                 Ok(None) => {}
-                Ok(Some(d)) => core.transport(&d, pkt, out),
+                Ok(Some(d)) => core.transport(d, pkt, out),
             }
         }
         if self.decoder.has_queued_anomalies() {
@@ -517,12 +517,21 @@ impl Core {
         self.dns_buf = ex;
     }
 
-    /// A decoded packet to the TCP or UDP handling.
-    #[inline]
-    fn transport(&mut self, d: &Decoded<'_>, pkt: &RawPacket<'_>, out: &mut dyn FnMut(&Event)) {
-        match &d.transport {
-            Transport::Tcp(seg) => self.tcp(d.src, d.dst, seg, pkt.frame, pkt.ts, out),
-            Transport::Udp(u) => self.udp(d.src, d.dst, u, pkt.frame, pkt.ts, out),
+    /// A decoded packet to the TCP or UDP handling. Inlined into [`Engine::packet`], which decodes
+    /// the common packet in place: the flow key is built there from the decoded addresses while
+    /// they are still in registers, and only the TCP header fields go through memory (as a
+    /// copy of its own, so that the rest of `d` need not be written). Built from a `Decoded` in
+    /// memory, the key's wide loads of the addresses waited for the narrow stores that wrote
+    /// them (failed store forwarding: the hottest instructions of the TCP path natively).
+    #[inline(always)]
+    fn transport(&mut self, d: Decoded<'_>, pkt: &RawPacket<'_>, out: &mut dyn FnMut(&Event)) {
+        match d.transport {
+            Transport::Tcp(seg) => {
+                let (key, src_is_lo) =
+                    FlowKey::with_side((d.src, seg.src_port), (d.dst, seg.dst_port));
+                self.tcp(&key, src_is_lo, &seg, pkt.frame, pkt.ts, out);
+            }
+            Transport::Udp(u) => self.udp(d.src, d.dst, &u, pkt.frame, pkt.ts, out),
             Transport::Other { .. } => {}
         }
     }
@@ -530,20 +539,23 @@ impl Core {
     // ---------------------------------------------------------------------------------------
     // TCP
 
+    /// A TCP segment of the connection `key`, sent by the key's lower endpoint when `src_is_lo`
+    /// (as [`FlowKey::with_side`] says). Not inlined: [`Core::transport`] is inlined at two
+    /// places of [`Engine::packet`].
+    #[inline(never)]
     fn tcp(
         &mut self,
-        src: IpAddr,
-        dst: IpAddr,
+        key: &FlowKey,
+        src_is_lo: bool,
         seg: &TcpSegment<'_>,
         frame: u64,
         ts: Ts,
         out: &mut dyn FnMut(&Event),
     ) {
-        let s = (src, seg.src_port);
-        let d = (dst, seg.dst_port);
-        let (key, src_is_lo) = FlowKey::with_side(s, d);
+        // The key is hashed once for whatever the packet does to the flow table.
+        let hk = self.flows.hashed(*key);
         // One table lookup per packet of a known connection (the common case).
-        let flow = match self.flows.get_mut(&key) {
+        let flow = match self.flows.get_mut(&hk) {
             Some(flow) => flow,
             None => {
                 // A lone SYN opens no flow yet: the table keeps a compact entry while the
@@ -551,21 +563,28 @@ impl Core {
                 // crate::flow).
                 let bare = !seg.rst && !seg.fin && seg.payload.is_empty();
                 if bare && seg.syn && !seg.ack_flag {
-                    let watched = self.is_watched(d.1);
-                    if self.flows.on_lone_syn(key, s, seg.seq, frame, ts, watched) {
+                    let watched = self.is_watched(seg.dst_port);
+                    if self
+                        .flows
+                        .on_lone_syn(&hk, src_is_lo, seg.seq, frame, ts, watched)
+                    {
                         return;
                     }
                 }
-                if bare && seg.syn && seg.ack_flag && self.flows.on_syn_ack(key, s, seg.seq, ts) {
+                if bare
+                    && seg.syn
+                    && seg.ack_flag
+                    && self.flows.on_syn_ack(&hk, src_is_lo, seg.seq, ts)
+                {
                     return;
                 }
-                match self.flows.promote(&key, || App::Probing) {
+                match self.flows.promote(&hk, || App::Probing) {
                     Some(flow) => flow,
                     None => {
-                        if !self.new_flow(key, s, d, seg, frame, ts) {
+                        if !self.new_flow(&hk, src_is_lo, seg, frame, ts) {
                             return;
                         }
-                        let Some(flow) = self.flows.get_mut(&key) else {
+                        let Some(flow) = self.flows.get_mut(&hk) else {
                             return;
                         };
                         flow
@@ -860,7 +879,7 @@ impl Core {
         }
         self.process_rpc_events(client, server, out);
         if let Some(reason) = close
-            && let Some(f) = self.flows.remove(&key)
+            && let Some(f) = self.flows.remove(&hk)
         {
             self.close_flow(f, reason, frame, ts, out);
         }
@@ -870,9 +889,8 @@ impl Core {
     /// not start anything worth tracking.
     fn new_flow(
         &mut self,
-        key: FlowKey,
-        s: (IpAddr, u16),
-        d: (IpAddr, u16),
+        hk: &HashedKey,
+        src_is_lo: bool,
         seg: &TcpSegment<'_>,
         frame: u64,
         ts: Ts,
@@ -882,6 +900,12 @@ impl Core {
         if seg.rst || (seg.payload.is_empty() && !seg.syn && !seg.fin) {
             return false;
         }
+        let key = hk.key();
+        let (s, d) = if src_is_lo {
+            (key.lo(), key.hi())
+        } else {
+            (key.hi(), key.lo())
+        };
         // Who is the client: the SYN sender; else the side not on a KMS/watched port; else, for
         // DCE/RPC, the sender of a client PDU type; else the higher port.
         let (client, server) = if seg.syn && !seg.ack_flag {
@@ -920,7 +944,7 @@ impl Core {
             client_is_lo: key.is_lo(client),
             app: App::Probing,
         };
-        self.flows.insert(key, flow).is_ok()
+        self.flows.insert(hk, flow).is_ok()
     }
 
     fn close_flow(

@@ -16,8 +16,10 @@
 pub mod stream;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::net::IpAddr;
+
+use hashbrown::HashTable;
 
 use crate::Direction;
 use crate::event::Endpoint;
@@ -163,8 +165,25 @@ impl Hash for FlowKey {
 /// The hash of the flow tables: foldhash with a seed chosen per table at run time. Flow keys
 /// come from the wire, so a fixed hash (such as Fx) would let a capture choose keys that all
 /// collide and make every lookup walk the whole table; foldhash is as cheap on these keys
-/// (one folded multiply for an IPv4 key).
+/// (one folded multiply for an IPv4 key). Both tables of a [`FlowTable`] share one seed, so that
+/// one hash of a packet's key ([`HashedKey`]) serves both.
 type FlowHash = foldhash::fast::RandomState;
+
+/// A flow key with its hash in the tables of one [`FlowTable`] ([`FlowTable::hashed`]): a packet's
+/// key is hashed once, whatever the packet does to the tables (look up its flow, then record a SYN,
+/// promote a handshake entry, create or remove a flow).
+#[derive(Clone, Copy, Debug)]
+pub struct HashedKey {
+    key: FlowKey,
+    hash: u64,
+}
+
+impl HashedKey {
+    /// The key.
+    pub fn key(&self) -> &FlowKey {
+        &self.key
+    }
+}
 
 /// FxHash-style hasher, for small tables whose keys the input does not choose (the engine's
 /// anomaly counters, keyed by `&'static str`). The flow tables, keyed by what the wire says, use
@@ -230,18 +249,24 @@ pub struct Handshake {
 }
 
 /// A TCP connection being tracked; `A` is the application state (set by the engine).
+///
+/// Laid out in declaration order (`repr(C)`), what every packet reads first: in a table entry,
+/// after the 40-byte key, what a packet without data reads (`watched`, `last_ts`, the variant of
+/// `app`) lies within the entry's first 64 bytes, so that such a packet touches at most two
+/// cache lines of the entry (these fields spread over 150 bytes, three or four lines).
 #[derive(Debug)]
+#[repr(C)]
 pub struct Flow<A> {
-    pub client: Endpoint,
-    pub server: Endpoint,
-    pub last_ts: Ts,
-    pub hs: Handshake,
     /// True when the server port is one the engine watches for connection outcomes (KMS ports,
     /// SRV-advertised ports).
     pub watched: bool,
     /// The client is the lower endpoint of the flow's key ([`FlowKey::is_lo`]).
     pub client_is_lo: bool,
+    pub last_ts: Ts,
     pub app: A,
+    pub hs: Handshake,
+    pub client: Endpoint,
+    pub server: Endpoint,
 }
 
 impl<A> Flow<A> {
@@ -291,11 +316,14 @@ impl SynOnly {
     }
 }
 
-/// The flow table.
+/// The flow table: two hash tables keyed by [`FlowKey`] (flows, and handshake-only entries),
+/// searched with the hash the caller got from [`FlowTable::hashed`].
 pub struct FlowTable<A> {
-    map: HashMap<FlowKey, Flow<A>, FlowHash>,
+    /// The hash of both tables (one seed, see [`FlowHash`]).
+    hasher: FlowHash,
+    map: HashTable<(FlowKey, Flow<A>)>,
     /// Connections seen only as client SYNs (see the module documentation).
-    syn_only: HashMap<FlowKey, SynOnly, FlowHash>,
+    syn_only: HashTable<(FlowKey, SynOnly)>,
     last_sweep: Ts,
     /// Flows refused because the table was full.
     pub refused_flows: u64,
@@ -304,12 +332,19 @@ pub struct FlowTable<A> {
 impl<A> Default for FlowTable<A> {
     fn default() -> Self {
         FlowTable {
-            map: HashMap::default(),
-            syn_only: HashMap::default(),
+            hasher: FlowHash::default(),
+            map: HashTable::new(),
+            syn_only: HashTable::new(),
             last_sweep: Ts(i64::MIN),
             refused_flows: 0,
         }
     }
+}
+
+/// The test of a table entry for `key` (for the tables' `find`).
+#[inline]
+fn is_key<V>(key: &FlowKey) -> impl Fn(&(FlowKey, V)) -> bool + '_ {
+    move |(k, _)| k == key
 }
 
 impl<A> FlowTable<A> {
@@ -322,23 +357,31 @@ impl<A> FlowTable<A> {
         self.map.is_empty() && self.syn_only.is_empty()
     }
 
-    /// A SYN without ACK and without payload from `client` for a connection that has no flow.
+    /// `key` with its hash in this table's tables, for the methods that take a [`HashedKey`].
+    #[inline]
+    pub fn hashed(&self, key: FlowKey) -> HashedKey {
+        HashedKey {
+            key,
+            hash: self.hasher.hash_one(key),
+        }
+    }
+
+    /// A SYN without ACK and without payload, from the key's lower endpoint when `client_is_lo`,
+    /// for a connection that has no flow.
     /// Records it (or counts a retransmission) as a SYN-only entry and returns true; returns false
     /// when the connection already has a SYN-only entry whose client is the other side (a
     /// simultaneous open: the caller promotes the entry and handles the packet as a flow). A SYN
     /// refused because the table is full is counted in [`FlowTable::refused_flows`] (true).
-    #[allow(clippy::too_many_arguments)]
     pub fn on_lone_syn(
         &mut self,
-        key: FlowKey,
-        client: (IpAddr, u16),
+        hk: &HashedKey,
+        client_is_lo: bool,
         isn: u32,
         frame: u64,
         ts: Ts,
         watched: bool,
     ) -> bool {
-        let client_is_lo = key.is_lo(client);
-        if let Some(e) = self.syn_only.get_mut(&key) {
+        if let Some((_, e)) = self.syn_only.find_mut(hk.hash, is_key(&hk.key)) {
             if e.client_is_lo != client_is_lo {
                 return false;
             }
@@ -351,31 +394,31 @@ impl<A> FlowTable<A> {
             self.refused_flows += 1;
             return true;
         }
-        self.syn_only.insert(
-            key,
-            SynOnly {
-                first_frame: frame,
-                first_ts: ts,
-                last_ts: ts,
-                isn,
-                server_isn: 0,
-                syns: 1,
-                syn_ack: false,
-                client_is_lo,
-                watched,
-            },
-        );
+        let entry = SynOnly {
+            first_frame: frame,
+            first_ts: ts,
+            last_ts: ts,
+            isn,
+            server_isn: 0,
+            syns: 1,
+            syn_ack: false,
+            client_is_lo,
+            watched,
+        };
+        let hasher = &self.hasher;
+        self.syn_only
+            .insert_unique(hk.hash, (hk.key, entry), |(k, _)| hasher.hash_one(k));
         true
     }
 
-    /// A SYN-ACK without payload from `server` for a connection that has no flow: recorded in its
-    /// SYN-only entry (true) when there is one whose client is the other side; false otherwise
-    /// (the caller handles the packet as a flow).
-    pub fn on_syn_ack(&mut self, key: FlowKey, server: (IpAddr, u16), isn: u32, ts: Ts) -> bool {
-        let Some(e) = self.syn_only.get_mut(&key) else {
+    /// A SYN-ACK without payload, from the key's lower endpoint when `server_is_lo`, for a
+    /// connection that has no flow: recorded in its SYN-only entry (true) when there is one whose
+    /// client is the other side; false otherwise (the caller handles the packet as a flow).
+    pub fn on_syn_ack(&mut self, hk: &HashedKey, server_is_lo: bool, isn: u32, ts: Ts) -> bool {
+        let Some((_, e)) = self.syn_only.find_mut(hk.hash, is_key(&hk.key)) else {
             return false;
         };
-        if e.client_is_lo == key.is_lo(server) {
+        if e.client_is_lo == server_is_lo {
             return false;
         }
         if !e.syn_ack {
@@ -386,18 +429,28 @@ impl<A> FlowTable<A> {
         true
     }
 
-    /// Turns the SYN-only entry of `key`, if any, into a flow with application state `app`, as
-    /// if the flow had been created by the first SYN; `None` when there is no such entry.
-    pub fn promote(&mut self, key: &FlowKey, app: impl FnOnce() -> A) -> Option<&mut Flow<A>> {
-        let flow = self.take_syn_only(key, app)?;
+    /// Turns the SYN-only entry of `hk`, if any, into a flow with application state `app`, as
+    /// if the flow had been created by the first SYN; `None` when there is no such entry. The
+    /// connection has no flow (the caller looked it up).
+    pub fn promote(&mut self, hk: &HashedKey, app: impl FnOnce() -> A) -> Option<&mut Flow<A>> {
+        debug_assert!(self.get_mut(hk).is_none());
+        let flow = self.take_syn_only(hk, app)?;
         // Once a flood of SYNs turns into flows, give the SYN table's memory back rather than
         // hold it next to the flows it became (amortised: at most once per halving).
         self.shrink_syn_only();
-        Some(self.map.entry(*key).or_insert(flow))
+        let hasher = &self.hasher;
+        let entry = self
+            .map
+            .insert_unique(hk.hash, (hk.key, flow), |(k, _)| hasher.hash_one(k));
+        Some(&mut entry.into_mut().1)
     }
 
-    fn take_syn_only(&mut self, key: &FlowKey, app: impl FnOnce() -> A) -> Option<Flow<A>> {
-        let e = self.syn_only.remove(key)?;
+    fn take_syn_only(&mut self, hk: &HashedKey, app: impl FnOnce() -> A) -> Option<Flow<A>> {
+        let ((key, e), _) = self
+            .syn_only
+            .find_entry(hk.hash, is_key(&hk.key))
+            .ok()?
+            .remove();
         let (c, s) = if e.client_is_lo {
             (key.lo(), key.hi())
         } else {
@@ -425,32 +478,42 @@ impl<A> FlowTable<A> {
     fn shrink_syn_only(&mut self) {
         let cap = self.syn_only.capacity();
         if cap > 4096 && self.syn_only.len() * 4 < cap {
-            self.syn_only.shrink_to(self.syn_only.len() * 2);
+            let hasher = &self.hasher;
+            self.syn_only
+                .shrink_to(self.syn_only.len() * 2, |(k, _)| hasher.hash_one(k));
         }
     }
 
     /// Removes the connection `key` (flow or SYN-only entry, the latter made a flow with `app`).
     pub fn take(&mut self, key: &FlowKey, app: impl FnOnce() -> A) -> Option<Flow<A>> {
-        self.map
-            .remove(key)
-            .or_else(|| self.take_syn_only(key, app))
+        let hk = self.hashed(*key);
+        self.remove(&hk).or_else(|| self.take_syn_only(&hk, app))
     }
 
-    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Flow<A>> {
-        self.map.get_mut(key)
+    /// The flow of `hk`, if any.
+    #[inline]
+    pub fn get_mut(&mut self, hk: &HashedKey) -> Option<&mut Flow<A>> {
+        self.map.find_mut(hk.hash, is_key(&hk.key)).map(|(_, f)| f)
     }
 
-    /// Inserts a new flow; `Err(flow)` when the table is full.
-    pub fn insert(&mut self, key: FlowKey, flow: Flow<A>) -> Result<&mut Flow<A>, Flow<A>> {
+    /// Inserts a new flow for `hk`, which has none; `Err(flow)` when the table is full.
+    pub fn insert(&mut self, hk: &HashedKey, flow: Flow<A>) -> Result<&mut Flow<A>, Flow<A>> {
+        debug_assert!(self.get_mut(hk).is_none());
         if self.len() >= MAX_FLOWS {
             self.refused_flows += 1;
             return Err(flow);
         }
-        Ok(self.map.entry(key).or_insert(flow))
+        let hasher = &self.hasher;
+        let entry = self
+            .map
+            .insert_unique(hk.hash, (hk.key, flow), |(k, _)| hasher.hash_one(k));
+        Ok(&mut entry.into_mut().1)
     }
 
-    pub fn remove(&mut self, key: &FlowKey) -> Option<Flow<A>> {
-        self.map.remove(key)
+    /// Removes the flow of `hk`, if any.
+    pub fn remove(&mut self, hk: &HashedKey) -> Option<Flow<A>> {
+        let ((_, flow), _) = self.map.find_entry(hk.hash, is_key(&hk.key)).ok()?.remove();
+        Some(flow)
     }
 
     /// True when a sweep for idle flows is due at packet time `now`: every
@@ -468,7 +531,7 @@ impl<A> FlowTable<A> {
     pub fn idle_keys(&mut self, now: Ts) -> Vec<FlowKey> {
         self.last_sweep = now;
         let age = |t: Ts| now.0.saturating_sub(t.0);
-        self.syn_only.retain(|_, e| {
+        self.syn_only.retain(|(_, e)| {
             e.reportable()
                 || age(e.last_ts)
                     < if e.syn_ack {
@@ -500,7 +563,7 @@ impl<A> FlowTable<A> {
     /// Every connection (end of capture), in order of first packet; remove each with
     /// [`FlowTable::take`]. Handshake-only entries whose end has nothing to report are dropped.
     pub fn all_keys(&mut self) -> Vec<FlowKey> {
-        self.syn_only.retain(|_, e| e.reportable());
+        self.syn_only.retain(|(_, e)| e.reportable());
         let mut all: Vec<(u64, FlowKey)> = self
             .map
             .iter()
@@ -553,23 +616,38 @@ mod tests {
     }
 
     #[test]
+    fn a_flow_entry_keeps_its_hot_fields_together() {
+        // See `Flow`: the key, then what a packet without data reads, within 64 bytes.
+        type Entry = (FlowKey, Flow<[usize; 2]>);
+        let e = std::mem::offset_of!(Entry, 1);
+        assert!(
+            std::mem::offset_of!(Entry, 0) == 0 && e == 40,
+            "the key first: {e}"
+        );
+        let f = |o: usize| e + o;
+        assert_eq!(f(std::mem::offset_of!(Flow<[usize; 2]>, watched)), 40);
+        assert_eq!(f(std::mem::offset_of!(Flow<[usize; 2]>, last_ts)), 48);
+        assert_eq!(f(std::mem::offset_of!(Flow<[usize; 2]>, app)) + 16, 72);
+    }
+
+    #[test]
     fn ipv4_and_ipv6_endpoints_of_the_same_value_are_different_connections() {
         let v4 = FlowKey::new(ep("1.2.3.4", 1), ep("5.6.7.8", 2));
         let v6 = FlowKey::new(ep("::1.2.3.4", 1), ep("::5.6.7.8", 2));
         assert_ne!(v4, v6);
         let mut t: FlowTable<u8> = FlowTable::default();
         for (k, c) in [(v4, ep("1.2.3.4", 1)), (v6, ep("::1.2.3.4", 1))] {
-            assert!(t.on_lone_syn(k, c, 1, 1, Ts(0), false));
+            assert!(t.on_lone_syn(&t.hashed(k), k.is_lo(c), 1, 1, Ts(0), false));
         }
         assert_eq!(t.len(), 2);
-        assert_eq!(t.promote(&v6, || 6).map(|f| f.app), Some(6));
-        assert_eq!(t.promote(&v4, || 4).map(|f| f.app), Some(4));
+        assert_eq!(t.promote(&t.hashed(v6), || 6).map(|f| f.app), Some(6));
+        assert_eq!(t.promote(&t.hashed(v4), || 4).map(|f| f.app), Some(4));
         assert_eq!(
-            t.get_mut(&v4).map(|f| f.client.ip),
+            t.get_mut(&t.hashed(v4)).map(|f| f.client.ip),
             Some(ep("1.2.3.4", 0).0)
         );
         assert_eq!(
-            t.get_mut(&v6).map(|f| f.client.ip),
+            t.get_mut(&t.hashed(v6)).map(|f| f.client.ip),
             Some(ep("::1.2.3.4", 0).0)
         );
     }
@@ -579,8 +657,8 @@ mod tests {
         let (c, s) = (ep("10.0.0.9", 50000), ep("10.0.0.1", 1688));
         let mut t: FlowTable<u8> = FlowTable::default();
         let key = FlowKey::new(c, s);
-        assert!(t.on_lone_syn(key, c, 1, 1, Ts(0), false));
-        let f = t.promote(&key, || 0).expect("promoted");
+        assert!(t.on_lone_syn(&t.hashed(key), key.is_lo(c), 1, 1, Ts(0), false));
+        let f = t.promote(&t.hashed(key), || 0).expect("promoted");
         for (src, dst) in [(c, s), (s, c)] {
             let (k, src_is_lo) = FlowKey::with_side(src, dst);
             assert_eq!(k, key);
@@ -598,13 +676,13 @@ mod tests {
         let mut t: FlowTable<u8> = FlowTable::default();
         let (c, s) = (ep("10.0.0.9", 50000), ep("10.0.0.1", 1688));
         let key = FlowKey::new(c, s);
-        assert!(t.on_lone_syn(key, c, 77, 1, Ts(10), true));
-        assert!(t.on_lone_syn(key, c, 77, 2, Ts(20), true)); // retransmission
+        assert!(t.on_lone_syn(&t.hashed(key), key.is_lo(c), 77, 1, Ts(10), true));
+        assert!(t.on_lone_syn(&t.hashed(key), key.is_lo(c), 77, 2, Ts(20), true)); // retransmission
         assert_eq!(t.len(), 1);
-        assert!(t.get_mut(&key).is_none(), "not a flow yet");
+        assert!(t.get_mut(&t.hashed(key)).is_none(), "not a flow yet");
         // The server's SYN (simultaneous open) is not the entry's client: promote instead.
-        assert!(!t.on_lone_syn(key, s, 5, 3, Ts(30), true));
-        let f = t.promote(&key, || 7).expect("promoted");
+        assert!(!t.on_lone_syn(&t.hashed(key), key.is_lo(s), 5, 3, Ts(30), true));
+        let f = t.promote(&t.hashed(key), || 7).expect("promoted");
         assert_eq!((f.client.ip, f.client.port), c);
         assert_eq!((f.server.ip, f.server.port), s);
         assert_eq!(f.hs.syns, 2);
@@ -623,20 +701,23 @@ mod tests {
         let mut t: FlowTable<u8> = FlowTable::default();
         let (c, s) = (ep("10.0.0.9", 50000), ep("10.0.0.1", 1688));
         let key = FlowKey::new(c, s);
-        assert!(!t.on_syn_ack(key, s, 9, Ts(5)), "no entry: not recorded");
-        assert!(t.on_lone_syn(key, c, 77, 1, Ts(10), true));
         assert!(
-            !t.on_syn_ack(key, c, 9, Ts(15)),
+            !t.on_syn_ack(&t.hashed(key), key.is_lo(s), 9, Ts(5)),
+            "no entry: not recorded"
+        );
+        assert!(t.on_lone_syn(&t.hashed(key), key.is_lo(c), 77, 1, Ts(10), true));
+        assert!(
+            !t.on_syn_ack(&t.hashed(key), key.is_lo(c), 9, Ts(15)),
             "from the client: not a SYN-ACK to record"
         );
-        assert!(t.on_syn_ack(key, s, 9, Ts(20)));
-        assert!(t.get_mut(&key).is_none());
+        assert!(t.on_syn_ack(&t.hashed(key), key.is_lo(s), 9, Ts(20)));
+        assert!(t.get_mut(&t.hashed(key)).is_none());
         // Answered: nothing to report when it ends, so it goes silently.
         assert!(t.all_keys().is_empty());
         assert!(t.is_empty());
-        assert!(t.on_lone_syn(key, c, 77, 1, Ts(10), true));
-        assert!(t.on_syn_ack(key, s, 9, Ts(20)));
-        let f = t.promote(&key, || 0).expect("promoted");
+        assert!(t.on_lone_syn(&t.hashed(key), key.is_lo(c), 77, 1, Ts(10), true));
+        assert!(t.on_syn_ack(&t.hashed(key), key.is_lo(s), 9, Ts(20)));
+        let f = t.promote(&t.hashed(key), || 0).expect("promoted");
         assert!(f.hs.syn_ack);
         assert_eq!(f.hs.isn, [Some(77), Some(9)]);
     }
@@ -647,7 +728,8 @@ mod tests {
         let s = ep("10.0.0.1", 80);
         for i in 0..10u16 {
             let c = ep("10.0.0.2", 1000 + i);
-            t.on_lone_syn(FlowKey::new(c, s), c, 1, u64::from(i), Ts(0), i % 2 == 0);
+            let k = FlowKey::new(c, s);
+            t.on_lone_syn(&t.hashed(k), k.is_lo(c), 1, u64::from(i), Ts(0), i % 2 == 0);
         }
         let idle = t.idle_keys(Ts(SYN_TIMEOUT_NS));
         assert_eq!(idle.len(), 5, "the watched ones, to report no_answer");
@@ -656,6 +738,44 @@ mod tests {
             assert!(t.take(&k, || 0).is_some());
         }
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn one_hash_serves_both_tables() {
+        let mut t: FlowTable<u8> = FlowTable::default();
+        let (c, s) = (ep("10.0.0.9", 50000), ep("10.0.0.1", 1688));
+        let key = FlowKey::new(c, s);
+        let hk = t.hashed(key);
+        assert!(t.on_lone_syn(&hk, key.is_lo(c), 1, 1, Ts(0), true));
+        assert!(t.get_mut(&hk).is_none());
+        assert_eq!(t.promote(&hk, || 3).map(|f| f.app), Some(3));
+        assert!(t.promote(&hk, || 4).is_none(), "promoted once");
+        assert_eq!(t.get_mut(&hk).map(|f| f.app), Some(3));
+        assert_eq!(t.remove(&hk).map(|f| f.app), Some(3));
+        assert!(t.remove(&hk).is_none() && t.is_empty());
+        // A flow made without a handshake, then taken by its key alone (sweeps, end of capture).
+        let flow = Flow {
+            client: Endpoint { ip: c.0, port: c.1 },
+            server: Endpoint { ip: s.0, port: s.1 },
+            last_ts: Ts(0),
+            hs: Handshake::default(),
+            watched: false,
+            client_is_lo: key.is_lo(c),
+            app: 5,
+        };
+        assert!(t.insert(&hk, flow).is_ok());
+        assert_eq!(t.take(&key, || 0).map(|f| f.app), Some(5));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn each_table_has_its_own_seed() {
+        // Keys come from the wire: a hash the input could predict would let it choose colliding
+        // keys. Two tables hash the same key differently (but for a 2^-64 chance).
+        let key = FlowKey::new(ep("10.0.0.9", 50000), ep("10.0.0.1", 1688));
+        let (a, b) = (FlowTable::<u8>::default(), FlowTable::<u8>::default());
+        assert_ne!(a.hashed(key).hash, b.hashed(key).hash);
+        assert_eq!(a.hashed(key).hash, a.hashed(key).hash);
     }
 
     #[test]
