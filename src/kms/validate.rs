@@ -292,7 +292,9 @@ pub fn decode_call(
         let Some((qcipher, qct)) = request_ciphertext(q, qv) else {
             return decode_call_halves(q, a, keep_plaintext);
         };
-        let decode = |apt: &mut Vec<u8>| {
+        // Results built where they are returned: the two structures are ~770 bytes, and
+        // rewrapping them on the way out was a copy per call.
+        let decode = |apt: &mut Vec<u8>| -> (RequestDecode, Option<ResponseDecode>) {
             let mut qpt = [0u8; V5_REQUEST_PLAINTEXT_LEN];
             apt.clear();
             apt.resize(act.len(), 0);
@@ -309,26 +311,29 @@ pub fn decode_call(
                 },
             ];
             if crypto::cbc_decrypt_zero_iv_many(&mut jobs).is_err() {
-                // Cannot happen: both are block aligned and their buffers fit.
-                return None;
+                // Cannot happen: both are block aligned and their buffers fit. As the halves
+                // would report it.
+                return (
+                    RequestDecode::undecodable(Some(qv), DecodeError::NotBlockAligned(qct.len())),
+                    Some(ResponseDecode::undecodable(
+                        Some(av),
+                        DecodeError::NotBlockAligned(act.len()),
+                    )),
+                );
             }
             let req = request_from_plaintext(q, qv, &qpt, keep_plaintext);
             let resp = response_from_plaintext(&req, a, av, apt);
-            Some((req, resp))
+            (req, Some(resp))
         };
-        let done = if keep_plaintext {
+        if keep_plaintext {
             let mut apt = Vec::new();
-            decode(&mut apt).map(|(req, mut resp)| {
-                resp.plaintext = Some(apt);
-                (req, resp)
-            })
-        } else {
-            with_response_scratch(decode)
-        };
-        return match done {
-            Some((req, resp)) => (req, Some(resp)),
-            None => decode_call_halves(q, a, keep_plaintext),
-        };
+            let mut done = decode(&mut apt);
+            if let Some(r) = done.1.as_mut().filter(|r| r.server_salt.is_some()) {
+                r.plaintext = Some(apt);
+            }
+            return done;
+        }
+        return with_response_scratch(decode);
     }
     decode_call_halves(q, a, keep_plaintext)
 }
