@@ -114,6 +114,15 @@ pub fn analyze_source_into(
     let mut failed: Option<std::io::Error> = None;
     let mut error = None;
     loop {
+        // First the packets that need nothing else (most of a file), without a dynamic call and
+        // a test for notices per packet.
+        src.fast_packets(&mut |pkt| {
+            engine.packet(pkt, &mut |ev| fan_out(sinks, ev, &mut failed));
+            failed.is_none()
+        });
+        if failed.is_some() {
+            break;
+        }
         let next = src.next_item();
         match next {
             Ok(Next::Packet(pkt)) => {

@@ -297,6 +297,16 @@ impl PacketSource for PcapSource {
         self.next_packet_slow()
     }
 
+    fn fast_packets(&mut self, f: &mut dyn FnMut(&RawPacket<'_>) -> bool) {
+        // The records `next_item` returns without its slow path, which alone notices, refills
+        // or fails.
+        while let Some(rec) = self.fast_record() {
+            if !f(&self.take_fast_record(rec)) {
+                break;
+            }
+        }
+    }
+
     fn next_item(&mut self) -> Result<Next<'_>, CaptureError> {
         if let Some(rec) = self.fast_record() {
             return Ok(Next::Packet(self.take_fast_record(rec)));
@@ -1102,6 +1112,60 @@ mod tests {
                     seen.push((0, Ts(0), LinkType(0), Vec::new(), 0, notices));
                     return seen;
                 }
+            }
+        }
+    }
+
+    /// [`read_all`] as `run` drives a source: the packets `fast_packets` hands over, then one item
+    /// of `next_item`, and again. `fast_packets` is stopped after every second packet it hands
+    /// over (its early stop). `fast` counts the packets it handed over.
+    fn read_all_fast(bytes: Vec<u8>, dribble: bool, fast: &mut usize) -> Seen {
+        let mut src = open_bytes(bytes, dribble);
+        let mut seen = Vec::new();
+        loop {
+            let mut n = 0;
+            src.fast_packets(&mut |p| {
+                let pkt = (p.frame, p.ts, p.link, p.data.to_vec(), p.orig_len);
+                seen.push((pkt.0, pkt.1, pkt.2, pkt.3, pkt.4, Vec::new()));
+                n += 1;
+                n % 2 == 1
+            });
+            *fast += n;
+            assert!(!src.has_notices(), "the fast packets raise no notice");
+            let pkt = match src.next_item().expect("reads") {
+                Next::Packet(p) => Some((p.frame, p.ts, p.link, p.data.to_vec(), p.orig_len)),
+                Next::End => None,
+                Next::Tick => panic!("files do not tick"),
+            };
+            let notices: Vec<_> = src
+                .take_notices()
+                .into_iter()
+                .map(|n| (n.kind, n.frame))
+                .collect();
+            match pkt {
+                Some((f, t, l, d, o)) => seen.push((f, t, l, d, o, notices)),
+                None => {
+                    seen.push((0, Ts(0), LinkType(0), Vec::new(), 0, notices));
+                    return seen;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packets_handed_over_in_runs_are_the_packets_read_one_by_one() {
+        let plain: &[Rec] = &[(1, 0, 1, b"a"), (2, 0, 2, b"bc"), (3, 0, 3, b"def")];
+        let mut recs = plain.repeat(3);
+        recs.insert(4, (4, 0, 6, b"abcdef")); // over the snap length (5): a notice
+        for dribble in [false, true] {
+            let bytes = pcap(false, false, false, 5, &recs);
+            let want = read_all(bytes.clone(), dribble);
+            let mut fast = 0;
+            assert_eq!(read_all_fast(bytes, dribble, &mut fast), want, "{dribble}");
+            assert_eq!(want.len(), recs.len() + 1);
+            if !dribble {
+                // Wholly buffered: all but the odd record and those after an early stop.
+                assert!(fast >= 5, "{fast}");
             }
         }
     }
