@@ -2213,6 +2213,25 @@ mod tests {
         assert_eq!(c.names_more, c.names.more_labels);
     }
 
+    /// The packing [`ClientState`]'s comments describe (64-bit targets): the fields of a call in
+    /// its first lines, the two per-call evidence lists starting lines of their own.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn client_state_hot_lines() {
+        use std::mem::offset_of;
+        assert_eq!(std::mem::align_of::<ClientState>(), 64);
+        assert_eq!(offset_of!(ClientState, skew_evidence), 7 * 64);
+        assert_eq!(offset_of!(ClientState, addr_overlap), 9 * 64);
+        for hot in [
+            offset_of!(ClientState, last_success),
+            offset_of!(ClientState, skew_secs),
+            offset_of!(ClientState, last_client),
+            offset_of!(ClientState, discovery_snapshot),
+        ] {
+            assert!(hot < 7 * 64);
+        }
+    }
+
     fn filetime_unix_secs_max() -> i64 {
         crate::time::filetime_unix_secs(u64::MAX)
     }
