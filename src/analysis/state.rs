@@ -213,11 +213,16 @@ pub fn text_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 
 /// A small map (a few keys, at most a few hundred) kept as vectors sorted by key: the iteration
 /// order of a `BTreeMap`. Per call the same group, status or ePID nearly always comes again: the
-/// entry found last is tried first, by [`text_eq`]; then the keys, held apart from the (large)
-/// values so that a search reads a few cache lines, are scanned or bisected.
+/// entry found last is tried first, by [`text_eq`]; then a few keys, held apart from the (large)
+/// values, are scanned, or more are searched by their first eight bytes, held as numbers apart
+/// from the keys: a search reads a few cache lines of numbers and the one key that matches (a
+/// host's product groups, a few dozen GUID keys of 48 bytes, are found in a different one at
+/// nearly every call).
 #[derive(Clone, Debug)]
 pub struct SmallMap<K, V> {
     keys: Vec<K>,
+    /// [`key_prefix`] of each key: ascending (not strictly), as the keys are.
+    prefixes: Vec<u64>,
     values: Vec<V>,
     /// Index of the entry found or inserted last.
     last: usize,
@@ -227,13 +232,31 @@ impl<K, V> Default for SmallMap<K, V> {
     fn default() -> Self {
         SmallMap {
             keys: Vec::new(),
+            prefixes: Vec::new(),
             values: Vec::new(),
             last: 0,
         }
     }
 }
 
-/// Above this many entries a [`SmallMap`] is searched by bisection (by `Ord`) instead of a scan.
+/// The first eight bytes of `s` as a big-endian number, zeros after a shorter text: keys in
+/// `str` order have ascending prefixes (equal ones for keys alike in their first eight bytes, or
+/// differing only in trailing zero bytes).
+#[inline]
+fn key_prefix(s: &str) -> u64 {
+    let b = s.as_bytes();
+    match b.first_chunk::<8>() {
+        Some(c) => u64::from_be_bytes(*c),
+        None => {
+            let mut c = [0u8; 8];
+            c[..b.len()].copy_from_slice(b);
+            u64::from_be_bytes(c)
+        }
+    }
+}
+
+/// Up to this many entries a [`SmallMap`] is searched by a scan of its keys (a line or two),
+/// beyond by their prefixes.
 const SMALL_MAP_SCAN: usize = 8;
 
 impl<K: std::borrow::Borrow<str> + Ord, V> SmallMap<K, V> {
@@ -247,9 +270,13 @@ impl<K: std::borrow::Borrow<str> + Ord, V> SmallMap<K, V> {
         let at = if self.keys.len() <= SMALL_MAP_SCAN {
             self.keys.iter().position(|k| text_eq(k.borrow(), key))
         } else {
-            self.keys
-                .binary_search_by(|k| text_cmp(k.borrow(), key))
-                .ok()
+            // The keys with this prefix follow one another from the first of them.
+            let p = key_prefix(key);
+            let first = self.prefixes.partition_point(|&q| q < p);
+            let same = self.prefixes.get(first..)?.iter().take_while(|&&q| q == p);
+            same.zip(self.keys.get(first..)?)
+                .position(|(_, k)| text_eq(k.borrow(), key))
+                .map(|i| first + i)
         };
         if let Some(i) = at {
             self.last = i;
@@ -279,6 +306,7 @@ impl<K: std::borrow::Borrow<str> + Ord, V> SmallMap<K, V> {
         let (Ok(i) | Err(i)) = self
             .keys
             .binary_search_by(|k| text_cmp(k.borrow(), key.borrow()));
+        self.prefixes.insert(i, key_prefix(key.borrow()));
         self.keys.insert(i, key);
         self.values.insert(i, value);
         self.last = i;
@@ -549,47 +577,59 @@ fn guid_bits_text(v: u128) -> String {
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
 pub struct ClientState {
+    // The order below packs the fields of a call into cache lines (sizes of Rust 1.95 on
+    // x86-64 in brackets): line 0.
     /// The product groups ([`AppState::uid`]) whose CMID set holds this client, with its value
     /// there (answered validly): a copy, so that most calls need not search that set. At most
-    /// [`MAX_CLIENT_FACTS`]; the sets of further groups are searched at every call.
+    /// [`MAX_CLIENT_FACTS`]; the sets of further groups are searched at every call. [32]
     counted_in: SmallVec<[(u32, bool); 2]>,
     pub requests: u64,
     pub last_frame: u64,
     pub last_ts: Option<Ts>,
-    /// Workstation of the last request.
+    // Line 1.
+    /// Workstation of the last request. [40]
     pub last_workstation: ShortText,
+    pub last_outcome: &'static str,
     /// A copy of `names.more_labels` (which only this state's updates change), read by every
     /// call: the rest of `names` only when the workstation changes.
     names_more: bool,
+    // Line 2.
     last_addr: Option<(IpAddr, Ts)>,
-    /// SKU names (static) or, for SKUs the catalog does not know, their ids.
-    pub products: SortedSet<Cow<'static, str>>,
     /// Most clients make a request or two: their frames are kept inline.
     pub frames: SmallVec<[u64; 2]>,
+    // Line 3.
+    /// SKU names (static) or, for SKUs the catalog does not know, their ids. [40]
+    pub products: SortedSet<Cow<'static, str>>,
+    pub last_license_status: Option<Cow<'static, str>>,
+    // Line 4.
     /// Read when the address changes, which on captures of address pools is every call.
     pub addresses: SortedSet<IpAddr>,
-    pub last_outcome: &'static str,
-    pub last_server: Option<Endpoint>,
-    pub last_client: Option<Endpoint>,
-    pub last_license_status: Option<Cow<'static, str>>,
     /// DNS part of the discovery chain of the last call, when its connection was not among the
     /// tracked attempts of its address (a busy address): taken when the call was seen.
     pub discovery_snapshot: Option<DnsPart>,
+    pub failure_count: u64,
+    // Line 5.
+    pub last_server: Option<Endpoint>,
+    pub last_client: Option<Endpoint>,
+    /// The seconds of `skew` (compared by every call with a client time).
+    skew_secs: Option<i64>,
+    pub first_frame: u64,
+    // Line 6.
     /// Last activation (KMS-19): (ts, frame, renewal interval in minutes).
     pub last_success: Option<(Ts, u64, u32)>,
-    pub failure_count: u64,
+    /// Non-zero previous CMID (KMS-05): value and frame. [32]
+    pub previous_cmid: Option<(String, u64)>,
+    // Lines 7 and 9: two evidence lists [128] whose first line is what `add` reads.
     pub skew_evidence: Evidence,
-    /// Largest clock difference (KMS-06): seconds (client − capture), frame, client time, capture time.
-    pub skew: Option<(i64, u64, TimeText, Ts)>,
     /// Requests of this CMID from a second address within [`DUPLICATE_ADDR_WINDOW_NS`] (KMS-04).
     pub addr_overlap: Evidence,
     // Read when something changes.
+    /// Largest clock difference (KMS-06): seconds (client − capture), frame, client time, capture
+    /// time. Written when the difference grows (its seconds are in `skew_secs`).
+    pub skew: Option<(i64, u64, TimeText, Ts)>,
     /// Case-insensitive distinct workstation names, with the frame of each first appearance.
     pub names: Evidence,
-    pub first_frame: u64,
     pub workstations: SortedSet<ShortText>,
-    /// Non-zero previous CMID (KMS-05): value and frame.
-    pub previous_cmid: Option<(String, u64)>,
     /// Failed requests (KMS-18), the first ones.
     pub failures: Vec<Failure>,
     /// Lapsed license status (KMS-15): (status, code, minutes left, frame).
@@ -624,13 +664,14 @@ impl ClientState {
         std::hint::black_box((
             self.requests,
             self.names_more,
+            self.frames.len(),
             self.products.len(),
             self.addresses.len(),
-            self.last_license_status.is_some(),
-            self.failure_count,
+            self.skew_secs,
+            self.last_success.is_some(),
             self.skew_evidence.last_ts,
-            self.skew.is_some(),
-            self.addr_overlap.count,
+            self.addr_overlap.last_ts,
+            self.addr_overlap.labels.len(),
         ));
     }
 }
@@ -1482,11 +1523,8 @@ impl State {
         if let Some(ct) = client_secs {
             let skew = ct - ev.ts.secs();
             client.skew_evidence.add(ev.frame, ev.ts);
-            if client
-                .skew
-                .as_ref()
-                .is_none_or(|(s, ..)| skew.abs() > s.abs())
-            {
+            if client.skew_secs.is_none_or(|s| skew.abs() > s.abs()) {
+                client.skew_secs = Some(skew);
                 client.skew = Some((skew, ev.frame, req.client_time.clone(), ev.ts));
             }
         }
@@ -2175,6 +2213,25 @@ mod tests {
         assert_eq!(c.names_more, c.names.more_labels);
     }
 
+    /// The packing [`ClientState`]'s comments describe (64-bit targets): the fields of a call in
+    /// its first lines, the two per-call evidence lists starting lines of their own.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn client_state_hot_lines() {
+        use std::mem::offset_of;
+        assert_eq!(std::mem::align_of::<ClientState>(), 64);
+        assert_eq!(offset_of!(ClientState, skew_evidence), 7 * 64);
+        assert_eq!(offset_of!(ClientState, addr_overlap), 9 * 64);
+        for hot in [
+            offset_of!(ClientState, last_success),
+            offset_of!(ClientState, skew_secs),
+            offset_of!(ClientState, last_client),
+            offset_of!(ClientState, discovery_snapshot),
+        ] {
+            assert!(hot < 7 * 64);
+        }
+    }
+
     fn filetime_unix_secs_max() -> i64 {
         crate::time::filetime_unix_secs(u64::MAX)
     }
@@ -2251,7 +2308,13 @@ mod tests {
         for round in 0..400u32 {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
             // Keys of several lengths, the same ones often again.
-            let key = format!("k{}", (x >> 8) % 40).repeat(1 + (x as usize >> 20) % 3);
+            let mut key = format!("k{}", (x >> 8) % 40).repeat(1 + (x as usize >> 20) % 3);
+            // Keys alike in their first eight bytes: a trailing zero byte, a shared beginning.
+            match (x >> 12) % 8 {
+                0 => key.push('\0'),
+                1 => key.insert_str(0, "shared-prefix-"),
+                _ => {}
+            }
             match (m.get_mut(&key), b.get_mut(&key)) {
                 (Some(v), Some(w)) => {
                     *v += round;
