@@ -440,11 +440,7 @@ impl Core {
 
     /// [`Self::emit`] for a caller that keeps the event afterwards (to reuse its buffers).
     fn emit_ref(&mut self, ev: &Event, out: &mut dyn FnMut(&Event)) {
-        // The state's reads are started before the sinks' work and used after it (the two are
-        // independent: the sinks see the event, not the state).
-        self.state.prefetch(ev);
-        out(ev);
-        self.state.observe(ev);
+        emit_kept(&mut self.state, ev, out);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1097,21 +1093,13 @@ impl Core {
                     return;
                 }
                 let interface = results.iter().find_map(|r| r.abstract_syntax);
-                if self.bind_ack_event.is_none() {
-                    let body = Body::Rpc(RpcInfo::default());
-                    let ev = self.event("rpc", ts, frame, Some(client), Some(server), body);
-                    self.bind_ack_event = Some(ev);
-                }
-                let Some(ev) = &mut self.bind_ack_event else {
-                    return;
-                };
-                ev.ts = ts;
-                ev.frame = frame;
-                ev.client = Some(client);
-                ev.server = Some(server);
-                if !matches!(ev.body, Body::Rpc(_)) {
-                    ev.body = Body::Rpc(RpcInfo::default());
-                }
+                let ev = kept_event(
+                    &mut self.bind_ack_event,
+                    &self.source,
+                    ("rpc", ts, frame, client, server),
+                    |b| matches!(b, Body::Rpc(_)),
+                    || Body::Rpc(RpcInfo::default()),
+                );
                 let Body::Rpc(info) = &mut ev.body else {
                     return;
                 };
@@ -1157,9 +1145,7 @@ impl Core {
                 *syn_count = None;
                 *detail = None;
                 if let Some(ev) = &mut self.bind_ack_event {
-                    // As `emit_ref`, with the event borrowed from `self`.
-                    self.state.observe(ev);
-                    out(ev);
+                    emit_kept(&mut self.state, ev, out);
                     // Kept for the next bind_ack, bounded (a hostile ack may list 255 results).
                     if let Body::Rpc(info) = &mut ev.body
                         && info.transfer_syntaxes.capacity() > 8
@@ -1288,20 +1274,13 @@ impl Core {
             (None, Reply::Missing(_)) => return,
         };
         // The event is built in the previous call's event, where it stands (see `kms_event`).
-        if self.kms_event.is_none() {
-            let body = Body::Kms(Box::default());
-            self.kms_event = Some(self.event("kms", ts, frame, Some(client), Some(server), body));
-        }
-        let Some(ev) = &mut self.kms_event else {
-            return;
-        };
-        ev.ts = ts;
-        ev.frame = frame;
-        ev.client = Some(client);
-        ev.server = Some(server);
-        if !matches!(ev.body, Body::Kms(_)) {
-            ev.body = Body::Kms(Box::default());
-        }
+        let ev = kept_event(
+            &mut self.kms_event,
+            &self.source,
+            ("kms", ts, frame, client, server),
+            |b| matches!(b, Body::Kms(_)),
+            || Body::Kms(Box::default()),
+        );
         let Body::Kms(kc) = &mut ev.body else {
             return;
         };
@@ -1325,9 +1304,7 @@ impl Core {
             );
         }
         if let Some(ev) = &self.kms_event {
-            // As `emit_ref`, with the event borrowed from `self`.
-            self.state.observe(ev);
-            out(ev);
+            emit_kept(&mut self.state, ev, out);
         }
     }
 
@@ -1836,4 +1813,43 @@ fn kms_call_decoded(
 
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
+}
+
+/// Writes an event to the sinks and hands it to the analysis (see [`Core::emit_ref`]); also for
+/// an event kept in a field of [`Core`], borrowed apart from `state`. The state's reads are
+/// started before the sinks' work and used after it (the two are independent: the sinks see the
+/// event, not the state).
+fn emit_kept(state: &mut State, ev: &Event, out: &mut dyn FnMut(&Event)) {
+    state.prefetch(ev);
+    out(ev);
+    state.observe(ev);
+}
+
+/// The event kept in `slot` for reuse (see [`Core::kms_event`]), made on first use, readied as the
+/// next event `(kind, ts, frame, client, server)` of its connection. Its body is the one it holds
+/// when `fits` accepts it (its buffers reused; the caller sets every field), else `fresh()`.
+fn kept_event<'e>(
+    slot: &'e mut Option<Event>,
+    source: &Arc<str>,
+    (kind, ts, frame, client, server): (&'static str, Ts, u64, Endpoint, Endpoint),
+    fits: fn(&Body) -> bool,
+    fresh: fn() -> Body,
+) -> &'e mut Event {
+    let ev = slot.get_or_insert_with(|| Event {
+        ts,
+        event: kind,
+        source: source.clone(),
+        frame,
+        client: None,
+        server: None,
+        body: fresh(),
+    });
+    ev.ts = ts;
+    ev.frame = frame;
+    ev.client = Some(client);
+    ev.server = Some(server);
+    if !fits(&ev.body) {
+        ev.body = fresh();
+    }
+    ev
 }

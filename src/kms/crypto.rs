@@ -967,6 +967,18 @@ mod tests {
         assert_eq!(diffs, vec![(4, 0, 0x73), (6, 0, 0x09), (8, 0, 0xE4)]);
     }
 
+    /// `n` deterministic test bytes (xorshift64), the state carried on in `x`.
+    fn xorshift_bytes(x: &mut u64, n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                *x ^= *x << 13;
+                *x ^= *x >> 7;
+                *x ^= *x << 17;
+                *x as u8
+            })
+            .collect()
+    }
+
     #[test]
     fn kat_7_6_v4_mac() {
         assert_eq!(v4_mac(&[]), h16("d144963029e2bd12f9970c9f52b27f09"));
@@ -1003,14 +1015,7 @@ mod tests {
         // Random messages of every length up to 20 blocks, right and wrong wire values.
         let mut x = 0x9E37_79B9_7F4A_7C15u64;
         for len in 0..=320usize {
-            let msg: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
+            let msg = xorshift_bytes(&mut x, len);
             let mac = v4_mac(&msg);
             assert_eq!(v4_mac_check(&msg, &mac), mac, "{len}");
             let mut wrong = mac;
@@ -1022,16 +1027,7 @@ mod tests {
     #[test]
     fn cbc_many_matches_one_message_at_a_time() {
         let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut bytes = |n: usize| -> Vec<u8> {
-            (0..n)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect()
-        };
+        let mut bytes = |n: usize| xorshift_bytes(&mut x, n);
         for (la, lb, lc) in [
             (0, 0, 0),
             (16, 0, 16),
@@ -1155,14 +1151,7 @@ mod tests {
         use hmac::{Hmac, KeyInit, Mac};
         use sha2::Digest;
         let mut x = 0x6A09_E667_F3BC_C908u64;
-        let data: Vec<u8> = (0..600)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let data = xorshift_bytes(&mut x, 600);
         // Every length across the one/two padding block boundary (55, 56, 63, 64) and several
         // whole blocks.
         for len in 0..=600 {
