@@ -194,21 +194,13 @@ pub fn text_eq(a: &str, b: &str) -> bool {
     x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
 }
 
-/// The order of `a.cmp(b)` (bytes, then length), settled by the first eight bytes as big-endian
-/// numbers (whose order is the bytes' order) when they differ, inline: GUID keys mostly differ
-/// there, and `cmp` calls `memcmp`.
+/// The order of `a.cmp(b)` (bytes, then length), settled by the texts' [`key_prefix`]es when they
+/// differ, inline: GUID keys mostly differ there, and `cmp` calls `memcmp`.
 #[inline]
 pub fn text_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    if let (Some(p), Some(q)) = (
-        a.as_bytes().first_chunk::<8>(),
-        b.as_bytes().first_chunk::<8>(),
-    ) {
-        let (p, q) = (u64::from_be_bytes(*p), u64::from_be_bytes(*q));
-        if p != q {
-            return p.cmp(&q);
-        }
-    }
-    a.cmp(b)
+    // Different prefixes order the texts as `str` does (see `key_prefix`); equal ones need the
+    // whole texts.
+    key_prefix(a).cmp(&key_prefix(b)).then_with(|| a.cmp(b))
 }
 
 /// A small map (a few keys, at most a few hundred) kept as vectors sorted by key: the iteration
@@ -2271,6 +2263,10 @@ mod tests {
         let texts = [
             "",
             "a",
+            "a\u{0}",
+            "a\u{0}b",
+            "a\u{1}",
+            "ab",
             "abcdefg",
             "abcdefgh",
             "abcdefgi",
