@@ -249,7 +249,7 @@ fn kms_decode(b: Bencher, major: u16) {
 fn checks(b: Bencher) {
     let mut e = Engine::new("bench", EngineConfig::default());
     for p in KMS_PACKETS.iter() {
-        e.packet(p, &mut |_| {});
+        e.packet(p, &mut |_: &Event| {});
     }
     let policy = EngineConfig::default().policy;
     b.counter(ItemsCount::new(e.state().clients.len()))

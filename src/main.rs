@@ -256,6 +256,19 @@ impl<J: Write, R: Write, T: Write> Sink for Sinks<J, R, T> {
         Ok(())
     }
 
+    fn events(&mut self, evs: &[kmsscope::event::Event]) -> io::Result<()> {
+        if let Some(s) = &mut self.jsonl {
+            s.events(evs)?;
+        }
+        if let Some(s) = &mut self.report {
+            s.events(evs)?;
+        }
+        if let Some(s) = &mut self.table {
+            s.events(evs)?;
+        }
+        Ok(())
+    }
+
     /// Flushes every sink; a reader that went away (broken pipe) is not an error.
     fn finish(&mut self) -> io::Result<()> {
         let not_closed = |r: io::Result<()>| match r {

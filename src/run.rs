@@ -41,8 +41,33 @@ impl Sink for Fan<'_> {
         self.0.iter_mut().try_for_each(|s| s.event(ev))
     }
 
+    fn events(&mut self, evs: &[Event]) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.events(evs))
+    }
+
     fn finish(&mut self) -> io::Result<()> {
         self.0.iter_mut().try_for_each(|s| s.finish())
+    }
+}
+
+/// The engine's output into a sink, remembering its first failure (nothing more is sent after it).
+struct ToSink<'a> {
+    sink: &'a mut dyn Sink,
+    failed: Option<std::io::Error>,
+}
+
+impl crate::engine::Out for ToSink<'_> {
+    fn event(&mut self, ev: &Event) {
+        fan_out(self.sink, ev, &mut self.failed);
+    }
+
+    fn events(&mut self, evs: &[Event]) {
+        if self.failed.is_some() {
+            return;
+        }
+        if let Err(e) = self.sink.events(evs) {
+            self.failed = Some(e);
+        }
     }
 }
 
@@ -111,28 +136,30 @@ pub fn analyze_source_into(
     sinks: &mut dyn Sink,
 ) -> Result<(), String> {
     let mut engine = Engine::new(src.name(), opts.engine.clone());
-    let mut failed: Option<std::io::Error> = None;
+    let mut out = ToSink {
+        sink: sinks,
+        failed: None,
+    };
     let mut error = None;
     loop {
         // First the packets that need nothing else (most of a file), without a dynamic call and
-        // a test for notices per packet.
+        // a test for notices per packet; their calls are handed to the sinks in batches.
         src.fast_packets(&mut |pkt| {
-            engine.packet(pkt, &mut |ev| fan_out(sinks, ev, &mut failed));
-            failed.is_none()
+            engine.packet_batched(pkt, &mut out);
+            out.failed.is_none()
         });
-        if failed.is_some() {
+        engine.flush(&mut out);
+        if out.failed.is_some() {
             break;
         }
         let next = src.next_item();
         match next {
-            Ok(Next::Packet(pkt)) => {
-                engine.packet(&pkt, &mut |ev| fan_out(sinks, ev, &mut failed));
-            }
+            Ok(Next::Packet(pkt)) => engine.packet(&pkt, &mut out),
             Ok(Next::Tick) => {
                 if let Some(st) = src.capture_stats() {
                     engine.set_capture_drops(st.dropped, st.if_dropped);
                 }
-                engine.summary_now(&mut |ev| fan_out(sinks, ev, &mut failed));
+                engine.summary_now(&mut out);
             }
             Ok(Next::End) => break,
             Err(e) => {
@@ -142,23 +169,24 @@ pub fn analyze_source_into(
         }
         if src.has_notices() {
             for n in src.take_notices() {
-                engine.notice(&n, &mut |ev| fan_out(sinks, ev, &mut failed));
+                engine.notice(&n, &mut out);
             }
         }
-        if failed.is_some() {
+        if out.failed.is_some() {
             break;
         }
     }
     for n in src.take_notices() {
-        engine.notice(&n, &mut |ev| fan_out(sinks, ev, &mut failed));
+        engine.notice(&n, &mut out);
     }
     if let Some(e) = &error {
-        engine.read_error(e, &mut |ev| fan_out(sinks, ev, &mut failed));
+        engine.read_error(e, &mut out);
     }
     if let Some(st) = src.capture_stats() {
         engine.set_capture_drops(st.dropped, st.if_dropped);
     }
-    engine.finish(&mut |ev| fan_out(sinks, ev, &mut failed));
+    engine.finish(&mut out);
+    let failed = out.failed;
     match (error, failed) {
         (Some(e), _) => Err(e),
         (None, Some(e)) if e.kind() != std::io::ErrorKind::BrokenPipe => {
@@ -631,8 +659,8 @@ mod tests {
     fn file_summaries_have_no_drop_counters() {
         let mut engine = Engine::new("f.pcap", EngineConfig::default());
         let mut seen = Vec::new();
-        engine.summary_now(&mut |e| seen.push(e.clone()));
-        engine.finish(&mut |e| seen.push(e.clone()));
+        engine.summary_now(&mut |e: &Event| seen.push(e.clone()));
+        engine.finish(&mut |e: &Event| seen.push(e.clone()));
         let json: Vec<String> = seen
             .iter()
             .map(|e| serde_json::to_string(e).expect("json"))

@@ -187,14 +187,9 @@ struct Core {
     /// Empty stub buffers of calls already reported, lent to the session parsing a segment
     /// ([`Session::with_stub_pool`]) so that reassembling a call allocates nothing.
     spare_stubs: Vec<Vec<u8>>,
-    /// The `rpc` event of the last bind_ack, kept after it was observed and written: the next
-    /// one is written over it where it stands (its `transfer_syntaxes` list is not allocated
-    /// again, and the envelope with its shared `source` is not rebuilt per connection).
-    bind_ack_event: Option<Event>,
-    /// The `kms` event of the last call, kept after it was observed and written: the next call's
-    /// event is built in it (see [`Core::call_events`]), so no ~1 KB payload is allocated or
-    /// moved, and the envelope (with its shared `source`) is not rebuilt per call.
-    kms_event: Option<Event>,
+    /// The `rpc` events of bind_acks and the `kms` events of calls, built in events kept for
+    /// reuse and handed on in batches (see [`KeptEvents`]).
+    kept: KeptEvents,
     /// Texts remembered between events (see [`convert::Texts`]).
     texts: convert::Texts,
 }
@@ -224,8 +219,7 @@ impl Engine {
                 flow_state_bytes: 0,
                 spare_rpc: Vec::new(),
                 spare_stubs: Vec::new(),
-                bind_ack_event: None,
-                kms_event: None,
+                kept: KeptEvents::default(),
                 texts: convert::Texts::default(),
             },
         }
@@ -242,7 +236,30 @@ impl Engine {
     }
 
     /// Processes one packet; events go to `out`.
-    pub fn packet(&mut self, pkt: &RawPacket<'_>, out: &mut dyn FnMut(&Event)) {
+    pub fn packet(&mut self, pkt: &RawPacket<'_>, out: &mut dyn Out) {
+        self.flush(out);
+        self.core.kept.defer = false;
+        self.packet_in(pkt, out);
+    }
+
+    /// [`Engine::packet`] for a run of packets: the `rpc` events of bind_acks and the `kms`
+    /// events of calls may wait to be handed on in a batch (up to [`KEPT_BATCH`]) until the batch
+    /// is full, another event is emitted, or [`Engine::flush`] (which the caller calls at the end
+    /// of the run) or any other method but [`Engine::packet_batched`] is called. The events and
+    /// their order are those of [`Engine::packet`]; only when they reach `out` differs, and
+    /// [`Engine::state`] lags by the events waiting.
+    pub fn packet_batched(&mut self, pkt: &RawPacket<'_>, out: &mut dyn Out) {
+        self.core.kept.defer = true;
+        self.packet_in(pkt, out);
+    }
+
+    /// Hands on the events waiting after [`Engine::packet_batched`].
+    pub fn flush(&mut self, out: &mut dyn Out) {
+        let core = &mut self.core;
+        core.kept.flush(&mut core.state, out);
+    }
+
+    fn packet_in(&mut self, pkt: &RawPacket<'_>, out: &mut dyn Out) {
         let core = &mut self.core;
         core.stats.packets += 1;
         core.stats.bytes += u64::from(pkt.orig_len);
@@ -277,7 +294,8 @@ impl Engine {
     }
 
     /// A non-fatal notice from the capture reader becomes an `anomaly`.
-    pub fn notice(&mut self, n: &Notice, out: &mut dyn FnMut(&Event)) {
+    pub fn notice(&mut self, n: &Notice, out: &mut dyn Out) {
+        self.flush(out);
         let core = &mut self.core;
         let ts = core.stats.last_ts;
         let detail = match (n.offset, n.frame) {
@@ -298,7 +316,8 @@ impl Engine {
 
     /// A fatal read error ended the source early: reported as an `anomaly` so that the JSON log says
     /// why the analysis stops there.
-    pub fn read_error(&mut self, message: &str, out: &mut dyn FnMut(&Event)) {
+    pub fn read_error(&mut self, message: &str, out: &mut dyn Out) {
+        self.flush(out);
         let core = &mut self.core;
         let ts = core.stats.last_ts;
         core.anomaly(
@@ -323,7 +342,8 @@ impl Engine {
     /// A periodic `summary` (`last` false) of the counters so far, for `--summary-every` in live
     /// mode. Unlike [`finish`](Self::finish) it closes nothing and runs no checks, so it can be
     /// called any number of times without changing what the final summary says.
-    pub fn summary_now(&mut self, out: &mut dyn FnMut(&Event)) {
+    pub fn summary_now(&mut self, out: &mut dyn Out) {
+        self.flush(out);
         let core = &mut self.core;
         let summary = core.summary(false);
         core.emit(
@@ -342,7 +362,8 @@ impl Engine {
 
     /// End of the source: closes every flow (open calls become `unanswered`), flushes DNS, runs the
     /// checks and writes the `summary`.
-    pub fn finish(&mut self, out: &mut dyn FnMut(&Event)) {
+    pub fn finish(&mut self, out: &mut dyn Out) {
+        self.flush(out);
         let core = &mut self.core;
         self.decoder.finish();
         for a in self.decoder.take_anomalies() {
@@ -434,13 +455,19 @@ impl Core {
         }
     }
 
-    fn emit(&mut self, ev: Event, out: &mut dyn FnMut(&Event)) {
+    fn emit(&mut self, ev: Event, out: &mut dyn Out) {
         self.emit_ref(&ev, out);
     }
 
-    /// [`Self::emit`] for a caller that keeps the event afterwards (to reuse its buffers).
-    fn emit_ref(&mut self, ev: &Event, out: &mut dyn FnMut(&Event)) {
-        emit_kept(&mut self.state, ev, out);
+    /// [`Self::emit`] for a caller that keeps the event afterwards (to reuse its buffers). The
+    /// state's reads are started before the sinks' work and used after it (the two are
+    /// independent: the sinks see the event, not the state).
+    fn emit_ref(&mut self, ev: &Event, out: &mut dyn Out) {
+        // The kept events waiting go first.
+        self.kept.flush(&mut self.state, out);
+        self.state.prefetch(ev);
+        out.event(ev);
+        self.state.observe(ev);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -453,7 +480,7 @@ impl Core {
         layer: &'static str,
         kind: &'static str,
         detail: String,
-        out: &mut dyn FnMut(&Event),
+        out: &mut dyn Out,
     ) {
         self.stats.anomalies += 1;
         let n = self.stats.anomaly_kinds.entry(kind).or_insert(0);
@@ -476,7 +503,7 @@ impl Core {
         self.emit(ev, out);
     }
 
-    fn report_suppressed(&mut self, frame: u64, ts: Ts, out: &mut dyn FnMut(&Event)) {
+    fn report_suppressed(&mut self, frame: u64, ts: Ts, out: &mut dyn Out) {
         let mut over: Vec<(&'static str, u64)> = self
             .stats
             .anomaly_kinds
@@ -501,7 +528,7 @@ impl Core {
         self.watched_ports.contains(port)
     }
 
-    fn sweep(&mut self, now: Ts, frame: u64, out: &mut dyn FnMut(&Event)) {
+    fn sweep(&mut self, now: Ts, frame: u64, out: &mut dyn Out) {
         for key in self.flows.idle_keys(now) {
             if let Some(f) = self.flows.take(&key, || App::Probing) {
                 self.close_flow(f, CloseReason::Timeout, frame, now, out);
@@ -520,7 +547,7 @@ impl Core {
     /// memory, the key's wide loads of the addresses waited for the narrow stores that wrote
     /// them (failed store forwarding: the hottest instructions of the TCP path natively).
     #[inline(always)]
-    fn transport(&mut self, d: Decoded<'_>, pkt: &RawPacket<'_>, out: &mut dyn FnMut(&Event)) {
+    fn transport(&mut self, d: Decoded<'_>, pkt: &RawPacket<'_>, out: &mut dyn Out) {
         match d.transport {
             Transport::Tcp(seg) => {
                 let (key, src_is_lo) =
@@ -546,7 +573,7 @@ impl Core {
         seg: &TcpSegment<'_>,
         frame: u64,
         ts: Ts,
-        out: &mut dyn FnMut(&Event),
+        out: &mut dyn Out,
     ) {
         // The key is hashed once for whatever the packet does to the flow table.
         let hk = self.flows.hashed(*key);
@@ -949,7 +976,7 @@ impl Core {
         reason: CloseReason,
         frame: u64,
         ts: Ts,
-        out: &mut dyn FnMut(&Event),
+        out: &mut dyn Out,
     ) {
         let (client, server) = (f.client, f.server);
         self.flow_state_bytes = self.flow_state_bytes.saturating_sub(app_heap(&f.app));
@@ -1014,7 +1041,7 @@ impl Core {
         detail: Option<String>,
         frame: u64,
         ts: Ts,
-        out: &mut dyn FnMut(&Event),
+        out: &mut dyn Out,
     ) {
         let first_ts = if result == "reset" { ts } else { f.hs.first_ts };
         let first_frame = if result == "reset" {
@@ -1042,19 +1069,14 @@ impl Core {
     /// Turns the session events of the packet just parsed into output events. Inlined into the
     /// per-packet path for its test: most packets complete no PDU.
     #[inline(always)]
-    fn process_rpc_events(
-        &mut self,
-        client: Endpoint,
-        server: Endpoint,
-        out: &mut dyn FnMut(&Event),
-    ) {
+    fn process_rpc_events(&mut self, client: Endpoint, server: Endpoint, out: &mut dyn Out) {
         if !self.rpc_buf.is_empty() {
             self.process_rpc_buf(client, server, out);
         }
     }
 
     #[inline(never)]
-    fn process_rpc_buf(&mut self, client: Endpoint, server: Endpoint, out: &mut dyn FnMut(&Event)) {
+    fn process_rpc_buf(&mut self, client: Endpoint, server: Endpoint, out: &mut dyn Out) {
         let mut events = std::mem::take(&mut self.rpc_buf);
         // Handled in place, not moved out: a session event is a few hundred bytes (the bind_ack
         // lists are inline), and a move per event was a memcpy each.
@@ -1070,7 +1092,7 @@ impl Core {
         ev: &mut RpcEvent,
         client: Endpoint,
         server: Endpoint,
-        out: &mut dyn FnMut(&Event),
+        out: &mut dyn Out,
     ) {
         match ev {
             RpcEvent::Bind { .. } | RpcEvent::Control { .. } => {}
@@ -1093,8 +1115,7 @@ impl Core {
                     return;
                 }
                 let interface = results.iter().find_map(|r| r.abstract_syntax);
-                let ev = kept_event(
-                    &mut self.bind_ack_event,
+                let ev = self.kept.next(
                     &self.source,
                     ("rpc", ts, frame, client, server),
                     |b| matches!(b, Body::Rpc(_)),
@@ -1144,15 +1165,7 @@ impl Core {
                 *result = None;
                 *syn_count = None;
                 *detail = None;
-                if let Some(ev) = &mut self.bind_ack_event {
-                    emit_kept(&mut self.state, ev, out);
-                    // Kept for the next bind_ack, bounded (a hostile ack may list 255 results).
-                    if let Body::Rpc(info) = &mut ev.body
-                        && info.transfer_syntaxes.capacity() > 8
-                    {
-                        info.transfer_syntaxes = Vec::new();
-                    }
-                }
+                self.kept.commit(&mut self.state, out);
             }
             RpcEvent::BindNak {
                 frame,
@@ -1208,13 +1221,7 @@ impl Core {
         }
     }
 
-    fn call(
-        &mut self,
-        call: &mut Call,
-        client: Endpoint,
-        server: Endpoint,
-        out: &mut dyn FnMut(&Event),
-    ) {
+    fn call(&mut self, call: &mut Call, client: Endpoint, server: Endpoint, out: &mut dyn Out) {
         self.call_events(call, client, server, out);
         // The stub buffers go back to the next connections' sessions (see `spare_stubs`).
         let reply = match &mut call.reply {
@@ -1233,13 +1240,7 @@ impl Core {
         }
     }
 
-    fn call_events(
-        &mut self,
-        call: &Call,
-        client: Endpoint,
-        server: Endpoint,
-        out: &mut dyn FnMut(&Event),
-    ) {
+    fn call_events(&mut self, call: &Call, client: Endpoint, server: Endpoint, out: &mut dyn Out) {
         let is_kms_iface = call.interface.is_some_and(|s| s.is_kms());
         let kms_port = self.cfg.kms_ports.contains(&server.port);
         if let Reply::Fault {
@@ -1273,9 +1274,8 @@ impl Core {
             (None, Reply::Fault { ts, frame, .. }) => (*ts, *frame),
             (None, Reply::Missing(_)) => return,
         };
-        // The event is built in the previous call's event, where it stands (see `kms_event`).
-        let ev = kept_event(
-            &mut self.kms_event,
+        // The event is built in a kept one, where it stands (see `KeptEvents`).
+        let ev = self.kept.next(
             &self.source,
             ("kms", ts, frame, client, server),
             |b| matches!(b, Body::Kms(_)),
@@ -1303,9 +1303,7 @@ impl Core {
                 out,
             );
         }
-        if let Some(ev) = &self.kms_event {
-            emit_kept(&mut self.state, ev, out);
-        }
+        self.kept.commit(&mut self.state, out);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1318,7 +1316,7 @@ impl Core {
         u: &UdpDatagram<'_>,
         frame: u64,
         ts: Ts,
-        out: &mut dyn FnMut(&Event),
+        out: &mut dyn Out,
     ) {
         let well_known = dns::is_dns_port(u.src_port) || dns::is_dns_port(u.dst_port);
         if !well_known && !dns::looks_like_dns(u.payload) {
@@ -1346,7 +1344,7 @@ impl Core {
         well_known: bool,
         frame: u64,
         ts: Ts,
-        out: &mut dyn FnMut(&Event),
+        out: &mut dyn Out,
     ) {
         match dns::parse_message(payload) {
             Ok(msg) => {
@@ -1374,7 +1372,7 @@ impl Core {
         }
     }
 
-    fn emit_dns(&mut self, exchanges: &mut Vec<dns::Exchange>, out: &mut dyn FnMut(&Event)) {
+    fn emit_dns(&mut self, exchanges: &mut Vec<dns::Exchange>, out: &mut dyn Out) {
         for ex in exchanges.drain(..) {
             // SRV answers tell which ports to watch for connection outcomes.
             if let Some(resp) = &ex.response {
@@ -1421,7 +1419,7 @@ impl Core {
     }
 
     /// Runs the checks over the state and emits the findings.
-    fn findings(&mut self, ts: Ts, out: &mut dyn FnMut(&Event)) {
+    fn findings(&mut self, ts: Ts, out: &mut dyn Out) {
         // The time-based checks (KMS-19/20, RPC-02, DNS-04) need the capture's span, not only the
         // span of the events.
         self.state.set_span(self.stats.first_ts, ts);
@@ -1815,41 +1813,122 @@ fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
-/// Writes an event to the sinks and hands it to the analysis (see [`Core::emit_ref`]); also for
-/// an event kept in a field of [`Core`], borrowed apart from `state`. The state's reads are
-/// started before the sinks' work and used after it (the two are independent: the sinks see the
-/// event, not the state).
-fn emit_kept(state: &mut State, ev: &Event, out: &mut dyn FnMut(&Event)) {
-    state.prefetch(ev);
-    out(ev);
-    state.observe(ev);
+/// Where the engine's events go: one at a time, or a batch of them in order
+/// ([`Engine::packet_batched`]). Any `FnMut(&Event)` is one.
+pub trait Out {
+    fn event(&mut self, ev: &Event);
+
+    /// The events in order. A receiver that does several independent things with each event
+    /// (writes a log, a table ...) may do each for the whole batch in turn.
+    fn events(&mut self, evs: &[Event]) {
+        for ev in evs {
+            self.event(ev);
+        }
+    }
 }
 
-/// The event kept in `slot` for reuse (see [`Core::kms_event`]), made on first use, readied as the
-/// next event `(kind, ts, frame, client, server)` of its connection. Its body is the one it holds
-/// when `fits` accepts it (its buffers reused; the caller sets every field), else `fresh()`.
-fn kept_event<'e>(
-    slot: &'e mut Option<Event>,
-    source: &Arc<str>,
-    (kind, ts, frame, client, server): (&'static str, Ts, u64, Endpoint, Endpoint),
-    fits: fn(&Body) -> bool,
-    fresh: fn() -> Body,
-) -> &'e mut Event {
-    let ev = slot.get_or_insert_with(|| Event {
-        ts,
-        event: kind,
-        source: source.clone(),
-        frame,
-        client: None,
-        server: None,
-        body: fresh(),
-    });
-    ev.ts = ts;
-    ev.frame = frame;
-    ev.client = Some(client);
-    ev.server = Some(server);
-    if !fits(&ev.body) {
-        ev.body = fresh();
+impl<F: FnMut(&Event)> Out for F {
+    fn event(&mut self, ev: &Event) {
+        self(ev)
     }
-    ev
+}
+
+/// Kept events handed on at once: the sinks' work for all of them, then the analysis for all of
+/// them, so that each stage's code stays in the instruction cache across the batch instead of
+/// being evicted by the next stage at every event.
+pub const KEPT_BATCH: usize = 32;
+
+/// The `rpc` events of bind_acks and the `kms` events of calls, built in events kept for reuse
+/// (their lists and the ~1 KB call payload are not allocated again, and the envelope with its
+/// shared `source` is not rebuilt per event) and handed on in order, in batches of up to
+/// [`KEPT_BATCH`]. Any other event first hands on those waiting ([`KeptEvents::flush`]).
+#[derive(Default)]
+struct KeptEvents {
+    /// The events, the first `pending` of them waiting to be handed on; each with a spare body of
+    /// the other kind, so that a slot serves bind_acks and calls alike without reallocating.
+    slots: Vec<Event>,
+    spares: Vec<Option<Body>>,
+    pending: usize,
+    /// Hand each event on at once (see [`Engine::packet`]) rather than in batches.
+    defer: bool,
+}
+
+impl KeptEvents {
+    /// The next event, made on first use, readied as event `(kind, ts, frame, client, server)`.
+    /// Its body is one it holds when `fits` accepts it (its buffers reused; the caller sets every
+    /// field), else `fresh()`. [`KeptEvents::commit`] queues it.
+    fn next<'e>(
+        &'e mut self,
+        source: &Arc<str>,
+        (kind, ts, frame, client, server): (&'static str, Ts, u64, Endpoint, Endpoint),
+        fits: fn(&Body) -> bool,
+        fresh: fn() -> Body,
+    ) -> &'e mut Event {
+        if self.pending == self.slots.len() {
+            let ev = Event {
+                ts,
+                event: kind,
+                source: source.clone(),
+                frame,
+                client: None,
+                server: None,
+                body: fresh(),
+            };
+            self.slots.push(ev);
+            self.spares.push(None);
+        }
+        let ev = &mut self.slots[self.pending];
+        let spare = &mut self.spares[self.pending];
+        ev.event = kind;
+        ev.ts = ts;
+        ev.frame = frame;
+        ev.client = Some(client);
+        ev.server = Some(server);
+        if !fits(&ev.body) {
+            if spare.as_ref().is_some_and(fits) {
+                if let Some(b) = spare {
+                    std::mem::swap(&mut ev.body, b);
+                }
+            } else {
+                *spare = Some(std::mem::replace(&mut ev.body, fresh()));
+            }
+        }
+        ev
+    }
+
+    /// Queues the event readied by [`KeptEvents::next`]; a full batch is handed on.
+    fn commit(&mut self, state: &mut State, out: &mut dyn Out) {
+        self.pending += 1;
+        if !self.defer || self.pending == KEPT_BATCH {
+            self.flush(state, out);
+        }
+    }
+
+    /// Hands the waiting events on: the analysis' reads of each started, then each written to the
+    /// sinks, then each given to the analysis.
+    fn flush(&mut self, state: &mut State, out: &mut dyn Out) {
+        if self.pending == 0 {
+            return;
+        }
+        let n = self.pending;
+        self.pending = 0;
+        for ev in &self.slots[..n] {
+            state.prefetch(ev);
+        }
+        out.events(&self.slots[..n]);
+        for ev in &mut self.slots[..n] {
+            state.observe(ev);
+            // Kept for the next bind_ack, bounded (a hostile ack may list 255 results).
+            if let Body::Rpc(info) = &mut ev.body
+                && info.transfer_syntaxes.capacity() > 8
+            {
+                info.transfer_syntaxes = Vec::new();
+            }
+        }
+        // An event being readied (a call whose anomaly is emitted first) moves to the front.
+        if n < self.slots.len() {
+            self.slots.rotate_left(n);
+            self.spares.rotate_left(n);
+        }
+    }
 }

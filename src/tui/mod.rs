@@ -30,6 +30,7 @@
 //!
 //! ```no_run
 //! use kmsscope::engine::{Engine, EngineConfig};
+//! use kmsscope::event::Event;
 //! use kmsscope::output::Sink;
 //! use kmsscope::tui::{self, Backpressure, TuiOptions};
 //!
@@ -40,7 +41,7 @@
 //!     let (mut packets, mut bytes) = (0u64, 0u64);
 //!     loop {
 //!         // pkt = capture.next()...;  on a read timeout: `sink.tick(); continue;`
-//!         // engine.packet(&pkt, &mut |ev| { let _ = sink.event(ev); /* + other sinks */ });
+//!         // engine.packet(&pkt, &mut |ev: &Event| { let _ = sink.event(ev); /* + other sinks */ });
 //!         // packets += 1; bytes += u64::from(pkt.orig_len);
 //!         sink.progress(packets, bytes); // cheap, never blocks; also flushes a waiting batch
 //!         if sink.is_closed() {
@@ -48,7 +49,7 @@
 //!         }
 //!         # break;
 //!     }
-//!     engine.finish(&mut |ev| { let _ = sink.event(ev); });
+//!     engine.finish(&mut |ev: &Event| { let _ = sink.event(ev); });
 //!     let _ = sink.finish(); // sends the rest and `Msg::Done`
 //! });
 //! let app = tui::run_tui(rx, TuiOptions { source: "live:eth0".into(), ..TuiOptions::default() })?;
@@ -368,7 +369,7 @@ struct Fan<'a> {
     bytes: u64,
 }
 
-impl Fan<'_> {
+impl crate::engine::Out for Fan<'_> {
     fn event(&mut self, ev: &Event) {
         if self.sink.event(ev).is_err() {
             self.failed = true;
@@ -408,7 +409,7 @@ fn replay_source(
                 }
                 fan.packets += 1;
                 fan.bytes += u64::from(pkt.orig_len);
-                engine.packet(&pkt, &mut |ev| fan.event(ev));
+                engine.packet(&pkt, fan);
             }
             Ok(None) => break,
             Err(e) => {
@@ -417,7 +418,7 @@ fn replay_source(
             }
         }
         for n in src.take_notices() {
-            engine.notice(&n, &mut |ev| fan.event(ev));
+            engine.notice(&n, fan);
         }
         fan.sink.progress(fan.packets, fan.bytes);
         if fan.failed || fan.sink.is_closed() {
@@ -425,12 +426,12 @@ fn replay_source(
         }
     }
     for n in src.take_notices() {
-        engine.notice(&n, &mut |ev| fan.event(ev));
+        engine.notice(&n, fan);
     }
     if let Some(e) = &error {
-        engine.read_error(e, &mut |ev| fan.event(ev));
+        engine.read_error(e, fan);
     }
-    engine.finish(&mut |ev| fan.event(ev));
+    engine.finish(fan);
     if let Some(e) = error {
         fan.sink.error(e);
     }
