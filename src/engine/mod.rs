@@ -94,8 +94,11 @@ struct RpcApp {
 /// its stub buffers anew). Bounded: the streams of a kept state hold no buffer, its session at
 /// most a few small lists ([`Session::reset`]).
 const MAX_SPARE_RPC: usize = 64;
-/// Stub buffers of reported calls kept for the next reassemblies (see `Core::spare_stubs`).
+/// Stub buffers of reported calls kept for the next reassemblies (see `Core::spare_stubs`): at
+/// least the two of each call of a batch, which a batch hands back at once (see
+/// [`Core::flush_kept`]).
 const MAX_SPARE_STUBS: usize = 64;
+const _: () = assert!(MAX_SPARE_STUBS >= 2 * KEPT_BATCH);
 /// Largest stub buffer kept for reuse (KMS stubs are under 400 bytes).
 const MAX_SPARE_STUB_CAPACITY: usize = 4096;
 
@@ -255,8 +258,7 @@ impl Engine {
 
     /// Hands on the events waiting after [`Engine::packet_batched`].
     pub fn flush(&mut self, out: &mut dyn Out) {
-        let core = &mut self.core;
-        core.kept.flush(&mut core.state, out);
+        self.core.flush_kept(out);
     }
 
     fn packet_in(&mut self, pkt: &RawPacket<'_>, out: &mut dyn Out) {
@@ -455,6 +457,99 @@ impl Core {
         }
     }
 
+    /// Queues the event readied by [`KeptEvents::next`]; a full batch is handed on.
+    fn commit_kept(&mut self, out: &mut dyn Out) {
+        self.kept.pending += 1;
+        if !self.kept.defer || self.kept.pending == KEPT_BATCH {
+            self.flush_kept(out);
+        }
+    }
+
+    /// Hands the waiting kept events on, in order: first each call is decoded into its event
+    /// (counted, its stubs returned for reuse); then, up to each call with an anomaly (which goes
+    /// out just before the call's event, as [`Engine::packet`] would emit it), the analysis'
+    /// reads of each event are started, each is written to the sinks, and each is given to the
+    /// analysis.
+    fn flush_kept(&mut self, out: &mut dyn Out) {
+        let n = self.kept.pending;
+        if n == 0 {
+            return;
+        }
+        // Nothing waits from here on: an anomaly emitted below does not come back here.
+        self.kept.pending = 0;
+        for i in 0..n {
+            let Some(mut call) = self.kept.calls[i].take() else {
+                continue;
+            };
+            let Body::Kms(kc) = &mut self.kept.slots[i].body else {
+                continue;
+            };
+            let anomaly = kms_call(&call, self.cfg.keep_payloads, kc, &mut self.texts);
+            self.stats.kms_calls += 1;
+            let status = kc.status;
+            match KMS_STATUSES.iter().position(|s| *s == status) {
+                Some(k) => self.stats.kms_by_status[k] += 1,
+                None => *self.stats.kms_by_other_status.entry(status).or_insert(0) += 1,
+            }
+            self.recycle_stubs(&mut call);
+            if let Some(a) = anomaly {
+                // Where the call stands: its anomaly is written when the batch is handed on.
+                self.kept.anomalies.push((i, a));
+            }
+        }
+        let mut start = 0;
+        let mut found = std::mem::take(&mut self.kept.anomalies);
+        for (i, (kind, detail)) in found.drain(..) {
+            self.hand_on(start..i, out);
+            let ev = &self.kept.slots[i];
+            let (frame, ts, client, server) = (ev.frame, ev.ts, ev.client, ev.server);
+            self.anomaly(frame, ts, client, server, "kms", kind, detail, out);
+            start = i;
+        }
+        self.kept.anomalies = found;
+        self.hand_on(start..n, out);
+    }
+
+    /// Hands the kept events of `range` on (see [`Core::flush_kept`]).
+    fn hand_on(&mut self, range: std::ops::Range<usize>, out: &mut dyn Out) {
+        if range.is_empty() {
+            return;
+        }
+        let evs = &mut self.kept.slots[range];
+        for ev in evs.iter() {
+            self.state.prefetch(ev);
+        }
+        out.events(evs);
+        for ev in evs.iter_mut() {
+            self.state.observe(ev);
+            // Kept for the next bind_ack, bounded (a hostile ack may list 255 results).
+            if let Body::Rpc(info) = &mut ev.body
+                && info.transfer_syntaxes.capacity() > 8
+            {
+                info.transfer_syntaxes = Vec::new();
+            }
+        }
+    }
+
+    /// The stub buffers of a call reported go back to the next connections' sessions (see
+    /// `spare_stubs`).
+    fn recycle_stubs(&mut self, call: &mut Call) {
+        let reply = match &mut call.reply {
+            Reply::Response(h) => Some(std::mem::take(&mut h.stub)),
+            _ => None,
+        };
+        for stub in call.request.take().map(|h| h.stub).into_iter().chain(reply) {
+            if self.spare_stubs.len() < MAX_SPARE_STUBS
+                && stub.capacity() > 0
+                && stub.capacity() <= MAX_SPARE_STUB_CAPACITY
+            {
+                let mut stub = stub;
+                stub.clear();
+                self.spare_stubs.push(stub);
+            }
+        }
+    }
+
     fn emit(&mut self, ev: Event, out: &mut dyn Out) {
         self.emit_ref(&ev, out);
     }
@@ -464,7 +559,7 @@ impl Core {
     /// independent: the sinks see the event, not the state).
     fn emit_ref(&mut self, ev: &Event, out: &mut dyn Out) {
         // The kept events waiting go first.
-        self.kept.flush(&mut self.state, out);
+        self.flush_kept(out);
         self.state.prefetch(ev);
         out.event(ev);
         self.state.observe(ev);
@@ -1165,7 +1260,7 @@ impl Core {
                 *result = None;
                 *syn_count = None;
                 *detail = None;
-                self.kept.commit(&mut self.state, out);
+                self.commit_kept(out);
             }
             RpcEvent::BindNak {
                 frame,
@@ -1223,24 +1318,17 @@ impl Core {
 
     fn call(&mut self, call: &mut Call, client: Endpoint, server: Endpoint, out: &mut dyn Out) {
         self.call_events(call, client, server, out);
-        // The stub buffers go back to the next connections' sessions (see `spare_stubs`).
-        let reply = match &mut call.reply {
-            Reply::Response(h) => Some(std::mem::take(&mut h.stub)),
-            _ => None,
-        };
-        for stub in call.request.take().map(|h| h.stub).into_iter().chain(reply) {
-            if self.spare_stubs.len() < MAX_SPARE_STUBS
-                && stub.capacity() > 0
-                && stub.capacity() <= MAX_SPARE_STUB_CAPACITY
-            {
-                let mut stub = stub;
-                stub.clear();
-                self.spare_stubs.push(stub);
-            }
-        }
+        // What the kms event did not take.
+        self.recycle_stubs(call);
     }
 
-    fn call_events(&mut self, call: &Call, client: Endpoint, server: Endpoint, out: &mut dyn Out) {
+    fn call_events(
+        &mut self,
+        call: &mut Call,
+        client: Endpoint,
+        server: Endpoint,
+        out: &mut dyn Out,
+    ) {
         let is_kms_iface = call.interface.is_some_and(|s| s.is_kms());
         let kms_port = self.cfg.kms_ports.contains(&server.port);
         if let Reply::Fault {
@@ -1274,36 +1362,21 @@ impl Core {
             (None, Reply::Fault { ts, frame, .. }) => (*ts, *frame),
             (None, Reply::Missing(_)) => return,
         };
-        // The event is built in a kept one, where it stands (see `KeptEvents`).
-        let ev = self.kept.next(
+        // The event is built in a kept one, where it stands (see `KeptEvents`), and the call
+        // (with its stubs) waits there to be decoded into it with the rest of the batch.
+        let slot = self.kept.pending;
+        self.kept.next(
             &self.source,
             ("kms", ts, frame, client, server),
             |b| matches!(b, Body::Kms(_)),
             || Body::Kms(Box::default()),
         );
-        let Body::Kms(kc) = &mut ev.body else {
-            return;
-        };
-        let anomaly = kms_call(call, self.cfg.keep_payloads, kc, &mut self.texts);
-        self.stats.kms_calls += 1;
-        let status = kc.status;
-        match KMS_STATUSES.iter().position(|s| *s == status) {
-            Some(i) => self.stats.kms_by_status[i] += 1,
-            None => *self.stats.kms_by_other_status.entry(status).or_insert(0) += 1,
-        }
-        if let Some((kind, detail)) = anomaly {
-            self.anomaly(
-                frame,
-                ts,
-                Some(client),
-                Some(server),
-                "kms",
-                kind,
-                detail,
-                out,
-            );
-        }
-        self.kept.commit(&mut self.state, out);
+        self.kept.calls[slot] = Some(Call {
+            request: call.request.take(),
+            reply: std::mem::replace(&mut call.reply, Reply::Missing(CloseReason::CaptureEnded)),
+            ..*call
+        });
+        self.commit_kept(out);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1835,19 +1908,26 @@ impl<F: FnMut(&Event)> Out for F {
 
 /// Kept events handed on at once: the sinks' work for all of them, then the analysis for all of
 /// them, so that each stage's code stays in the instruction cache across the batch instead of
-/// being evicted by the next stage at every event.
+/// being evicted by the next stage at every event. The KMS calls of a batch are decrypted and
+/// validated together too, when the batch is handed on.
 pub const KEPT_BATCH: usize = 32;
 
 /// The `rpc` events of bind_acks and the `kms` events of calls, built in events kept for reuse
 /// (their lists and the ~1 KB call payload are not allocated again, and the envelope with its
 /// shared `source` is not rebuilt per event) and handed on in order, in batches of up to
-/// [`KEPT_BATCH`]. Any other event first hands on those waiting ([`KeptEvents::flush`]).
+/// [`KEPT_BATCH`] (see [`Core::flush_kept`]). Any other event first hands on those waiting.
 #[derive(Default)]
 struct KeptEvents {
-    /// The events, the first `pending` of them waiting to be handed on; each with a spare body of
-    /// the other kind, so that a slot serves bind_acks and calls alike without reallocating.
+    /// The events, the first `pending` of them waiting to be handed on.
     slots: Vec<Event>,
+    /// Per slot, a spare body of the other kind, so that a slot serves bind_acks and calls alike
+    /// without reallocating.
     spares: Vec<Option<Body>>,
+    /// Per slot, the call whose `kms` event the slot holds, until it is decoded into it (with
+    /// the stubs that the call's reassembly filled).
+    calls: Vec<Option<Call>>,
+    /// The anomalies of the calls being handed on, by slot (see [`Core::flush_kept`]).
+    anomalies: Vec<(usize, (&'static str, String))>,
     pending: usize,
     /// Hand each event on at once (see [`Engine::packet`]) rather than in batches.
     defer: bool,
@@ -1856,7 +1936,7 @@ struct KeptEvents {
 impl KeptEvents {
     /// The next event, made on first use, readied as event `(kind, ts, frame, client, server)`.
     /// Its body is one it holds when `fits` accepts it (its buffers reused; the caller sets every
-    /// field), else `fresh()`. [`KeptEvents::commit`] queues it.
+    /// field), else `fresh()`. [`Core::commit_kept`] queues it.
     fn next<'e>(
         &'e mut self,
         source: &Arc<str>,
@@ -1876,6 +1956,7 @@ impl KeptEvents {
             };
             self.slots.push(ev);
             self.spares.push(None);
+            self.calls.push(None);
         }
         let ev = &mut self.slots[self.pending];
         let spare = &mut self.spares[self.pending];
@@ -1894,41 +1975,5 @@ impl KeptEvents {
             }
         }
         ev
-    }
-
-    /// Queues the event readied by [`KeptEvents::next`]; a full batch is handed on.
-    fn commit(&mut self, state: &mut State, out: &mut dyn Out) {
-        self.pending += 1;
-        if !self.defer || self.pending == KEPT_BATCH {
-            self.flush(state, out);
-        }
-    }
-
-    /// Hands the waiting events on: the analysis' reads of each started, then each written to the
-    /// sinks, then each given to the analysis.
-    fn flush(&mut self, state: &mut State, out: &mut dyn Out) {
-        if self.pending == 0 {
-            return;
-        }
-        let n = self.pending;
-        self.pending = 0;
-        for ev in &self.slots[..n] {
-            state.prefetch(ev);
-        }
-        out.events(&self.slots[..n]);
-        for ev in &mut self.slots[..n] {
-            state.observe(ev);
-            // Kept for the next bind_ack, bounded (a hostile ack may list 255 results).
-            if let Body::Rpc(info) = &mut ev.body
-                && info.transfer_syntaxes.capacity() > 8
-            {
-                info.transfer_syntaxes = Vec::new();
-            }
-        }
-        // An event being readied (a call whose anomaly is emitted first) moves to the front.
-        if n < self.slots.len() {
-            self.slots.rotate_left(n);
-            self.spares.rotate_left(n);
-        }
     }
 }
