@@ -2,6 +2,12 @@
 //! thread (house style): decode → flow table + TCP reassembly → DCE/RPC session → KMS decode and
 //! validation → `kms` event; UDP/TCP DNS → pairing → `dns` event; all events → analysis state and
 //! the sinks. Offline the clock is packet time, so timeouts and `rtt_ms` are reproducible.
+//!
+//! For a run of packets ([`Engine::packet_batched`]) the bind_acks and calls wait in a batch of
+//! [`KEPT_BATCH`] and go through the later stages together: all their KMS decodes, then all their
+//! sink writes, then all their analysis. Each stage's code then stays in the instruction cache,
+//! where one call through every stage needs more code than the cache holds. The events and their
+//! order are those of [`Engine::packet`].
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
