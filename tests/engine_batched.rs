@@ -1,8 +1,9 @@
 //! Batched hand-off ([`Engine::packet_batched`], used by `read` for runs of plain records) against
 //! packet-by-packet hand-off ([`Engine::packet`]): the same events in the same order, byte for
 //! byte, on the interop captures, the hostile captures, and generated corpora (one of them with
-//! bytes flipped, so that anomalies arrive while calls wait in a batch). Also through
-//! `run::analyze_source_into`, the driver `read` uses, and with flushes at arbitrary points.
+//! broken request stubs, so that calls raise anomalies while other calls wait in a batch). Also
+//! through `run::analyze_source_into`, the driver `read` uses, and with flushes at arbitrary
+//! points.
 
 #[path = "../benches/common/corpus.rs"]
 mod corpus;
@@ -193,25 +194,32 @@ fn interop_and_hostile_captures_same_events() {
         .chain(dir_files("tests/hostile"))
     {
         let (one, _) = assert_same(&path);
-        kms += one
-            .iter()
-            .filter(|l| l.contains(r#""event":"kms""#))
-            .count();
+        kms += kms_events(&one);
     }
     assert!(kms >= 20, "the interop captures hold calls ({kms})");
 }
 
-#[test]
-fn kms_corpus_same_events_in_full_batches() {
-    let (bytes, manifest) = corpus::corpus_bytes(&corpus::CorpusConfig::kms(3_000));
-    let path = temp_file("kms", &bytes);
-    let (one, largest) = assert_same(&path);
-    let _ = std::fs::remove_file(&path);
-    let kms = one
+/// The number of `kms` events among `lines`.
+fn kms_events(lines: &[String]) -> usize {
+    lines
         .iter()
         .filter(|l| l.contains(r#""event":"kms""#))
-        .count();
-    assert_eq!(kms as u64, manifest.kms_calls);
+        .count()
+}
+
+/// [`assert_same`] on a generated corpus; checks that every call put in came out.
+fn assert_same_corpus(name: &str, cfg: &corpus::CorpusConfig) -> usize {
+    let (bytes, manifest) = corpus::corpus_bytes(cfg);
+    let path = temp_file(name, &bytes);
+    let (one, largest) = assert_same(&path);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(kms_events(&one) as u64, manifest.kms_calls, "{name}");
+    largest
+}
+
+#[test]
+fn kms_corpus_same_events_in_full_batches() {
+    let largest = assert_same_corpus("kms", &corpus::CorpusConfig::kms(3_000));
     assert_eq!(
         largest, KEPT_BATCH,
         "calls were handed over in full batches"
@@ -220,19 +228,12 @@ fn kms_corpus_same_events_in_full_batches() {
 
 #[test]
 fn mixed_corpus_same_events() {
-    let (bytes, manifest) = corpus::corpus_bytes(&corpus::CorpusConfig::mixed(8 << 20));
-    let path = temp_file("mixed", &bytes);
-    let (one, _) = assert_same(&path);
-    let _ = std::fs::remove_file(&path);
-    let kms = one
-        .iter()
-        .filter(|l| l.contains(r#""event":"kms""#))
-        .count();
-    assert_eq!(kms as u64, manifest.kms_calls);
+    assert_same_corpus("mixed", &corpus::CorpusConfig::mixed(8 << 20));
 }
 
-/// A KMS corpus with the length word at the start of every 40th request stub broken, so that calls raise their `stub_mismatch` anomaly (emitted before
-/// the call's own event) while other calls wait in the batch.
+/// A KMS corpus with the length word at the start of every 40th request stub broken, so that
+/// calls raise their `stub_mismatch` anomaly (emitted just before the call's own event) while
+/// other calls wait in the batch.
 #[test]
 fn damaged_corpus_same_events() {
     let (mut bytes, _) = corpus::corpus_bytes(&corpus::CorpusConfig::kms(2_000));
