@@ -244,18 +244,10 @@ const SPOOL_BUDGET: usize = 8 << 20;
 
 impl<J: Write, R: Write, T: Write> Sink for Sinks<J, R, T> {
     fn event(&mut self, ev: &kmsscope::event::Event) -> io::Result<()> {
-        if let Some(s) = &mut self.jsonl {
-            s.event(ev)?;
-        }
-        if let Some(s) = &mut self.report {
-            s.event(ev)?;
-        }
-        if let Some(s) = &mut self.table {
-            s.event(ev)?;
-        }
-        Ok(())
+        self.events(std::slice::from_ref(ev))
     }
 
+    /// Each sink takes the whole batch in turn (its code stays in the instruction cache).
     fn events(&mut self, evs: &[kmsscope::event::Event]) -> io::Result<()> {
         if let Some(s) = &mut self.jsonl {
             s.events(evs)?;
