@@ -557,6 +557,42 @@ impl PcapNgSource {
     }
 }
 
+impl PcapNgSource {
+    /// The common block, checked without changing any state: an enhanced packet block wholly in
+    /// the buffer, of a declared interface, with nothing to notice (the conditions under which
+    /// [`NgState::packet`] notices nothing), and no notice waiting. Its length; `None` sends the
+    /// block to [`PcapNgSource::next_packet`], which handles every case.
+    #[inline]
+    fn fast_block(&self) -> Option<usize> {
+        let st = &self.st;
+        if st.m.done || st.m.notices.has_pending() {
+            return None;
+        }
+        let d = self.rd.data();
+        let big = st.big;
+        // Type, length, interface, timestamp (2 words), captured and original length.
+        let h = d.first_chunk::<28>()?;
+        if rd_u32(h, 0, big) != EPB {
+            return None;
+        }
+        let blen = rd_u32(h, 4, big);
+        let iface = st.ifaces.get(rd_u32(h, 8, big) as usize)?;
+        let (caplen, orig_len) = (rd_u32(h, 20, big), rd_u32(h, 24, big));
+        // Whole and well-formed, then nothing to notice about the packet (in this order: the
+        // room for the data is `blen - 32`).
+        let plain = blen >= 32
+            && blen.is_multiple_of(4)
+            && blen <= MAX_BLOCK_LEN
+            && blen as usize <= d.len()
+            && rd_u32(d, blen as usize - 4, big) == blen
+            && caplen <= blen - 32
+            && caplen <= MAX_RECORD_LEN
+            && (iface.snaplen == 0 || caplen <= iface.snaplen)
+            && caplen <= orig_len;
+        plain.then_some(blen as usize)
+    }
+}
+
 impl NgState {
     fn notice(
         &mut self,
@@ -814,6 +850,44 @@ impl NgState {
 impl PacketSource for PcapNgSource {
     fn name(&self) -> &str {
         &self.st.m.name
+    }
+
+    fn fast_packets(&mut self, f: &mut dyn FnMut(&RawPacket<'_>) -> bool) {
+        // The blocks `next_item` would turn into a packet with nothing else to do; the rest
+        // (other blocks, refills, the end, errors and notices) go through `next_packet`.
+        while let Some(blen) = self.fast_block() {
+            let off = self.rd.offset();
+            let block = self.rd.data().get(..blen).unwrap_or(&[]);
+            let (start, len, ts, link, orig_len) = match self.st.parse_block(EPB, block, off) {
+                Ok(Block::Packet {
+                    start,
+                    len,
+                    ts,
+                    link,
+                    orig_len,
+                }) => (start, len, ts, link, orig_len),
+                // Not reached: `fast_block` checked everything `parse_block` skips a packet block
+                // for (and it fails only on section and interface blocks). A skipped block is
+                // consumed as `next_packet` would, and its notice goes out with the next item.
+                Ok(Block::Other) => {
+                    self.rd.consume(blen);
+                    return;
+                }
+                Err(_) => return,
+            };
+            let frame = self.st.m.frame;
+            let b = self.rd.take_bytes(blen);
+            let pkt = RawPacket {
+                frame,
+                ts,
+                link,
+                data: b.get(start..start + len).unwrap_or(&[]),
+                orig_len,
+            };
+            if !f(&pkt) {
+                break;
+            }
+        }
     }
 
     fn take_notices(&mut self) -> Vec<Notice> {
@@ -1166,6 +1240,78 @@ mod tests {
             if !dribble {
                 // Wholly buffered: all but the odd record and those after an early stop.
                 assert!(fast >= 5, "{fast}");
+            }
+        }
+    }
+
+    /// A pcapng section of `big` byte order: interfaces of the given snap lengths (Ethernet,
+    /// microseconds), then the blocks (type, body words, data), each padded and closed.
+    fn pcapng(big: bool, snaplens: &[u32], blocks: &[(u32, Vec<u32>, &[u8])]) -> Vec<u8> {
+        let w32 = |v: &mut Vec<u8>, x: u32| {
+            v.extend_from_slice(&if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            })
+        };
+        let mut v = Vec::new();
+        let block = |v: &mut Vec<u8>, btype: u32, words: &[u32], data: &[u8]| {
+            let pad = (4 - data.len() % 4) % 4;
+            let len = (12 + 4 * words.len() + data.len() + pad) as u32;
+            w32(v, btype);
+            w32(v, len);
+            for &x in words {
+                w32(v, x);
+            }
+            v.extend_from_slice(data);
+            v.extend(std::iter::repeat_n(0u8, pad));
+            w32(v, len);
+        };
+        // Byte-order magic, version 1.0, section length unknown (-1).
+        let one = if big { 1u32 << 16 } else { 1 };
+        block(&mut v, SHB, &[BOM, one, u32::MAX, u32::MAX], &[]);
+        for &snaplen in snaplens {
+            // Link type 1 (Ethernet), reserved 0: one word in the file's order.
+            let link = if big { 1 << 16 } else { 1 };
+            block(&mut v, IDB, &[link, snaplen], &[]);
+        }
+        for (btype, words, data) in blocks {
+            block(&mut v, *btype, words, data);
+        }
+        v
+    }
+
+    #[test]
+    fn pcapng_packets_handed_over_in_runs_are_the_packets_read_one_by_one() {
+        let epb = |if_id: u32, t: u32, data: &'static [u8], orig: u32| {
+            (EPB, vec![if_id, 0, t, data.len() as u32, orig], data)
+        };
+        for big in [false, true] {
+            let mut blocks = Vec::new();
+            for i in 0..4 {
+                blocks.push(epb(0, i, b"abc", 3));
+                blocks.push(epb(1, i, b"abcdefgh", 8));
+            }
+            // Each with something to notice or skip, among plain ones.
+            blocks.insert(2, epb(0, 9, b"abcdefgh", 8)); // over interface 0's snap length
+            blocks.insert(4, epb(7, 9, b"ab", 2)); // unknown interface: skipped
+            blocks.insert(6, epb(1, 9, b"abcd", 2)); // more captured than sent
+            blocks.insert(8, (0x0bad, vec![1], b"")); // unknown block type: skipped
+            blocks.insert(10, (SPB, vec![3], b"xyz")); // simple packet block: no timestamp
+            let bytes = pcapng(big, &[5, 0], &blocks);
+            for dribble in [false, true] {
+                let want = read_all(bytes.clone(), dribble);
+                let mut fast = 0;
+                assert_eq!(
+                    read_all_fast(bytes.clone(), dribble, &mut fast),
+                    want,
+                    "{big} {dribble}"
+                );
+                // Every packet block but the skipped one, and the end.
+                assert_eq!(want.len(), blocks.len() - 2 + 1, "{big} {dribble}");
+                if !dribble {
+                    assert!(fast >= 4, "{big}: {fast}");
+                }
             }
         }
     }
