@@ -940,6 +940,74 @@ fn push_latest<T>(v: &mut Vec<T>, item: T, max: usize, key: impl Fn(&T) -> u64) 
 mod tests {
     use super::*;
 
+    /// Two states with the same clients, built with different seeds and in opposite orders (so
+    /// their tables iterate the clients in different orders), give the same advertised targets:
+    /// the bounded address list is filled in client address order, not in table order.
+    #[test]
+    fn advertised_does_not_depend_on_table_order() {
+        const TARGET: &str = "kms.corp.example";
+        let srv_target = SrvTarget {
+            target: TARGET.into(),
+            port: 1688,
+            priority: 0,
+            weight: 0,
+        };
+        // More clients than the list keeps, each told a different address in its additional
+        // section (none in the name tables, so only the clients' lookups give addresses).
+        let n = MAX_ADDRS_PER_NAME as u8 + 24;
+        let client = |i: u8| -> (IpAddr, ClientNet) {
+            let lookup = SrvLookup {
+                frame: 10 + u64::from(i),
+                ts: Ts(i64::from(i)),
+                name: "_vlmcs._tcp.corp.example".into(),
+                rcode: Some("NOERROR".into()),
+                targets: vec![srv_target.clone()],
+                additional: vec![(TARGET.into(), IpAddr::from([192, 0, 2, i]))],
+            };
+            let c = ClientNet {
+                dns_seen: true,
+                srv: vec![lookup],
+                ..ClientNet::default()
+            };
+            (IpAddr::from([10, 0, 0, i]), c)
+        };
+        let state = |order: &mut dyn Iterator<Item = u8>| {
+            let mut net = NetState::default();
+            net.srv_names.insert(
+                "_vlmcs._tcp.corp.example".into(),
+                SrvName {
+                    display: "_vlmcs._tcp.corp.example".into(),
+                    target_sets: vec![(vec![srv_target.clone()], Vec::new(), Evidence::default())],
+                    ..SrvName::default()
+                },
+            );
+            for i in order {
+                let (ip, c) = client(i);
+                net.clients.insert(ip, c);
+            }
+            net
+        };
+        let up = state(&mut (0..n));
+        let down = state(&mut (0..n).rev());
+        let ips = |net: &NetState| -> Vec<IpAddr> { net.clients.keys().copied().collect() };
+        // The premise: the two tables do iterate differently (or the test proves nothing).
+        assert_ne!(ips(&up), ips(&down));
+        let (a, b) = (up.advertised(), down.advertised());
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        let expected: Vec<IpAddr> = (0..MAX_ADDRS_PER_NAME as u8)
+            .map(|i| IpAddr::from([192, 0, 2, i]))
+            .collect();
+        assert_eq!(a[&(TARGET.to_string(), 1688)].addrs, expected);
+        // clients_by_addr: the selected clients, in address order.
+        let odd = up.clients_by_addr(|c| c.srv[0].frame % 2 == 1);
+        let odd_ips: Vec<IpAddr> = odd.iter().map(|(ip, _)| *ip).collect();
+        let expected: Vec<IpAddr> = (0..n)
+            .filter(|i| (10 + u64::from(*i)) % 2 == 1)
+            .map(|i| IpAddr::from([10, 0, 0, i]))
+            .collect();
+        assert_eq!(odd_ips, expected);
+    }
+
     /// [`NetState::dns_part_of`] (what DNS-12 reads) gives the method and address lookup of
     /// [`NetState::chain_of`], for attempts with a snapshot and without one.
     #[test]
