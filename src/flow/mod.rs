@@ -230,7 +230,8 @@ impl FxHasher {
     }
 }
 
-/// A hash map with the Fx hasher.
+/// A hash map with the Fx hasher: only for keys the capture does not choose (tables keyed by
+/// values from the wire use [`crate::hash::SeededMap`]).
 pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// TCP handshake bookkeeping of one connection.
