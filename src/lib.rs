@@ -27,6 +27,7 @@ pub mod engine;
 pub mod event;
 pub mod flow;
 pub mod guid;
+pub mod hash;
 pub mod kms;
 pub mod output;
 pub mod run;

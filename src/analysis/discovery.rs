@@ -10,11 +10,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use rustc_hash::{FxHashMap, FxHashSet};
-
 use super::evidence::{Evidence, insert_bounded};
 use super::policy::normalize_name;
 use crate::event::{ChainDns, ChainStep, ChainTarget, DiscoveryChain, DnsExchange, Endpoint};
+use crate::hash::{SeededMap, SeededSet};
 use crate::time::Ts;
 
 /// The SRV owner-name prefix of KMS discovery (kms-protocol.md §1, checks.md 5.3).
@@ -215,22 +214,26 @@ pub struct LookupFailure {
 }
 
 /// The discovery state of one source.
+///
+/// Its hash tables are keyed by addresses and names from the wire, so they are seeded
+/// ([`SeededMap`]) and their iteration order changes from run to run: whatever iterates them
+/// must not let that order reach output (see [`NetState::clients_by_addr`]).
 #[derive(Clone, Debug, Default)]
 pub struct NetState {
-    pub clients: FxHashMap<IpAddr, ClientNet>,
+    pub clients: SeededMap<IpAddr, ClientNet>,
     /// Client addresses not tracked because [`MAX_CLIENT_IPS`] were.
     pub clients_untracked: u64,
     pub srv_names: BTreeMap<String, SrvName>,
     /// Addresses per normalised name, from every answer and additional section.
-    pub name_addrs: FxHashMap<String, Vec<IpAddr>>,
+    pub name_addrs: SeededMap<String, Vec<IpAddr>>,
     /// CNAME per normalised name.
-    pub cnames: FxHashMap<String, String>,
+    pub cnames: SeededMap<String, String>,
     /// Reverse indexes: names per address, CNAME owners per target (bounded like the forward ones).
-    addr_names: FxHashMap<IpAddr, Vec<String>>,
-    cname_owners: FxHashMap<String, Vec<String>>,
+    addr_names: SeededMap<IpAddr, Vec<String>>,
+    cname_owners: SeededMap<String, Vec<String>>,
     /// Names advertised as SRV targets (they always get room in the tables above).
-    srv_targets: FxHashSet<String>,
-    pub lookup_failures: FxHashMap<String, LookupFailure>,
+    srv_targets: SeededSet<String>,
+    pub lookup_failures: SeededMap<String, LookupFailure>,
     /// Reused buffer for normalised record names (no allocation per record for known names).
     scratch: String,
     /// Any DNS exchange was captured.
@@ -249,6 +252,22 @@ fn is_multicast_dns(server: Option<Endpoint>) -> bool {
 }
 
 impl NetState {
+    /// The tracked client histories that `keep` selects, in address order. [`NetState::clients`]
+    /// is seeded, so its own order changes from run to run; whatever iterates the clients in an
+    /// order that can reach output (bounded lists filled first come, first served; labels in
+    /// order of first appearance) goes through here. Only the selected ones are sorted: most
+    /// clients of a KMS capture have nothing a caller wants.
+    pub fn clients_by_addr(&self, keep: impl Fn(&ClientNet) -> bool) -> Vec<(IpAddr, &ClientNet)> {
+        let mut v: Vec<(IpAddr, &ClientNet)> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| keep(c))
+            .map(|(ip, c)| (*ip, c))
+            .collect();
+        v.sort_unstable_by_key(|&(ip, _)| ip);
+        v
+    }
+
     /// The history of `ip`, created if there is room. Addresses seen only in ordinary lookups may
     /// fill half the table; KMS discovery (SRV queries) and connections may use all of it.
     fn client_mut(&mut self, ip: IpAddr, essential: bool) -> Option<&mut ClientNet> {
@@ -659,8 +678,12 @@ impl NetState {
                 }
             }
         }
-        // Addresses carried only in additional sections of client lookups.
-        for c in self.clients.values() {
+        // Addresses carried only in additional sections of client lookups; in client address
+        // order, because the list is bounded and its order is shown (DNS-10).
+        if out.is_empty() {
+            return out;
+        }
+        for (_, c) in self.clients_by_addr(|c| !c.srv.is_empty()) {
             for l in &c.srv {
                 for t in &l.targets {
                     if let Some(e) = out.get_mut(&(t.target.clone(), t.port)) {
@@ -916,6 +939,74 @@ fn push_latest<T>(v: &mut Vec<T>, item: T, max: usize, key: impl Fn(&T) -> u64) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two states with the same clients, built with different seeds and in opposite orders (so
+    /// their tables iterate the clients in different orders), give the same advertised targets:
+    /// the bounded address list is filled in client address order, not in table order.
+    #[test]
+    fn advertised_does_not_depend_on_table_order() {
+        const TARGET: &str = "kms.corp.example";
+        let srv_target = SrvTarget {
+            target: TARGET.into(),
+            port: 1688,
+            priority: 0,
+            weight: 0,
+        };
+        // More clients than the list keeps, each told a different address in its additional
+        // section (none in the name tables, so only the clients' lookups give addresses).
+        let n = MAX_ADDRS_PER_NAME as u8 + 24;
+        let client = |i: u8| -> (IpAddr, ClientNet) {
+            let lookup = SrvLookup {
+                frame: 10 + u64::from(i),
+                ts: Ts(i64::from(i)),
+                name: "_vlmcs._tcp.corp.example".into(),
+                rcode: Some("NOERROR".into()),
+                targets: vec![srv_target.clone()],
+                additional: vec![(TARGET.into(), IpAddr::from([192, 0, 2, i]))],
+            };
+            let c = ClientNet {
+                dns_seen: true,
+                srv: vec![lookup],
+                ..ClientNet::default()
+            };
+            (IpAddr::from([10, 0, 0, i]), c)
+        };
+        let state = |order: &mut dyn Iterator<Item = u8>| {
+            let mut net = NetState::default();
+            net.srv_names.insert(
+                "_vlmcs._tcp.corp.example".into(),
+                SrvName {
+                    display: "_vlmcs._tcp.corp.example".into(),
+                    target_sets: vec![(vec![srv_target.clone()], Vec::new(), Evidence::default())],
+                    ..SrvName::default()
+                },
+            );
+            for i in order {
+                let (ip, c) = client(i);
+                net.clients.insert(ip, c);
+            }
+            net
+        };
+        let up = state(&mut (0..n));
+        let down = state(&mut (0..n).rev());
+        let ips = |net: &NetState| -> Vec<IpAddr> { net.clients.keys().copied().collect() };
+        // The premise: the two tables do iterate differently (or the test proves nothing).
+        assert_ne!(ips(&up), ips(&down));
+        let (a, b) = (up.advertised(), down.advertised());
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+        let expected: Vec<IpAddr> = (0..MAX_ADDRS_PER_NAME as u8)
+            .map(|i| IpAddr::from([192, 0, 2, i]))
+            .collect();
+        assert_eq!(a[&(TARGET.to_string(), 1688)].addrs, expected);
+        // clients_by_addr: the selected clients, in address order.
+        let odd = up.clients_by_addr(|c| c.srv[0].frame % 2 == 1);
+        let odd_ips: Vec<IpAddr> = odd.iter().map(|(ip, _)| *ip).collect();
+        let expected: Vec<IpAddr> = (0..n)
+            .filter(|i| (10 + u64::from(*i)) % 2 == 1)
+            .map(|i| IpAddr::from([10, 0, 0, i]))
+            .collect();
+        assert_eq!(odd_ips, expected);
+    }
 
     /// [`NetState::dns_part_of`] (what DNS-12 reads) gives the method and address lookup of
     /// [`NetState::chain_of`], for attempts with a snapshot and without one.

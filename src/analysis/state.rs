@@ -14,11 +14,6 @@ use std::collections::hash_map::Entry as HashEntry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use rustc_hash::FxHashMap;
-
-/// A hash map for keys a capture chooses (CMIDs, up to 100,000 per table): seeded per run, so a
-/// crafted capture cannot make its keys collide (Fx, unseeded, would let it).
-pub type SeededMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use smallvec::SmallVec;
 
 use super::discovery::{Attempt, AttemptSeen, AttemptUpdate, ConnectResult, DnsPart, NetState};
@@ -28,6 +23,7 @@ use crate::event::{
     RpcInfo,
 };
 use crate::guid::{Guid, GuidText, InlineText, TimeText};
+use crate::hash::SeededMap;
 use crate::kms;
 use crate::time::{Ts, days_from_civil};
 
@@ -731,7 +727,8 @@ pub struct State {
     pub first_ts: Option<Ts>,
     pub last_ts: Option<Ts>,
     /// All-rejecting bind_acks per connection, waiting for a later acceptance: (frame, ts).
-    pending_binds: FxHashMap<(Endpoint, Endpoint), (u64, Ts)>,
+    /// Seeded: the connections are the capture's choice.
+    pending_binds: SeededMap<(Endpoint, Endpoint), (u64, Ts)>,
     /// Policy values used while folding events in (KMS-02 margin, RPC-06 limit).
     limits: Limits,
     /// Reused buffer for `workstation (product)` labels (no allocation per call).
@@ -1575,10 +1572,13 @@ impl State {
         }
     }
 
-    /// All-rejecting binds never followed by an acceptance on their connection (RPC-03).
+    /// All-rejecting binds never followed by an acceptance on their connection (RPC-03), by frame
+    /// then connection: a total order, so the order RPC-03 labels its clients in does not depend
+    /// on the seeded table's iteration order (the old Fx order only happened to be the same every
+    /// run).
     pub fn unrecovered_binds(&self) -> Vec<((Endpoint, Endpoint), (u64, Ts))> {
         let mut v: Vec<_> = self.pending_binds.iter().map(|(k, v)| (*k, *v)).collect();
-        v.sort_by_key(|(_, (f, _))| *f);
+        v.sort_unstable_by_key(|&(conn, (frame, _))| (frame, conn));
         v
     }
 

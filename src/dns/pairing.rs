@@ -28,9 +28,8 @@ use std::collections::BTreeMap;
 use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 
-use rustc_hash::FxHashMap;
-
 use super::message::{DnsMessage, Opcode, Question};
+use crate::hash::SeededMap;
 use crate::time::Ts;
 
 /// Default time a query waits for its answer, in nanoseconds of packet time: 10 s. Longer than a
@@ -236,8 +235,10 @@ pub struct DnsTracker {
     timeout_ns: i64,
     max_pending: usize,
     max_pending_bytes: usize,
-    /// Pending queries per key, oldest first (almost always one).
-    pending: FxHashMap<TxKey, PendingList>,
+    /// Pending queries per key, oldest first (almost always one). Seeded: the endpoints and IDs
+    /// are the capture's choice. Never iterated (eviction and expiry go by `by_time`), so its
+    /// order cannot reach output.
+    pending: SeededMap<TxKey, PendingList>,
     /// (time of last transmission, sequence) of every pending query.
     by_time: BTreeMap<(Ts, u64), TxKey>,
     count: usize,
@@ -259,7 +260,7 @@ impl DnsTracker {
             timeout_ns: timeout_ns.max(0),
             max_pending: max_pending.max(1),
             max_pending_bytes,
-            pending: FxHashMap::default(),
+            pending: SeededMap::default(),
             by_time: BTreeMap::new(),
             count: 0,
             bytes: 0,

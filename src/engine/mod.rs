@@ -163,6 +163,8 @@ struct Stats {
     kms_by_other_status: BTreeMap<&'static str, u64>,
     dns_queries: u64,
     anomalies: u64,
+    /// Fx, unseeded, is safe here: the keys are the engine's own `&'static str` kind names, not
+    /// values from the capture (which can only choose how often each kind occurs).
     anomaly_kinds: FxMap<&'static str, u64>,
     findings: BTreeMap<&'static str, u64>,
 }

@@ -167,7 +167,7 @@ impl Hash for FlowKey {
 /// collide and make every lookup walk the whole table; foldhash is as cheap on these keys
 /// (one folded multiply for an IPv4 key). Both tables of a [`FlowTable`] share one seed, so that
 /// one hash of a packet's key ([`HashedKey`]) serves both.
-type FlowHash = foldhash::fast::RandomState;
+type FlowHash = crate::hash::SeededState;
 
 /// A flow key with its hash in the tables of one [`FlowTable`] ([`FlowTable::hashed`]): a packet's
 /// key is hashed once, whatever the packet does to the tables (look up its flow, then record a SYN,
@@ -230,7 +230,8 @@ impl FxHasher {
     }
 }
 
-/// A hash map with the Fx hasher.
+/// A hash map with the Fx hasher: only for keys the capture does not choose (tables keyed by
+/// values from the wire use [`crate::hash::SeededMap`]).
 pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// TCP handshake bookkeeping of one connection.

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::{Findings, frames_text, subject, times};
 use crate::analysis::State;
-use crate::analysis::discovery::{ConnectResult, VLMCS_PREFIX};
+use crate::analysis::discovery::{ClientNet, ConnectResult, VLMCS_PREFIX};
 use crate::analysis::evidence::{Evidence, join_list};
 use crate::analysis::policy::Policy;
 use crate::event::{Endpoint, Severity, Subject};
@@ -302,6 +302,7 @@ pub(crate) fn clients_fell_back(state: &State, dead: &Endpoint) -> bool {
         ep.port == dead.port && names.iter().any(|n| state.net.addrs_of(n).contains(&ep.ip))
     };
     let mut any = false;
+    // Any order: the answer (some failure, none unrecovered) does not depend on it.
     for c in state.net.clients.values() {
         for a in c
             .attempts
@@ -409,7 +410,10 @@ pub fn dns_06_srv_target_stale(state: &State, policy: &Policy, out: &mut Finding
 /// used failed, and within two minutes it connected to another advertised target. Warning.
 pub fn dns_07_srv_dead_primary(state: &State, out: &mut Findings) {
     let mut found: BTreeMap<(String, Endpoint), (Evidence, BTreeSet<String>)> = BTreeMap::new();
-    for (ip, c) in &state.net.clients {
+    // In address order: one finding gathers several clients, labelled in order of first
+    // appearance. Only clients with a failed connection can have a dead primary.
+    let failed = |c: &ClientNet| c.attempts.iter().any(|a| a.connect.failed());
+    for (ip, c) in state.net.clients_by_addr(failed) {
         let mut attempts: Vec<_> = c.attempts.iter().collect();
         attempts.sort_by_key(|a| a.frame);
         for (i, a) in attempts.iter().enumerate() {
@@ -643,6 +647,7 @@ pub fn dns_12_static_kms_host(state: &State, out: &mut Findings) {
             || advertised.keys().any(|(_, p)| *p == ep.port)
     };
     let mut found: BTreeMap<(IpAddr, Endpoint), (Evidence, Option<String>)> = BTreeMap::new();
+    // Any order: each entry of `found` belongs to one client and is filled from its attempts alone.
     for (ip, c) in &state.net.clients {
         for a in &c.attempts {
             if !kms_like(&a.server) {
