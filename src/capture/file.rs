@@ -1084,6 +1084,15 @@ fn skip_block(
 mod tests {
     use super::*;
 
+    /// `x` appended in the file's byte order.
+    fn put32(v: &mut Vec<u8>, x: u32, big: bool) {
+        v.extend_from_slice(&if big {
+            x.to_be_bytes()
+        } else {
+            x.to_le_bytes()
+        });
+    }
+
     /// A classic pcap file: the header (magic of the given flavour, snap length, Ethernet) and
     /// records (seconds, fraction, original length, data).
     fn pcap(big: bool, nanos: bool, modified: bool, snaplen: u32, recs: &[Rec]) -> Vec<u8> {
@@ -1093,13 +1102,7 @@ mod tests {
             (false, true) => 0xa1b2_cd34,
             (true, true) => unreachable!("no such flavour"),
         };
-        let w32 = |v: &mut Vec<u8>, x: u32| {
-            v.extend_from_slice(&if big {
-                x.to_be_bytes()
-            } else {
-                x.to_le_bytes()
-            })
-        };
+        let w32 = |v: &mut Vec<u8>, x: u32| put32(v, x, big);
         let mut v = Vec::new();
         w32(&mut v, magic);
         for x in [2u16, 4] {
@@ -1247,13 +1250,7 @@ mod tests {
     /// A pcapng section of `big` byte order: interfaces of the given snap lengths (Ethernet,
     /// microseconds), then the blocks (type, body words, data), each padded and closed.
     fn pcapng(big: bool, snaplens: &[u32], blocks: &[(u32, Vec<u32>, &[u8])]) -> Vec<u8> {
-        let w32 = |v: &mut Vec<u8>, x: u32| {
-            v.extend_from_slice(&if big {
-                x.to_be_bytes()
-            } else {
-                x.to_le_bytes()
-            })
-        };
+        let w32 = |v: &mut Vec<u8>, x: u32| put32(v, x, big);
         let mut v = Vec::new();
         let block = |v: &mut Vec<u8>, btype: u32, words: &[u32], data: &[u8]| {
             let pad = (4 - data.len() % 4) % 4;
