@@ -58,7 +58,7 @@ struct ToSink<'a> {
 
 impl crate::engine::Out for ToSink<'_> {
     fn event(&mut self, ev: &Event) {
-        fan_out(self.sink, ev, &mut self.failed);
+        self.events(std::slice::from_ref(ev));
     }
 
     fn events(&mut self, evs: &[Event]) {
@@ -68,16 +68,6 @@ impl crate::engine::Out for ToSink<'_> {
         if let Err(e) = self.sink.events(evs) {
             self.failed = Some(e);
         }
-    }
-}
-
-/// Sends one event to the sink; remembers a failure (and sends nothing more after it).
-fn fan_out(sink: &mut dyn Sink, ev: &Event, failed: &mut Option<std::io::Error>) {
-    if failed.is_some() {
-        return;
-    }
-    if let Err(e) = sink.event(ev) {
-        *failed = Some(e);
     }
 }
 

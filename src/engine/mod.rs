@@ -1719,52 +1719,39 @@ fn kms_call(
         Some(Ok(KmsReply::Success { kms: a, .. })) => Some(*a),
         _ => None,
     };
-    // The decoded halves stay in `kms_call_decoded`'s caller frame; the event takes what it
-    // needs by reference. Bound by `let` in the branch that decodes, so that the decoder writes
-    // its large result straight into it (an `Option` around it was built aside and copied in).
-    match call.kms_request() {
-        Some(Ok(q)) => {
-            kc.request_size = Some(q.len());
-            let mut d = kms::decode_call(q, kms_response, keep_payloads);
-            let (req, resp) = (Some(&mut d.0), d.1.as_mut());
-            kms_call_decoded(
-                call,
-                keep_payloads,
-                kc,
-                texts,
-                kms_reply,
-                raw,
-                None,
-                req,
-                resp,
-            )
-        }
-        Some(Err(e)) => {
-            kc.integrity.request = Some("undecodable");
-            let anomaly = Some(("stub_mismatch", format!("KMS request stub: {e}")));
-            kms_call_decoded(
-                call,
-                keep_payloads,
-                kc,
-                texts,
-                kms_reply,
-                raw,
-                anomaly,
-                None,
-                None,
-            )
-        }
-        None => kms_call_decoded(
+    let request = call.kms_request();
+    match &request {
+        Some(Ok(q)) => kc.request_size = Some(q.len()),
+        Some(Err(_)) => kc.integrity.request = Some("undecodable"),
+        None => {}
+    }
+    let decoded = |anomaly, req, resp| {
+        kms_call_decoded(
             call,
             keep_payloads,
             kc,
             texts,
             kms_reply,
             raw,
-            None,
+            anomaly,
+            req,
+            resp,
+        )
+    };
+    // The decoded halves stay in this frame; the event takes what it needs by reference. Bound
+    // by `let` in the branch that decodes, so that the decoder writes its large result straight
+    // into it (an `Option` around it was built aside and copied in).
+    match request {
+        Some(Ok(q)) => {
+            let mut d = kms::decode_call(q, kms_response, keep_payloads);
+            decoded(None, Some(&mut d.0), d.1.as_mut())
+        }
+        Some(Err(e)) => decoded(
+            Some(("stub_mismatch", format!("KMS request stub: {e}"))),
             None,
             None,
         ),
+        None => decoded(None, None, None),
     }
 }
 
