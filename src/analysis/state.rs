@@ -1987,27 +1987,15 @@ mod tests {
                 client_secs: carried.then_some(secs),
                 ..KmsRequestInfo::default()
             };
-            let ev = Event {
-                ts: Ts::from_parts(1_795_447_000, 0),
-                event: "kms",
-                frame: 7,
-                client: Some(Endpoint {
-                    ip: "192.0.2.1".parse().unwrap(),
-                    port: 50000,
-                }),
-                server: Some(Endpoint {
-                    ip: "192.0.2.2".parse().unwrap(),
-                    port: 1688,
-                }),
-                body: Body::Kms(Box::new(KmsCall {
-                    status: "unanswered",
-                    outcome: "no_response",
-                    request: Some(req),
-                    ..KmsCall::default()
-                })),
-                source: "t".into(),
-            };
-            st.observe(&ev);
+            let server = "192.0.2.2".parse().unwrap();
+            let ts = Ts::from_parts(1_795_447_000, 0);
+            st.observe(&kms_event(
+                req,
+                ts,
+                7,
+                server,
+                ("unanswered", "no_response"),
+            ));
             let (key, c) = st.clients.iter().next().unwrap();
             (
                 key.clone(),
@@ -2041,30 +2029,17 @@ mod tests {
                 kms_id: format!("kms-{kms}").into(),
                 ..KmsRequestInfo::default()
             };
-            let ev = Event {
-                ts: Ts::from_parts(1_700_000_000 + frame as i64, 0),
-                event: "kms",
-                frame,
-                client: Some(Endpoint {
-                    ip: "192.0.2.1".parse().unwrap(),
-                    port: 50000,
-                }),
-                server: Some(Endpoint {
-                    ip: std::net::IpAddr::from([192, 0, 2, host]),
-                    port: 1688,
-                }),
-                body: Body::Kms(Box::new(KmsCall {
-                    status: if valid { "answered" } else { "unanswered" },
-                    outcome: if valid { "activated" } else { "no_response" },
-                    integrity: crate::event::Integrity {
-                        response: valid.then_some("valid"),
-                        ..Default::default()
-                    },
-                    request: Some(req),
-                    ..KmsCall::default()
-                })),
-                source: "t".into(),
+            let ts = Ts::from_parts(1_700_000_000 + frame as i64, 0);
+            let server = std::net::IpAddr::from([192, 0, 2, host]);
+            let status = if valid {
+                ("answered", "activated")
+            } else {
+                ("unanswered", "no_response")
             };
+            let mut ev = kms_event(req, ts, frame, server, status);
+            if let Body::Kms(kc) = &mut ev.body {
+                kc.integrity.response = valid.then_some("valid");
+            }
             st.observe(&ev);
         };
         let mut st = State::default();
@@ -2114,8 +2089,22 @@ mod tests {
             workstation: ws.into(),
             ..KmsRequestInfo::default()
         };
+        let ts = Ts::from_parts(1_700_000_000 + frame as i64, 0);
+        let server = std::net::IpAddr::from([192, 0, host[0], host[1]]);
+        kms_event(req, ts, frame, server, ("answered", "activated"))
+    }
+
+    /// The `kms` event of a call with request `req` from 192.0.2.1:50000 to `server`:1688, with
+    /// `(status, outcome)`.
+    fn kms_event(
+        req: KmsRequestInfo,
+        ts: Ts,
+        frame: u64,
+        server: std::net::IpAddr,
+        (status, outcome): (&'static str, &'static str),
+    ) -> Event {
         Event {
-            ts: Ts::from_parts(1_700_000_000 + frame as i64, 0),
+            ts,
             event: "kms",
             frame,
             client: Some(Endpoint {
@@ -2123,12 +2112,12 @@ mod tests {
                 port: 50000,
             }),
             server: Some(Endpoint {
-                ip: std::net::IpAddr::from([192, 0, host[0], host[1]]),
+                ip: server,
                 port: 1688,
             }),
             body: Body::Kms(Box::new(KmsCall {
-                status: "answered",
-                outcome: "activated",
+                status,
+                outcome,
                 request: Some(req),
                 ..KmsCall::default()
             })),
