@@ -311,15 +311,11 @@ pub fn decode_call(
                 },
             ];
             if crypto::cbc_decrypt_zero_iv_many(&mut jobs).is_err() {
-                // Cannot happen: both are block aligned and their buffers fit. As the halves
-                // would report it.
-                return (
-                    RequestDecode::undecodable(Some(qv), DecodeError::NotBlockAligned(qct.len())),
-                    Some(ResponseDecode::undecodable(
-                        Some(av),
-                        DecodeError::NotBlockAligned(act.len()),
-                    )),
-                );
+                // Not reached: both are block-aligned (the request's length is fixed,
+                // `classify_response` checked the response's) and their buffers fit. Should it
+                // happen, each half is decoded alone and says what is wrong with it, rather than
+                // both taking the blame.
+                return decode_call_halves(q, a, keep_plaintext);
             }
             let req = request_from_plaintext(q, qv, &qpt, keep_plaintext);
             let resp = response_from_plaintext(&req, a, av, apt);
